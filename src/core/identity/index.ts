@@ -1,0 +1,14 @@
+export type { Identity, IdentityKind } from "./identity.js";
+export type { IdentityConfig, OidcIssuerConfig, StaticTokenConfig } from "./config.js";
+export { IdentityConfigError } from "./config.js";
+export { AuthError, isAuthError, type AuthErrorCode } from "./errors.js";
+export { parseAuthorizationHeader } from "./bearer.js";
+export { IdentityVerifier, type IdentityVerifierOptions } from "./verifier.js";
+export {
+  GatewayTokenIssuer,
+  GATEWAY_ISSUER,
+  gatewayTokenKeyPath,
+  type MintRequest,
+  type MintedToken,
+} from "./gateway-tokens.js";
+export { generateStaticToken, sha256Hex, STATIC_TOKEN_PREFIX } from "./static-tokens.js";
