@@ -1,0 +1,538 @@
+import { z } from "zod";
+import { parseDuration } from "./duration.js";
+import {
+  checkColumnPattern,
+  checkMethodPattern,
+  checkPathPattern,
+  checkStatementPattern,
+  checkTablePattern,
+  checkVerbPattern,
+  expandInVocabulary,
+} from "./patterns.js";
+import { parseSubject, SubjectSet } from "./subjects.js";
+import {
+  CONNECTION_TYPES,
+  JWT_ALGORITHMS,
+  MASKING_DETECTORS,
+  MATCHER_KEYS,
+  MATCHER_KEYS_BY_TYPE,
+  STATEMENT_KINDS,
+  type ConnectionType,
+  type MatcherKey,
+} from "./vocabulary.js";
+
+// ---------------------------------------------------------------- scalars
+
+const MINUTE = 60_000;
+const HOUR = 60 * MINUTE;
+
+/** A duration field (`30s`, `5m`, `0`), validated to milliseconds, with an optional upper bound. */
+function duration(max?: { ms: number; text: string }) {
+  return z.unknown().transform((value, ctx): number => {
+    if (typeof value !== "string" && typeof value !== "number") {
+      ctx.addIssue({
+        code: "custom",
+        message: value === undefined ? "required" : "expected a duration such as 30s, 5m, 2h, 400d",
+      });
+      return z.NEVER;
+    }
+    const ms = parseDuration(value);
+    if (typeof ms !== "number") {
+      ctx.addIssue({ code: "custom", message: ms.error });
+      return z.NEVER;
+    }
+    if (max && ms > max.ms) {
+      ctx.addIssue({ code: "custom", message: `${JSON.stringify(value)} is longer than the maximum ${max.text}` });
+      return z.NEVER;
+    }
+    return ms;
+  });
+}
+
+const nonEmpty = z.string().min(1);
+const hostname = z.string().regex(/^[^\s/]+$/, "expected a host name or address (no spaces or slashes)");
+const port = z.number().int().min(1).max(65535);
+
+export function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, "").toLowerCase();
+  return h === "localhost" || h === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+}
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+/** `host:port` or `[v6]:port`, port 1-65535. */
+const hostPort = z.string().transform((text, ctx): HostPort => {
+  const m = /^\[([0-9A-Fa-f:.]+)\]:(\d{1,5})$/.exec(text) ?? /^([^\s:/[\]]+):(\d{1,5})$/.exec(text);
+  const p = m ? Number(m[2]) : NaN;
+  if (!m || !(p >= 1 && p <= 65535)) {
+    ctx.addIssue({
+      code: "custom",
+      message: `invalid address ${JSON.stringify(text)} (expected host:port with port 1-65535)`,
+    });
+    return z.NEVER;
+  }
+  return { host: m[1] as string, port: p };
+});
+
+/** A URL with one of the given schemes; `http:` is only accepted for loopback hosts when `httpLoopbackOnly`. */
+function url(schemes: readonly string[], opts: { httpLoopbackOnly?: boolean } = {}) {
+  return z.string().superRefine((text, ctx) => {
+    let parsed: URL;
+    try {
+      parsed = new URL(text);
+    } catch {
+      ctx.addIssue({ code: "custom", message: `invalid URL ${JSON.stringify(text)}` });
+      return;
+    }
+    const scheme = parsed.protocol.slice(0, -1);
+    if (!schemes.includes(scheme)) {
+      ctx.addIssue({
+        code: "custom",
+        message: `URL scheme must be ${schemes.join(" or ")}, got ${JSON.stringify(scheme)}`,
+      });
+      return;
+    }
+    if (opts.httpLoopbackOnly && scheme === "http" && !isLoopbackHost(parsed.hostname)) {
+      ctx.addIssue({ code: "custom", message: `must use https (http is only allowed for loopback hosts): ${text}` });
+    }
+  });
+}
+
+const pem = z
+  .string()
+  .regex(/-----BEGIN [A-Z0-9 ]+-----/, "expected PEM text (use ${file:PATH} to read it from a file)");
+
+const ISO_DATE = /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?$/;
+const isoDate = z.string().transform((text, ctx): Date => {
+  const d = new Date(text);
+  if (!ISO_DATE.test(text) || Number.isNaN(d.getTime())) {
+    ctx.addIssue({
+      code: "custom",
+      message: `invalid date ${JSON.stringify(text)} (expected ISO 8601, e.g. 2027-01-31 or 2027-01-31T12:00:00Z)`,
+    });
+    return z.NEVER;
+  }
+  return d;
+});
+
+function checked(check: (value: string) => string | undefined) {
+  return z.string().superRefine((value, ctx) => {
+    const problem = check(value);
+    if (problem) ctx.addIssue({ code: "custom", message: problem });
+  });
+}
+
+const subject = checked((text) => {
+  const ref = parseSubject(text);
+  return "error" in ref ? ref.error : undefined;
+});
+const subjectList = z.array(subject).min(1);
+
+const groupName = z.string().superRefine((g, ctx) => {
+  if (g.startsWith("group:"))
+    ctx.addIssue({
+      code: "custom",
+      message: `write the group name without the "group:" prefix: ${JSON.stringify(g.slice(6))}`,
+    });
+  else if (!/^[^\s,]+$/.test(g))
+    ctx.addIssue({ code: "custom", message: `invalid group name ${JSON.stringify(g)} (no spaces or commas)` });
+});
+
+const NAME_RE = /^[a-z0-9][a-z0-9._-]*$/;
+const resourceName = z
+  .string()
+  .regex(NAME_RE, "invalid name (lowercase letters, digits, '.', '_', '-'; starting with a letter or digit)");
+
+// ---------------------------------------------------------------- matchers
+
+const list = <T extends z.ZodType>(item: T) => z.array(item).min(1);
+
+const matcherShape = {
+  statements: list(checked(checkStatementPattern)).optional(),
+  tables: list(checked(checkTablePattern)).optional(),
+  without_where: z.literal(true, { error: "without_where can only be true (leave it out otherwise)" }).optional(),
+  commands: list(nonEmpty).optional(),
+  patterns: list(nonEmpty).optional(),
+  verbs: list(checked(checkVerbPattern)).optional(),
+  resources: list(nonEmpty).optional(),
+  namespaces: list(nonEmpty).optional(),
+  methods: list(checked(checkMethodPattern)).optional(),
+  paths: list(checked(checkPathPattern)).optional(),
+};
+
+/**
+ * A matcher for one connection type. Keys are checked here rather than with `.strict()` so the message can say
+ * that `commands` is a real key that just does not apply to a postgres connection.
+ */
+function matcher(type: ConnectionType) {
+  const allowed = MATCHER_KEYS_BY_TYPE[type];
+  return z.looseObject(matcherShape).superRefine((m, ctx) => {
+    const keys = Object.keys(m);
+    for (const key of keys) {
+      if (!(MATCHER_KEYS as readonly string[]).includes(key)) {
+        ctx.addIssue({
+          code: "custom",
+          path: [key],
+          message: `unknown matcher key ${JSON.stringify(key)} (valid for ${type} connections: ${allowed.join(", ")})`,
+        });
+      } else if (!allowed.includes(key as MatcherKey)) {
+        ctx.addIssue({
+          code: "custom",
+          path: [key],
+          message: `matcher key ${JSON.stringify(key)} does not apply to a ${type} connection (valid: ${allowed.join(", ")})`,
+        });
+      }
+    }
+    if (keys.length === 0) {
+      ctx.addIssue({
+        code: "custom",
+        message: `empty matcher matches nothing (use one or more of ${allowed.join(", ")})`,
+      });
+    }
+    if (m.without_where) {
+      const kinds = (m.statements ?? []).flatMap((p) => expandInVocabulary(p, STATEMENT_KINDS));
+      if (!kinds.includes("update") && !kinds.includes("delete")) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["without_where"],
+          message: "without_where needs statements that include update or delete",
+        });
+      }
+    }
+  });
+}
+
+const MAX_APPROVALS = 10;
+
+function approvalRule(type: ConnectionType) {
+  return z
+    .object({
+      require: matcher(type),
+      approvers: subjectList,
+      min_approvals: z.number().int().min(1).max(MAX_APPROVALS).default(1),
+      hold: duration({ ms: 24 * HOUR, text: "24h" }).default(5 * MINUTE),
+      reason_required: z.boolean().default(false),
+    })
+    .strict()
+    .superRefine((rule, ctx) => {
+      // Named subjects only, and fewer of them than required approvals: nobody could ever approve (and requesters
+      // cannot approve their own request, which makes it worse).
+      const possible = new SubjectSet(rule.approvers).namedSubjectCount;
+      if (possible < rule.min_approvals) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["min_approvals"],
+          message: `${rule.min_approvals} approvals required but approvers name only ${possible} subject(s)`,
+        });
+      }
+    });
+}
+
+function masking(type: ConnectionType) {
+  const sql = type === "postgres" || type === "mysql";
+  return z
+    .object({
+      columns: list(checked(checkColumnPattern))
+        .optional()
+        .superRefine((cols, ctx) => {
+          if (cols && !sql)
+            ctx.addIssue({
+              code: "custom",
+              message: `column masking applies only to postgres and mysql connections, not ${type}`,
+            });
+        }),
+      detectors: list(z.enum(MASKING_DETECTORS)).optional(),
+    })
+    .strict();
+}
+
+// ---------------------------------------------------------------- targets
+
+const tls = z.object({ mode: z.enum(["disable", "prefer", "require", "verify-full"]), ca: pem.optional() }).strict();
+
+function sqlTarget(defaultPort: number) {
+  return z
+    .object({
+      host: hostname,
+      port: port.default(defaultPort),
+      database: nonEmpty.optional(),
+      user: nonEmpty,
+      password: z.string().optional(),
+      tls: tls.optional(),
+    })
+    .strict();
+}
+
+const HOST_KEY =
+  /^(?:(?:ssh-(?:ed25519|rsa|dss)|ecdsa-sha2-nistp(?:256|384|521)|sk-[a-z0-9@.-]+) [A-Za-z0-9+/]+={0,2}(?: .*)?|SHA256:[A-Za-z0-9+/]{43}=?)$/;
+
+const sshTarget = z
+  .object({
+    host: hostname,
+    port: port.default(22),
+    user: nonEmpty,
+    private_key: pem.optional(),
+    password: z.string().optional(),
+    host_key: z
+      .string()
+      .regex(HOST_KEY, 'expected a pinned host key ("ssh-ed25519 AAAA...") or fingerprint ("SHA256:...")'),
+  })
+  .strict();
+
+const kubernetesTarget = z
+  .object({
+    server: url(["https", "http"], { httpLoopbackOnly: true }),
+    token: z.string().optional(),
+    ca: pem.optional(),
+    insecure_skip_tls_verify: z.boolean().default(false),
+  })
+  .strict();
+
+const headers = z.record(z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, "invalid header name"), z.string());
+
+const httpTarget = z.object({ url: url(["https", "http"]), headers: headers.optional() }).strict();
+
+// ---------------------------------------------------------------- connections
+
+function connection<T extends ConnectionType, S extends z.ZodType>(type: T, target: S) {
+  return z
+    .object({
+      name: resourceName,
+      type: z.literal(type),
+      target,
+      via: z
+        .string()
+        .regex(/^agent\/[a-z0-9][a-z0-9._-]*$/, 'expected "agent/NAME"')
+        .optional(),
+      access: subjectList,
+      guardrails: z.array(z.object({ deny: matcher(type) }).strict()).default([]),
+      approvals: z.array(approvalRule(type)).default([]),
+      masking: masking(type).optional(),
+      on_unparseable: z.enum(["deny", "approve", "allow"]).default("deny"),
+    })
+    .strict()
+    .superRefine((c, ctx) => {
+      if (c.on_unparseable === "approve" && c.approvals.length === 0) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["on_unparseable"],
+          message: "on_unparseable: approve needs an approvals rule (the first one's approvers decide)",
+        });
+      }
+      if (type === "ssh" && !c.via) {
+        const t = (c as unknown as { target: { private_key?: string; password?: string } }).target;
+        if (t.private_key === undefined && t.password === undefined) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["target"],
+            message: "an ssh target needs private_key or password (unless it is reached via an agent that holds them)",
+          });
+        }
+      }
+    });
+}
+
+export const connectionSchema = z.discriminatedUnion("type", [
+  connection("postgres", sqlTarget(5432)),
+  connection("mysql", sqlTarget(3306)),
+  connection("ssh", sshTarget),
+  connection("kubernetes", kubernetesTarget),
+  connection("http", httpTarget),
+]);
+
+// ---------------------------------------------------------------- identity
+
+const oidcIssuer = z
+  .object({
+    issuer: url(["https", "http"], { httpLoopbackOnly: true }),
+    audience: z.union([nonEmpty, z.array(nonEmpty).min(1)]),
+    groups_claim: nonEmpty.default("groups"),
+    subject_claim: nonEmpty.default("sub"),
+    kind: z.enum(["bot", "human", "auto"]).default("auto"),
+    algorithms: list(z.enum(JWT_ALGORITHMS)).optional(),
+    clock_skew: duration({ ms: 5 * MINUTE, text: "5m" }).default(30_000),
+    jwks_uri: url(["https", "http"], { httpLoopbackOnly: true }).optional(),
+  })
+  .strict();
+
+const staticToken = z
+  .object({
+    name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._@-]*$/, "invalid token name (letters, digits, '.', '_', '@', '-')"),
+    sha256: z.string().regex(/^[0-9a-f]{64}$/, "expected the token's SHA-256 as 64 lowercase hex characters"),
+    groups: z.array(groupName).default([]),
+    kind: z.enum(["bot", "human"]).default("bot"),
+    expires: isoDate.optional(),
+  })
+  .strict();
+
+// ---------------------------------------------------------------- audit
+
+const SYSLOG_FACILITIES = [
+  "kern",
+  "user",
+  "mail",
+  "daemon",
+  "auth",
+  "syslog",
+  "lpr",
+  "news",
+  "uucp",
+  "cron",
+  "authpriv",
+  "ftp",
+  "local0",
+  "local1",
+  "local2",
+  "local3",
+  "local4",
+  "local5",
+  "local6",
+  "local7",
+] as const;
+
+export type AuditSinkConfig =
+  | { type: "file"; path: string }
+  | { type: "http"; url: string; headers: Record<string, string> }
+  | {
+      type: "syslog";
+      protocol: "udp" | "tcp";
+      host: string;
+      port: number;
+      facility: (typeof SYSLOG_FACILITIES)[number];
+    };
+
+const syslogAddress = z.string().transform((text, ctx) => {
+  const m = /^(udp|tcp):\/\/(\[[0-9A-Fa-f:.]+\]|[^\s:/[\]]+):(\d{1,5})$/.exec(text);
+  const p = m ? Number(m[3]) : NaN;
+  if (!m || !(p >= 1 && p <= 65535)) {
+    ctx.addIssue({
+      code: "custom",
+      message: `invalid syslog address ${JSON.stringify(text)} (expected udp://host:port or tcp://host:port)`,
+    });
+    return z.NEVER;
+  }
+  return { protocol: m[1] as "udp" | "tcp", host: (m[2] as string).replace(/^\[|\]$/g, ""), port: p };
+});
+
+const sink = z
+  .object({
+    file: nonEmpty.optional(),
+    http: z
+      .object({ url: url(["https", "http"]), headers: headers.optional() })
+      .strict()
+      .optional(),
+    syslog: z
+      .object({ address: syslogAddress, facility: z.enum(SYSLOG_FACILITIES).default("auth") })
+      .strict()
+      .optional(),
+  })
+  .strict()
+  .transform((s, ctx): AuditSinkConfig => {
+    const kinds = [s.file !== undefined, s.http !== undefined, s.syslog !== undefined].filter(Boolean).length;
+    if (kinds !== 1) {
+      ctx.addIssue({ code: "custom", message: "a sink has exactly one of file, http, syslog" });
+      return z.NEVER;
+    }
+    if (s.file !== undefined) return { type: "file", path: s.file };
+    if (s.http) return { type: "http", url: s.http.url, headers: s.http.headers ?? {} };
+    const sys = s.syslog as NonNullable<typeof s.syslog>;
+    return { type: "syslog", ...sys.address, facility: sys.facility };
+  });
+
+const audit = z
+  .object({
+    retention: duration().optional(),
+    checkpoint_every: z.number().int().min(1).optional(),
+    sinks: z.array(sink).default([]),
+  })
+  .strict();
+
+// ---------------------------------------------------------------- top level
+
+export const DEFAULT_API_LISTEN: HostPort = { host: "127.0.0.1", port: 18000 };
+
+const listen = z
+  .object({
+    api: hostPort.default(DEFAULT_API_LISTEN),
+    postgres: hostPort.optional(),
+    mysql: hostPort.optional(),
+    ssh: hostPort.optional(),
+    http: hostPort.optional(),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    listen: listen.default({ api: DEFAULT_API_LISTEN }),
+    data: nonEmpty.default("./data"),
+    store: url(["postgres", "postgresql"]).optional(),
+    identity: z
+      .object({ oidc: z.array(oidcIssuer).default([]), tokens: z.array(staticToken).default([]) })
+      .strict()
+      .default({ oidc: [], tokens: [] }),
+    connections: z.array(connectionSchema).default([]),
+    audit: audit.default({ sinks: [] }),
+    recordings: z.object({ retention: duration().optional() }).strict().default({}),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    unique(ctx, c.connections, (x) => x.name, "connections", "name", "connection");
+    unique(ctx, c.identity.tokens, (x) => x.name, "identity.tokens", "name", "token");
+    unique(ctx, c.identity.tokens, (x) => x.sha256, "identity.tokens", "sha256", "token hash");
+    unique(ctx, c.identity.oidc, (x) => x.issuer.replace(/\/+$/, ""), "identity.oidc", "issuer", "issuer");
+    const seen = new Map<string, string>();
+    for (const [name, addr] of Object.entries(c.listen)) {
+      if (!addr) continue;
+      const key = `${addr.host}:${addr.port}`;
+      const other = seen.get(key);
+      if (other)
+        ctx.addIssue({ code: "custom", path: ["listen", name], message: `${key} is already used by listen.${other}` });
+      seen.set(key, name);
+    }
+  });
+
+function unique<T>(
+  ctx: z.RefinementCtx,
+  items: readonly T[],
+  key: (item: T) => string,
+  listPath: string,
+  field: string,
+  what: string,
+): void {
+  const first = new Map<string, number>();
+  items.forEach((item, i) => {
+    const k = key(item);
+    const prev = first.get(k);
+    if (prev !== undefined) {
+      ctx.addIssue({
+        code: "custom",
+        path: [...listPath.split("."), i, field],
+        message: `duplicate ${what} ${JSON.stringify(k)} (also ${listPath}[${prev}])`,
+      });
+    } else first.set(k, i);
+  });
+}
+
+// ---------------------------------------------------------------- types for the rest of the code
+
+export type GatehouseConfig = z.output<typeof configSchema>;
+export type ConnectionConfig = GatehouseConfig["connections"][number];
+export type PostgresConnectionConfig = Extract<ConnectionConfig, { type: "postgres" }>;
+export type MysqlConnectionConfig = Extract<ConnectionConfig, { type: "mysql" }>;
+export type SshConnectionConfig = Extract<ConnectionConfig, { type: "ssh" }>;
+export type KubernetesConnectionConfig = Extract<ConnectionConfig, { type: "kubernetes" }>;
+export type HttpConnectionConfig = Extract<ConnectionConfig, { type: "http" }>;
+export type MatcherConfig = z.output<ReturnType<typeof matcher>>;
+export type GuardrailConfig = ConnectionConfig["guardrails"][number];
+export type ApprovalRuleConfig = ConnectionConfig["approvals"][number];
+export type MaskingConfig = NonNullable<ConnectionConfig["masking"]>;
+export type OidcIssuerConfig = GatehouseConfig["identity"]["oidc"][number];
+export type StaticTokenConfig = GatehouseConfig["identity"]["tokens"][number];
+export type AuditConfig = GatehouseConfig["audit"];
+export type RecordingsConfig = GatehouseConfig["recordings"];
+export type ListenConfig = GatehouseConfig["listen"];
+export type OnUnparseable = ConnectionConfig["on_unparseable"];
+export { CONNECTION_TYPES };

@@ -1,0 +1,121 @@
+/**
+ * The words a policy may use. Analyzers must map what they see onto these names, and the schema rejects anything
+ * else, because a misspelt kind in a deny rule would otherwise silently never match.
+ */
+
+export const STATEMENT_KINDS = [
+  "select",
+  "insert",
+  "update",
+  "delete",
+  "merge",
+  "copy",
+  "drop",
+  "truncate",
+  "alter_table",
+  "alter_role",
+  "alter",
+  "create_table",
+  "create_index",
+  "create_role",
+  "create_function",
+  "create",
+  "grant",
+  "revoke",
+  "do",
+  "call",
+  "set",
+  "show",
+  "begin",
+  "commit",
+  "rollback",
+  "prepare",
+  "execute",
+  "deallocate",
+  "explain",
+  "vacuum",
+  "analyze",
+  "lock",
+  "listen",
+  "notify",
+  "discard",
+  "reset",
+  "comment",
+  "refresh",
+  "cluster",
+  "reindex",
+  "security_label",
+  "load",
+  "unknown",
+] as const;
+
+export type StatementKind = (typeof STATEMENT_KINDS)[number];
+
+const STATEMENT_KIND_SET: ReadonlySet<string> = new Set(STATEMENT_KINDS);
+
+export function isStatementKind(kind: string): kind is StatementKind {
+  return STATEMENT_KIND_SET.has(kind);
+}
+
+/** Kubernetes API verbs (RBAC vocabulary). Exec/attach/port-forward appear as subresources, not verbs. */
+export const KUBERNETES_VERBS = [
+  "get",
+  "list",
+  "watch",
+  "create",
+  "update",
+  "patch",
+  "delete",
+  "deletecollection",
+  "proxy",
+  "impersonate",
+  "bind",
+  "escalate",
+  "approve",
+  "sign",
+  "use",
+] as const;
+
+export const HTTP_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"] as const;
+
+export const CONNECTION_TYPES = ["postgres", "mysql", "ssh", "kubernetes", "http"] as const;
+export type ConnectionType = (typeof CONNECTION_TYPES)[number];
+
+export const MATCHER_KEYS = [
+  "statements",
+  "tables",
+  "without_where",
+  "commands",
+  "patterns",
+  "verbs",
+  "resources",
+  "namespaces",
+  "methods",
+  "paths",
+] as const;
+export type MatcherKey = (typeof MATCHER_KEYS)[number];
+
+/** Which matcher keys mean something for which connection type. */
+export const MATCHER_KEYS_BY_TYPE: Record<ConnectionType, readonly MatcherKey[]> = {
+  postgres: ["statements", "tables", "without_where"],
+  mysql: ["statements", "tables", "without_where"],
+  ssh: ["commands", "patterns"],
+  kubernetes: ["verbs", "resources", "namespaces"],
+  http: ["methods", "paths"],
+};
+
+export const MASKING_DETECTORS = ["credit_card", "email", "jwt", "private_key", "iban", "aws_key"] as const;
+export type MaskingDetector = (typeof MASKING_DETECTORS)[number];
+
+export const JWT_ALGORITHMS = [
+  "RS256",
+  "RS384",
+  "RS512",
+  "PS256",
+  "PS384",
+  "PS512",
+  "ES256",
+  "ES384",
+  "ES512",
+  "EdDSA",
+] as const;
