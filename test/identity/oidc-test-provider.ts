@@ -82,7 +82,7 @@ export async function startTestProvider(options: TestProviderOptions = {}): Prom
         enabled: true,
         defaultResource: () => RESOURCE,
         useGrantedResource: () => true,
-        getResourceServerInfo: (_ctx, resource) => ({
+        getResourceServerInfo: (_ctx: unknown, resource: string) => ({
           scope: "access",
           audience: resource,
           accessTokenFormat: "jwt",
@@ -91,8 +91,8 @@ export async function startTestProvider(options: TestProviderOptions = {}): Prom
         }),
       },
     },
-    extraTokenClaims: async (_ctx, token) => {
-      const clientId = (token as { clientId?: string }).clientId;
+    extraTokenClaims: async (_ctx: unknown, token: { clientId?: string }) => {
+      const clientId = token.clientId;
       return clientId ? options.claims?.[clientId] : undefined;
     },
   });
