@@ -1,0 +1,59 @@
+import { createHash } from "node:crypto";
+
+/** prev_hash of the first record of a chain (and of the first retained record when nothing was cut). */
+export const ZERO_HASH = "0".repeat(64);
+
+/**
+ * Turns a value into plain JSON data exactly as `JSON.stringify` would see it (Date -> string, undefined
+ * object fields dropped, undefined/functions in arrays -> null, NaN/Infinity -> null). Evidence is hashed and
+ * stored in this normalised form so that what is read back hashes identically. Throws on BigInt and cycles.
+ */
+export function toJsonValue<T>(value: T): T {
+  const text = JSON.stringify(value);
+  return (text === undefined ? undefined : JSON.parse(text)) as T;
+}
+
+/**
+ * Canonical JSON: object keys sorted by UTF-16 code units (recursively), no insignificant whitespace, strings
+ * and numbers serialised by ECMAScript JSON.stringify (shortest round-trip numbers), object members whose value
+ * is undefined omitted. For JSON data this matches RFC 8785 (JCS). Input must already be JSON data
+ * (see toJsonValue); non-finite numbers and other non-JSON values are rejected so a hash can never depend on
+ * how a value happens to be stringified.
+ */
+export function canonicalJson(value: unknown): string {
+  switch (typeof value) {
+    case "string":
+      return JSON.stringify(value);
+    case "boolean":
+      return value ? "true" : "false";
+    case "number":
+      if (!Number.isFinite(value)) throw new TypeError("canonical JSON: non-finite number");
+      return JSON.stringify(value);
+    case "object": {
+      if (value === null) return "null";
+      if (Array.isArray(value)) return `[${value.map((v) => canonicalJson(v)).join(",")}]`;
+      const proto = Object.getPrototypeOf(value) as unknown;
+      if (proto !== Object.prototype && proto !== null) throw new TypeError("canonical JSON: not a plain object");
+      const obj = value as Record<string, unknown>;
+      const parts: string[] = [];
+      // default sort compares UTF-16 code units, which is what RFC 8785 asks for
+      for (const key of Object.keys(obj).sort()) {
+        const v = obj[key];
+        if (v === undefined) continue;
+        parts.push(`${JSON.stringify(key)}:${canonicalJson(v)}`);
+      }
+      return `{${parts.join(",")}}`;
+    }
+    default:
+      throw new TypeError(`canonical JSON: unsupported ${typeof value}`);
+  }
+}
+
+export function sha256Hex(text: string): string {
+  return createHash("sha256").update(text, "utf8").digest("hex");
+}
+
+/** SHA-256 (hex) of the canonical JSON of `value`. */
+export function canonicalHash(value: unknown): string {
+  return sha256Hex(canonicalJson(value));
+}

@@ -1,0 +1,313 @@
+import type { CompiledQuery, Kysely, Selectable } from "kysely";
+import type { AuditIdentity, AuditRecord } from "../evidence/audit-event.js";
+import type { Checkpoint, RecordingEvent, SessionHeader, SessionRecord, SessionSeal } from "../evidence/records.js";
+import type { SigningKeyRecord } from "../evidence/signing.js";
+import type { AuditEventsTable, Database, RecordingEventsTable, SessionsTable } from "./schema.js";
+import {
+  CorruptRecordError,
+  type AuditCommit,
+  type PageOptions,
+  type RecordingWrite,
+  type SessionListOptions,
+  type Store,
+} from "./types.js";
+
+const DEFAULT_PAGE = 1000;
+
+/** Runs compiled statements as one durable transaction. */
+export type BatchRunner = (queries: readonly CompiledQuery[]) => Promise<void>;
+
+function parseJson(table: string, key: string, column: string, text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    throw new CorruptRecordError(table, key, `column ${column} is not valid JSON`);
+  }
+}
+
+// JSON columns keep JSON text even for null, so "present but null" and "absent" (SQL NULL) stay distinct
+const jsonOrNull = (v: unknown): string | null => (v === undefined ? null : JSON.stringify(v));
+
+function auditRow(r: AuditRecord): AuditEventsTable {
+  return {
+    seq: r.seq,
+    time: r.time,
+    type: r.type,
+    identity: jsonOrNull(r.identity),
+    connection: r.connection ?? null,
+    session_id: r.session_id ?? null,
+    decision: r.decision ?? null,
+    rule: r.rule ?? null,
+    data: jsonOrNull(r.data),
+    prev_hash: r.prev_hash,
+    hash: r.hash,
+  };
+}
+
+function auditRecord(row: Selectable<AuditEventsTable>): AuditRecord {
+  const seq = Number(row.seq);
+  const key = `seq ${seq}`;
+  const rec: AuditRecord = { seq, time: row.time, type: row.type, prev_hash: row.prev_hash, hash: row.hash };
+  if (row.identity !== null) rec.identity = parseJson("audit_events", key, "identity", row.identity) as AuditIdentity;
+  if (row.connection !== null) rec.connection = row.connection;
+  if (row.session_id !== null) rec.session_id = row.session_id;
+  if (row.decision !== null) rec.decision = row.decision as AuditRecord["decision"];
+  if (row.rule !== null) rec.rule = row.rule;
+  if (row.data !== null) rec.data = parseJson("audit_events", key, "data", row.data) as Record<string, unknown>;
+  // field order for humans reading `audit tail --json`; hashing does not depend on it
+  const { prev_hash, hash, ...rest } = rec;
+  return { ...rest, prev_hash, hash };
+}
+
+function checkpoint(row: { seq: number; hash: string; time: string; signature: string; key_id: string }): Checkpoint {
+  return { seq: Number(row.seq), hash: row.hash, time: row.time, signature: row.signature, key_id: row.key_id };
+}
+
+function sessionRecord(row: Selectable<SessionsTable>): SessionRecord {
+  const rec: SessionRecord = {
+    session_id: row.session_id,
+    connection: row.connection,
+    protocol: row.protocol,
+    started_at: row.started_at,
+  };
+  if (row.identity !== null) {
+    rec.identity = parseJson("sessions", row.session_id, "identity", row.identity) as AuditIdentity;
+  }
+  if (row.seal_signature !== null) {
+    rec.seal = {
+      session_id: row.session_id,
+      count: Number(row.event_count ?? -1),
+      last_hash: row.last_hash ?? "",
+      ended_at: row.ended_at ?? "",
+      reason: row.end_reason ?? "",
+      signature: row.seal_signature,
+      key_id: row.seal_key_id ?? "",
+    };
+  }
+  return rec;
+}
+
+function recordingEvent(row: Selectable<RecordingEventsTable>): RecordingEvent {
+  const seq = Number(row.seq);
+  const ev: RecordingEvent = {
+    session_id: row.session_id,
+    seq,
+    t: Number(row.t),
+    kind: row.kind,
+    prev_hash: row.prev_hash,
+    hash: row.hash,
+  };
+  if (row.data !== null) ev.data = parseJson("recording_events", `${row.session_id}#${seq}`, "data", row.data);
+  const { prev_hash, hash, ...rest } = ev;
+  return { ...rest, prev_hash, hash };
+}
+
+/**
+ * The Store on kysely. Only portable query-builder SQL is used here, so the PostgreSQL store can reuse this
+ * class with a pg dialect and its own BatchRunner (a transaction).
+ */
+export class KyselyStore implements Store {
+  constructor(
+    readonly kind: "sqlite" | "postgres",
+    readonly location: string,
+    private readonly db: Kysely<Database>,
+    private readonly runBatch: BatchRunner,
+  ) {}
+
+  #keyInsert(key: SigningKeyRecord): CompiledQuery {
+    return this.db
+      .insertInto("signing_keys")
+      .values(key)
+      .onConflict((oc) => oc.column("key_id").doNothing())
+      .compile();
+  }
+
+  async commitAudit(commit: AuditCommit): Promise<void> {
+    const qs: CompiledQuery[] = [];
+    if (commit.signingKey) qs.push(this.#keyInsert(commit.signingKey));
+    // one statement per row: the cached prepared statement is cheaper than varying multi-row shapes
+    for (const r of commit.records) qs.push(this.db.insertInto("audit_events").values(auditRow(r)).compile());
+    if (commit.checkpoint) qs.push(this.db.insertInto("audit_checkpoints").values(commit.checkpoint).compile());
+    if (qs.length > 0) await this.runBatch(qs);
+  }
+
+  async readAudit(options: PageOptions = {}): Promise<AuditRecord[]> {
+    const rows = await this.db
+      .selectFrom("audit_events")
+      .selectAll()
+      .where("seq", ">=", options.fromSeq ?? 0)
+      .orderBy("seq")
+      .limit(options.limit ?? DEFAULT_PAGE)
+      .execute();
+    return rows.map(auditRecord);
+  }
+
+  async *iterateAudit(options: PageOptions & { pageSize?: number } = {}): AsyncIterable<AuditRecord> {
+    let from = options.fromSeq ?? 0;
+    const pageSize = options.pageSize ?? DEFAULT_PAGE;
+    let left = options.limit ?? Infinity;
+    while (left > 0) {
+      const page = await this.readAudit({ fromSeq: from, limit: Math.min(pageSize, left) });
+      for (const r of page) yield r;
+      if (page.length < pageSize) return;
+      left -= page.length;
+      from = (page.at(-1)?.seq ?? from) + 1;
+    }
+  }
+
+  async lastAudit(): Promise<AuditRecord | undefined> {
+    return (await this.tailAudit(1))[0];
+  }
+
+  async tailAudit(n: number): Promise<AuditRecord[]> {
+    const rows = await this.db.selectFrom("audit_events").selectAll().orderBy("seq", "desc").limit(n).execute();
+    return rows.map(auditRecord).reverse();
+  }
+
+  async countAudit(): Promise<number> {
+    const row = await this.db
+      .selectFrom("audit_events")
+      .select((eb) => eb.fn.countAll().as("n"))
+      .executeTakeFirst();
+    return Number(row?.n ?? 0);
+  }
+
+  async insertCheckpoint(cp: Checkpoint): Promise<void> {
+    await this.runBatch([this.db.insertInto("audit_checkpoints").values(cp).compile()]);
+  }
+
+  async listCheckpoints(options: PageOptions = {}): Promise<Checkpoint[]> {
+    const rows = await this.db
+      .selectFrom("audit_checkpoints")
+      .selectAll()
+      .where("seq", ">=", options.fromSeq ?? 0)
+      .orderBy("seq")
+      .limit(options.limit ?? DEFAULT_PAGE)
+      .execute();
+    return rows.map(checkpoint);
+  }
+
+  async lastCheckpoint(): Promise<Checkpoint | undefined> {
+    const row = await this.db
+      .selectFrom("audit_checkpoints")
+      .selectAll()
+      .orderBy("seq", "desc")
+      .limit(1)
+      .executeTakeFirst();
+    return row && checkpoint(row);
+  }
+
+  async putSigningKey(key: SigningKeyRecord): Promise<void> {
+    await this.runBatch([this.#keyInsert(key)]);
+  }
+
+  async listSigningKeys(): Promise<SigningKeyRecord[]> {
+    const rows = await this.db.selectFrom("signing_keys").selectAll().orderBy("created_at").execute();
+    return rows.map((r) => ({ ...r, algorithm: r.algorithm as "ed25519" }));
+  }
+
+  async writeRecording(w: RecordingWrite): Promise<void> {
+    const qs: CompiledQuery[] = [];
+    if (w.signingKey) qs.push(this.#keyInsert(w.signingKey));
+    for (const s of w.sessions ?? []) {
+      qs.push(
+        this.db
+          .insertInto("sessions")
+          .values({
+            session_id: s.session_id,
+            connection: s.connection,
+            protocol: s.protocol,
+            identity: jsonOrNull(s.identity),
+            started_at: s.started_at,
+            ended_at: null,
+            end_reason: null,
+            event_count: null,
+            last_hash: null,
+            seal_signature: null,
+            seal_key_id: null,
+          })
+          .compile(),
+      );
+    }
+    for (const e of w.events ?? []) {
+      qs.push(
+        this.db
+          .insertInto("recording_events")
+          .values({
+            session_id: e.session_id,
+            seq: e.seq,
+            t: e.t,
+            kind: e.kind,
+            data: jsonOrNull(e.data),
+            prev_hash: e.prev_hash,
+            hash: e.hash,
+          })
+          .compile(),
+      );
+    }
+    for (const s of w.seals ?? []) qs.push(this.#sealUpdate(s));
+    if (qs.length > 0) await this.runBatch(qs);
+  }
+
+  #sealUpdate(s: SessionSeal): CompiledQuery {
+    return this.db
+      .updateTable("sessions")
+      .set({
+        ended_at: s.ended_at,
+        end_reason: s.reason,
+        event_count: s.count,
+        last_hash: s.last_hash,
+        seal_signature: s.signature,
+        seal_key_id: s.key_id,
+      })
+      .where("session_id", "=", s.session_id)
+      // a seal is written once; a second seal of the same session changes nothing
+      .where("seal_signature", "is", null)
+      .compile();
+  }
+
+  createSession(header: SessionHeader): Promise<void> {
+    return this.writeRecording({ sessions: [header] });
+  }
+
+  sealSession(seal: SessionSeal): Promise<void> {
+    return this.writeRecording({ seals: [seal] });
+  }
+
+  appendRecordingEvents(events: RecordingEvent[]): Promise<void> {
+    return this.writeRecording({ events });
+  }
+
+  async getSession(sessionId: string): Promise<SessionRecord | undefined> {
+    const row = await this.db.selectFrom("sessions").selectAll().where("session_id", "=", sessionId).executeTakeFirst();
+    return row && sessionRecord(row);
+  }
+
+  async listSessions(options: SessionListOptions = {}): Promise<SessionRecord[]> {
+    let q = this.db.selectFrom("sessions").selectAll();
+    if (options.afterId !== undefined) q = q.where("session_id", ">", options.afterId);
+    if (options.sealed === true) q = q.where("seal_signature", "is not", null);
+    if (options.sealed === false) q = q.where("seal_signature", "is", null);
+    const rows = await q
+      .orderBy("session_id")
+      .limit(options.limit ?? DEFAULT_PAGE)
+      .execute();
+    return rows.map(sessionRecord);
+  }
+
+  async readRecordingEvents(sessionId: string, options: PageOptions = {}): Promise<RecordingEvent[]> {
+    const rows = await this.db
+      .selectFrom("recording_events")
+      .selectAll()
+      .where("session_id", "=", sessionId)
+      .where("seq", ">=", options.fromSeq ?? 1)
+      .orderBy("seq")
+      .limit(options.limit ?? DEFAULT_PAGE)
+      .execute();
+    return rows.map(recordingEvent);
+  }
+
+  async close(): Promise<void> {
+    await this.db.destroy();
+  }
+}

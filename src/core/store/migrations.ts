@@ -1,0 +1,87 @@
+import { Migrator, type Kysely, type Migration, type MigrationProvider } from "kysely";
+
+/**
+ * Schema migrations, applied in name order by kysely's Migrator (it records them in kysely_migration).
+ * Only the schema builder is used, so the same migrations run on SQLite and PostgreSQL. Never edit a shipped
+ * migration; add the next one.
+ */
+const migrations: Record<string, Migration> = {
+  "0001_evidence": {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable("audit_events")
+        .addColumn("seq", "bigint", (c) => c.primaryKey())
+        .addColumn("time", "text", (c) => c.notNull())
+        .addColumn("type", "text", (c) => c.notNull())
+        .addColumn("identity", "text")
+        .addColumn("connection", "text")
+        .addColumn("session_id", "text")
+        .addColumn("decision", "text")
+        .addColumn("rule", "text")
+        .addColumn("data", "text")
+        .addColumn("prev_hash", "text", (c) => c.notNull())
+        .addColumn("hash", "text", (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex("audit_events_session").on("audit_events").column("session_id").execute();
+      await db.schema.createIndex("audit_events_time").on("audit_events").column("time").execute();
+
+      await db.schema
+        .createTable("audit_checkpoints")
+        .addColumn("seq", "bigint", (c) => c.primaryKey())
+        .addColumn("hash", "text", (c) => c.notNull())
+        .addColumn("time", "text", (c) => c.notNull())
+        .addColumn("signature", "text", (c) => c.notNull())
+        .addColumn("key_id", "text", (c) => c.notNull())
+        .execute();
+
+      await db.schema
+        .createTable("signing_keys")
+        .addColumn("key_id", "text", (c) => c.primaryKey())
+        .addColumn("algorithm", "text", (c) => c.notNull())
+        .addColumn("public_key", "text", (c) => c.notNull())
+        .addColumn("created_at", "text", (c) => c.notNull())
+        .execute();
+
+      await db.schema
+        .createTable("sessions")
+        .addColumn("session_id", "text", (c) => c.primaryKey())
+        .addColumn("connection", "text", (c) => c.notNull())
+        .addColumn("protocol", "text", (c) => c.notNull())
+        .addColumn("identity", "text")
+        .addColumn("started_at", "text", (c) => c.notNull())
+        .addColumn("ended_at", "text")
+        .addColumn("end_reason", "text")
+        .addColumn("event_count", "bigint")
+        .addColumn("last_hash", "text")
+        .addColumn("seal_signature", "text")
+        .addColumn("seal_key_id", "text")
+        .execute();
+      await db.schema.createIndex("sessions_started_at").on("sessions").column("started_at").execute();
+
+      await db.schema
+        .createTable("recording_events")
+        .addColumn("session_id", "text", (c) => c.notNull())
+        .addColumn("seq", "bigint", (c) => c.notNull())
+        .addColumn("t", "bigint", (c) => c.notNull())
+        .addColumn("kind", "text", (c) => c.notNull())
+        .addColumn("data", "text")
+        .addColumn("prev_hash", "text", (c) => c.notNull())
+        .addColumn("hash", "text", (c) => c.notNull())
+        .addPrimaryKeyConstraint("recording_events_pk", ["session_id", "seq"])
+        .execute();
+    },
+  },
+};
+
+const provider: MigrationProvider = { getMigrations: () => Promise.resolve(migrations) };
+
+export async function migrateToLatest(db: Kysely<unknown>): Promise<void> {
+  const migrator = new Migrator({ db, provider });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error !== undefined) {
+    const failed = results?.find((r) => r.status === "Error")?.migrationName;
+    throw new Error(`store migration ${failed ?? ""} failed: ${error instanceof Error ? error.message : String(error)}`);
+  }
+}
+
+export const LATEST_MIGRATION = Object.keys(migrations).sort().at(-1) ?? "";

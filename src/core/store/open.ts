@@ -1,0 +1,55 @@
+import { existsSync, mkdirSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { Kysely } from "kysely";
+import { KyselyStore } from "./kysely-store.js";
+import { migrateToLatest } from "./migrations.js";
+import type { Database } from "./schema.js";
+import { InProcessSqliteClient, WorkerSqliteClient, type SqliteClient } from "./sqlite-client.js";
+import { ClientSqliteDialect } from "./sqlite-dialect.js";
+import type { Store } from "./types.js";
+
+export const STORE_FILE = "gatehouse.db";
+
+export interface OpenStoreOptions {
+  /** The data directory; the store is DATA/gatehouse.db. */
+  dataDir: string;
+  /** Open without writing anything (verify, tail). The store must exist. */
+  readonly?: boolean;
+  /**
+   * Run SQLite in a worker thread (default) so commits' fsyncs do not block the event loop. `false` runs it
+   * in-process: fine for one-shot CLI reads and for measuring the difference (docs/evidence.md).
+   */
+  worker?: boolean;
+  /** How long a write waits for another process's lock before failing (default 5000 ms). */
+  busyTimeoutMs?: number;
+}
+
+/** Opens (creating and migrating when writable) the embedded SQLite store. */
+export async function openStore(options: OpenStoreOptions): Promise<Store> {
+  const dataDir = resolve(options.dataDir);
+  const path = join(dataDir, STORE_FILE);
+  const readonly = options.readonly ?? false;
+  if (readonly) {
+    if (!existsSync(path)) throw new Error(`no gatehouse store at ${path}`);
+  } else {
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  }
+  const sqliteOptions = { path, readonly, busyTimeoutMs: options.busyTimeoutMs ?? 5000 };
+  let client: SqliteClient;
+  if (options.worker === false) {
+    client = new InProcessSqliteClient(sqliteOptions);
+  } else {
+    const wc = new WorkerSqliteClient(sqliteOptions);
+    await wc.start();
+    client = wc;
+  }
+  const dialect = new ClientSqliteDialect(client);
+  const db = new Kysely<Database>({ dialect });
+  try {
+    if (!readonly) await migrateToLatest(db as Kysely<unknown>);
+  } catch (err) {
+    await db.destroy();
+    throw err;
+  }
+  return new KyselyStore("sqlite", path, db, (qs) => dialect.batch(qs));
+}

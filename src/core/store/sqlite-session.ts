@@ -1,0 +1,75 @@
+import Database from "better-sqlite3";
+
+/** A compiled statement as it crosses the thread boundary: plain SQL text and positional parameters. */
+export interface SqlStatement {
+  sql: string;
+  parameters: readonly unknown[];
+}
+
+export interface SqlResult {
+  rows: Record<string, unknown>[];
+  changes?: number;
+  lastInsertRowid?: number | bigint;
+}
+
+export interface SqliteOpenOptions {
+  path: string;
+  readonly: boolean;
+  /** How long a write waits for another connection's lock before failing with SQLITE_BUSY. */
+  busyTimeoutMs: number;
+}
+
+const STATEMENT_CACHE_LIMIT = 256;
+
+/**
+ * One better-sqlite3 connection with a prepared-statement cache. Runs either inside the writer worker or
+ * in-process; both see the same behaviour. Synchronous by nature: whoever calls it blocks for the fsync.
+ */
+export class SqliteSession {
+  readonly #db: Database.Database;
+  readonly #cache = new Map<string, Database.Statement>();
+
+  constructor(options: SqliteOpenOptions) {
+    this.#db = new Database(options.path, {
+      readonly: options.readonly,
+      fileMustExist: options.readonly,
+      timeout: options.busyTimeoutMs,
+    });
+    if (!options.readonly) this.#db.pragma("journal_mode = WAL");
+    // FULL: in WAL mode the WAL is fsynced at every commit, so a resolved write survives power loss
+    this.#db.pragma("synchronous = FULL");
+  }
+
+  #prepare(sql: string): Database.Statement {
+    let stmt = this.#cache.get(sql);
+    if (stmt === undefined) {
+      // statements with varying shapes (multi-row inserts) could grow the cache; a reset is cheap
+      if (this.#cache.size >= STATEMENT_CACHE_LIMIT) this.#cache.clear();
+      stmt = this.#db.prepare(sql);
+      this.#cache.set(sql, stmt);
+    }
+    return stmt;
+  }
+
+  query(statement: SqlStatement): SqlResult {
+    const stmt = this.#prepare(statement.sql);
+    if (stmt.reader) return { rows: stmt.all(...statement.parameters) as Record<string, unknown>[] };
+    const info = stmt.run(...statement.parameters);
+    return { rows: [], changes: info.changes, lastInsertRowid: info.lastInsertRowid };
+  }
+
+  /** Runs all statements in one IMMEDIATE transaction (takes the write lock up front, so no upgrade deadlock). */
+  batch(statements: readonly SqlStatement[]): number {
+    let changes = 0;
+    const run = this.#db.transaction(() => {
+      for (const s of statements) changes += this.#prepare(s.sql).run(...s.parameters).changes;
+    });
+    run.immediate();
+    return changes;
+  }
+
+  close(): void {
+    this.#cache.clear();
+    if (this.#db.open) this.#db.close();
+  }
+}

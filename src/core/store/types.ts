@@ -1,0 +1,83 @@
+import type { AuditRecord } from "../evidence/audit-event.js";
+import type { Checkpoint, RecordingEvent, SessionHeader, SessionRecord, SessionSeal } from "../evidence/records.js";
+import type { SigningKeyRecord } from "../evidence/signing.js";
+
+/** Everything written by one audit commit, in one transaction: the records and what vouches for them. */
+export interface AuditCommit {
+  records: AuditRecord[];
+  checkpoint?: Checkpoint;
+  /** Stored (if new) in the same transaction, so no checkpoint ever names a key the store lacks. */
+  signingKey?: SigningKeyRecord;
+}
+
+/** Everything written by one recorder flush, in one transaction. */
+export interface RecordingWrite {
+  sessions?: SessionHeader[];
+  events?: RecordingEvent[];
+  seals?: SessionSeal[];
+  signingKey?: SigningKeyRecord;
+}
+
+export interface PageOptions {
+  /** Start at this seq (inclusive). */
+  fromSeq?: number;
+  limit?: number;
+}
+
+export interface SessionListOptions {
+  /** Sessions whose id sorts after this one (paging). */
+  afterId?: string;
+  limit?: number;
+  sealed?: boolean;
+}
+
+/**
+ * The persistence that evidence needs. Implementations: SQLite (embedded, this package) and PostgreSQL
+ * (shared, multi-replica; later). Each method that writes is one transaction and resolves only once that
+ * transaction is durably committed.
+ */
+export interface Store {
+  readonly kind: "sqlite" | "postgres";
+  readonly location: string;
+
+  commitAudit(commit: AuditCommit): Promise<void>;
+  /** Records in seq order from `fromSeq` (default: the first retained one). */
+  readAudit(options?: PageOptions): Promise<AuditRecord[]>;
+  iterateAudit(options?: PageOptions & { pageSize?: number }): AsyncIterable<AuditRecord>;
+  lastAudit(): Promise<AuditRecord | undefined>;
+  /** The newest `n` records, oldest first. */
+  tailAudit(n: number): Promise<AuditRecord[]>;
+  countAudit(): Promise<number>;
+
+  insertCheckpoint(checkpoint: Checkpoint): Promise<void>;
+  /** Checkpoints in seq order from `fromSeq`. */
+  listCheckpoints(options?: PageOptions): Promise<Checkpoint[]>;
+  lastCheckpoint(): Promise<Checkpoint | undefined>;
+
+  putSigningKey(key: SigningKeyRecord): Promise<void>;
+  listSigningKeys(): Promise<SigningKeyRecord[]>;
+
+  writeRecording(write: RecordingWrite): Promise<void>;
+  createSession(header: SessionHeader): Promise<void>;
+  /** Ends a session by storing its seal (count, last hash, end time, reason, signature). */
+  sealSession(seal: SessionSeal): Promise<void>;
+  getSession(sessionId: string): Promise<SessionRecord | undefined>;
+  listSessions(options?: SessionListOptions): Promise<SessionRecord[]>;
+  appendRecordingEvents(events: RecordingEvent[]): Promise<void>;
+  /** A session's events in seq order from `fromSeq` (default 1). */
+  readRecordingEvents(sessionId: string, options?: PageOptions): Promise<RecordingEvent[]>;
+
+  close(): Promise<void>;
+}
+
+/** A row could not be decoded (for example its JSON was edited into something invalid). */
+export class CorruptRecordError extends Error {
+  constructor(
+    readonly table: string,
+    readonly key: string,
+    message: string,
+  ) {
+    super(`${table} ${key}: ${message}`);
+    this.name = "CorruptRecordError";
+  }
+}

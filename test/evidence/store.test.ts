@@ -1,0 +1,89 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import type { AuditRecord } from "../../src/core/evidence/audit-event.js";
+import { openStore, type Store } from "../../src/core/store/index.js";
+
+const dirs: string[] = [];
+const stores: Store[] = [];
+function tempDir(): string {
+  const d = mkdtempSync(join(tmpdir(), "gatehouse-store-"));
+  dirs.push(d);
+  return d;
+}
+afterEach(async () => {
+  for (const s of stores.splice(0)) await s.close().catch(() => undefined);
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+function rec(seq: number, extra: Partial<AuditRecord> = {}): AuditRecord {
+  return {
+    seq,
+    time: new Date(1_700_000_000_000 + seq).toISOString(),
+    type: "request",
+    prev_hash: "p".repeat(64),
+    hash: String(seq).padStart(64, "0"),
+    ...extra,
+  };
+}
+
+describe.each([true, false])("sqlite store (worker=%s)", (worker) => {
+  it("round-trips audit records, checkpoints, keys and recordings", async () => {
+    const dataDir = tempDir();
+    const store = await openStore({ dataDir, worker });
+    stores.push(store);
+    const records = [
+      rec(1, { data: { sql: "select 1", n: 1.5 }, connection: "app-db", decision: "allow" }),
+      rec(2, { data: {}, identity: { subject: "ci", kind: "bot", groups: [], issuer: "x", token_id: "t" } }),
+      rec(3),
+    ];
+    await store.commitAudit({
+      records,
+      checkpoint: { seq: 3, hash: records[2]!.hash, time: "t", signature: "s", key_id: "k" },
+      signingKey: { key_id: "k", algorithm: "ed25519", public_key: "pem", created_at: "c" },
+    });
+    expect(await store.readAudit()).toEqual(records);
+    expect(await store.readAudit({ fromSeq: 2, limit: 1 })).toEqual([records[1]]);
+    expect((await store.lastAudit())?.seq).toBe(3);
+    expect((await store.tailAudit(2)).map((r) => r.seq)).toEqual([2, 3]);
+    expect(await store.countAudit()).toBe(3);
+    const it: number[] = [];
+    for await (const r of store.iterateAudit({ pageSize: 2 })) it.push(r.seq);
+    expect(it).toEqual([1, 2, 3]);
+    expect(await store.listCheckpoints()).toHaveLength(1);
+    expect((await store.lastCheckpoint())?.seq).toBe(3);
+    await store.putSigningKey({ key_id: "k", algorithm: "ed25519", public_key: "pem", created_at: "c" });
+    expect(await store.listSigningKeys()).toHaveLength(1);
+
+    await store.createSession({ session_id: "s1", connection: "c", protocol: "ssh", started_at: "t0" });
+    await store.appendRecordingEvents([
+      { session_id: "s1", seq: 1, t: 0, kind: "input", data: "ls\n", prev_hash: "a", hash: "b" },
+      { session_id: "s1", seq: 2, t: 5, kind: "output", data: null, prev_hash: "b", hash: "c" },
+    ]);
+    await store.sealSession({
+      session_id: "s1",
+      count: 2,
+      last_hash: "c",
+      ended_at: "t1",
+      reason: "closed",
+      signature: "sig",
+      key_id: "k",
+    });
+    const s = await store.getSession("s1");
+    expect(s?.seal?.count).toBe(2);
+    expect((await store.listSessions({ sealed: true })).map((x) => x.session_id)).toEqual(["s1"]);
+    const evs = await store.readRecordingEvents("s1");
+    expect(evs.map((e) => e.seq)).toEqual([1, 2]);
+    expect(evs[1]).toHaveProperty("data", null);
+    expect(evs[0]?.data).toBe("ls\n");
+  });
+
+  it("rolls back a whole batch when one statement fails", async () => {
+    const store = await openStore({ dataDir: tempDir(), worker });
+    stores.push(store);
+    await store.commitAudit({ records: [rec(1)] });
+    await expect(store.commitAudit({ records: [rec(2), rec(1)] })).rejects.toThrow(/UNIQUE|constraint/i);
+    expect(await store.countAudit()).toBe(1);
+  });
+});
