@@ -7,12 +7,15 @@ export interface OidcIssuerConfig {
   /** Exact issuer URL; a token's `iss` must equal it byte for byte (OIDC Discovery section 4.3). */
   issuer: string;
   audience: string | string[];
-  groups_claim: string;
-  subject_claim: string;
-  kind: "bot" | "human" | "auto";
+  groups_claim?: string;
+  subject_claim?: string;
+  kind?: "bot" | "human" | "auto";
   /** JWS algorithms accepted from this issuer; asymmetric only. Default: every asymmetric algorithm. */
   algorithms?: string[];
-  clock_skew_ms: number;
+  /** Tolerance for exp/nbf, milliseconds (default 30 s, at most 5 min). */
+  clock_skew_ms?: number;
+  /** The same, as the policy schema names it (`clock_skew: 30s`, parsed to milliseconds). */
+  clock_skew?: number;
   /** Skips discovery and fetches keys from here. */
   jwks_uri?: string;
 }
@@ -23,8 +26,8 @@ export interface StaticTokenConfig {
   sha256: string;
   groups: string[];
   kind: "bot" | "human";
-  /** ISO 8601; the token is refused from this instant on. */
-  expires?: string;
+  /** ISO 8601 (or the Date the policy schema parses it into); the token is refused from this instant on. */
+  expires?: string | Date;
 }
 
 export interface IdentityConfig {

@@ -78,7 +78,7 @@ export class OidcIssuer {
         `${where}: algorithms must be asymmetric (${ASYMMETRIC_ALGORITHMS.join(", ")}); refused: ${refused.join(", ")}`,
       );
     }
-    const skew = config.clock_skew_ms ?? 30_000;
+    const skew = config.clock_skew_ms ?? config.clock_skew ?? 30_000;
     if (!(skew >= 0 && skew <= MAX_CLOCK_SKEW_MS)) {
       throw new IdentityConfigError(`${where}: clock_skew_ms must be between 0 and ${MAX_CLOCK_SKEW_MS}`);
     }

@@ -90,9 +90,10 @@ export class IdentityVerifier {
     const verified = await issuer.verify(bearer, header);
     const { config } = issuer;
     const subject = readSubject(verified, config.subject_claim ?? "sub");
+    const kind = config.kind ?? "auto";
     return {
       subject,
-      kind: config.kind === "auto" ? inferKind(verified, subject) : config.kind,
+      kind: kind === "auto" ? inferKind(verified, subject) : kind,
       groups: parseGroups(readClaim(verified, config.groups_claim ?? "groups")),
       issuer: issuer.issuer,
       tokenId: tokenIdOf(verified, bearer),
