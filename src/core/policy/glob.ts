@@ -17,7 +17,7 @@ export function compileGlob(pattern: string, options: { caseInsensitive?: boolea
   for (const ch of collapseWhitespace(pattern)) {
     if (ch === "*") source += "[\\s\\S]*";
     else if (ch === "?") source += "[\\s\\S]";
-    else source += ch.replace(/[.+^${}()|[\]\\/-]/g, "\\$&");
+    else source += ch.replace(/[.+^${}()|[\]\\/]/g, "\\$&");
   }
   // `u` so that `?` is one code point, not half of a surrogate pair.
   return new RegExp(`^${source}$`, options.caseInsensitive ? "iu" : "u");

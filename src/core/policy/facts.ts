@@ -1,0 +1,61 @@
+/**
+ * What an analyzer found in one request, in protocol-neutral terms. Policy decisions look only at these facts,
+ * never at raw request text, so every protocol gets the same rule semantics.
+ */
+
+export interface StatementFact {
+  /** A statement kind from vocabulary.ts (anything else is treated as `unknown`). */
+  kind: string;
+  /** Tables the statement touches, as written (`users`, `public.users`), unquoted. */
+  tables: string[];
+  /** Whether an UPDATE/DELETE has a WHERE clause. Left undefined it counts as "no WHERE" (fail closed). */
+  hasWhere?: boolean;
+}
+
+export interface CommandFact {
+  /** The command as invoked (`rm`, `/sbin/reboot`); rules match it and its basename. */
+  name: string;
+  argv: string[];
+}
+
+export interface ApiCallFact {
+  verb: string;
+  resource: string;
+  namespace?: string;
+  name?: string;
+  subresource?: string;
+}
+
+export interface HttpCallFact {
+  method: string;
+  /** The request path (a query string, if present, is ignored by rules). */
+  path: string;
+}
+
+export interface RequestFacts {
+  statements: StatementFact[];
+  commands: CommandFact[];
+  /** Normalized text of each simple command and of each whole pipeline, for `patterns` rules. */
+  pipelines: string[];
+  apiCalls: ApiCallFact[];
+  httpCalls: HttpCallFact[];
+  /** Set when the analyzer could not understand the request; `on_unparseable` decides what happens. */
+  unparseable?: { reason: string };
+}
+
+export function emptyFacts(): RequestFacts {
+  return { statements: [], commands: [], pipelines: [], apiCalls: [], httpCalls: [] };
+}
+
+/** Fills in the lists a caller left out (tests, `policy test` cases). */
+export function factsFrom(partial: Partial<RequestFacts>): RequestFacts {
+  const facts: RequestFacts = {
+    statements: partial.statements ?? [],
+    commands: partial.commands ?? [],
+    pipelines: partial.pipelines ?? [],
+    apiCalls: partial.apiCalls ?? [],
+    httpCalls: partial.httpCalls ?? [],
+  };
+  if (partial.unparseable) facts.unparseable = partial.unparseable;
+  return facts;
+}
