@@ -2,7 +2,7 @@ import type { z } from "zod";
 
 export type ConfigPath = readonly PropertyKey[];
 
-/** `connections[2].guardrails[0].deny` — the form every config message uses. */
+/** `connections[2].guardrails[0].deny` — the form every config message uses ("" for the top level). */
 export function formatPath(path: ConfigPath): string {
   let out = "";
   for (const key of path) {
@@ -14,7 +14,7 @@ export function formatPath(path: ConfigPath): string {
       out += plain ? (out === "" ? name : `.${name}`) : `[${JSON.stringify(name)}]`;
     }
   }
-  return out === "" ? "(top level)" : out;
+  return out;
 }
 
 /**
@@ -119,7 +119,7 @@ export function describeIssue(issue: z.core.$ZodIssue): string {
 
 export function zodToConfigError(source: string, error: z.ZodError): ConfigError {
   const problems = error.issues.slice(0, MAX_REPORTED).map((issue) => ({
-    path: issue.path.length === 0 ? "(top level)" : formatPath(issue.path),
+    path: formatPath(issue.path),
     message: describeIssue(issue),
   }));
   return new ConfigError(source, problems);
