@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { main } from "../../cli/main.js";
+import { main } from "./main.js";
 
 // The example config takes its secrets from these; the values must never appear in any output.
 const SECRETS = {
