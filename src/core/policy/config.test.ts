@@ -155,6 +155,13 @@ describe("parseConfig: errors name file and path on one line", () => {
         ),
       ),
     ).toContain("connections[0].approvals[0].min_approvals: 2 approvals required but approvers name only 1 subject(s)");
+    // an invalid approver must be reported, not crash the approvals check that counts approvers
+    expect(
+      errorOf(
+        conn("    approvals:\n      - { require: { statements: [drop] }, approvers: [bogus], min_approvals: 3 }\n"),
+      ),
+    ).toMatch(/^gatehouse\.yaml: connections\[0\]\.approvals\[0\]\.approvers\[0\]: invalid subject "bogus"/);
+    expect(errorOf("identity: 5\n")).toBe("gatehouse.yaml: identity: expected a mapping, got number 5");
     expect(errorOf("identity: { tokens: [{ name: a, sha256: ABC, groups: [ci] }] }\n")).toContain(
       "identity.tokens[0].sha256: expected the token's SHA-256 as 64 lowercase hex characters",
     );

@@ -121,7 +121,8 @@ const isoDate = z.string().transform((text, ctx): Date => {
 function checked(check: (value: string) => string | undefined) {
   return z.string().superRefine((value, ctx) => {
     const problem = check(value);
-    if (problem) ctx.addIssue({ code: "custom", message: problem });
+    // not continuable: refinements of enclosing objects may assume every checked word is valid
+    if (problem) ctx.addIssue({ code: "custom", message: problem, continue: false });
   });
 }
 
@@ -220,7 +221,8 @@ function approvalRule(type: ConnectionType) {
     .superRefine((rule, ctx) => {
       // Named subjects only, and fewer of them than required approvals: nobody could ever approve (and requesters
       // cannot approve their own request, which makes it worse).
-      const possible = new SubjectSet(rule.approvers).namedSubjectCount;
+      const valid = rule.approvers.filter((a) => !("error" in parseSubject(a)));
+      const possible = new SubjectSet(valid).namedSubjectCount;
       if (possible < rule.min_approvals) {
         ctx.addIssue({
           code: "custom",
