@@ -9,6 +9,7 @@ export type AuditEventType =
   | "gateway.stop"
   | "session.start"
   | "session.end"
+  | "session.refused"
   | "request"
   | "request.blocked"
   | "approval.requested"

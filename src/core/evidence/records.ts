@@ -43,14 +43,7 @@ export interface SessionRecord extends SessionHeader {
 }
 
 export type RecordingEventKind =
-  | "input"
-  | "output"
-  | "request"
-  | "result"
-  | "resize"
-  | "decision"
-  | "notice"
-  | (string & {});
+  "input" | "output" | "request" | "result" | "resize" | "decision" | "notice" | (string & {});
 
 /** One timed event of a session recording, chained like the audit log but per session. */
 export interface RecordingEvent {

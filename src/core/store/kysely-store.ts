@@ -250,20 +250,22 @@ export class KyselyStore implements Store {
   }
 
   #sealUpdate(s: SessionSeal): CompiledQuery {
-    return this.db
-      .updateTable("sessions")
-      .set({
-        ended_at: s.ended_at,
-        end_reason: s.reason,
-        event_count: s.count,
-        last_hash: s.last_hash,
-        seal_signature: s.signature,
-        seal_key_id: s.key_id,
-      })
-      .where("session_id", "=", s.session_id)
-      // a seal is written once; a second seal of the same session changes nothing
-      .where("seal_signature", "is", null)
-      .compile();
+    return (
+      this.db
+        .updateTable("sessions")
+        .set({
+          ended_at: s.ended_at,
+          end_reason: s.reason,
+          event_count: s.count,
+          last_hash: s.last_hash,
+          seal_signature: s.signature,
+          seal_key_id: s.key_id,
+        })
+        .where("session_id", "=", s.session_id)
+        // a seal is written once; a second seal of the same session changes nothing
+        .where("seal_signature", "is", null)
+        .compile()
+    );
   }
 
   createSession(header: SessionHeader): Promise<void> {

@@ -80,7 +80,9 @@ export async function migrateToLatest(db: Kysely<unknown>): Promise<void> {
   const { error, results } = await migrator.migrateToLatest();
   if (error !== undefined) {
     const failed = results?.find((r) => r.status === "Error")?.migrationName;
-    throw new Error(`store migration ${failed ?? ""} failed: ${error instanceof Error ? error.message : String(error)}`);
+    throw new Error(
+      `store migration ${failed ?? ""} failed: ${error instanceof Error ? error.message : String(error)}`,
+    );
   }
 }
 

@@ -14,8 +14,7 @@ export interface SerializedError {
 
 /** Replies; id 0 is the worker's own start-up outcome. */
 export type WorkerResponse =
-  | { id: number; ok: true; result?: SqlResult | number }
-  | { id: number; ok: false; error: SerializedError };
+  { id: number; ok: true; result?: SqlResult | number } | { id: number; ok: false; error: SerializedError };
 
 export function serializeError(err: unknown): SerializedError {
   if (err instanceof Error) {

@@ -1,0 +1,276 @@
+import type { Ed25519KeyPair } from "../keys.js";
+import type { Store } from "../store/types.js";
+import type { AuditEventInput, AuditRecord } from "./audit-event.js";
+import { canonicalJson, toJsonValue, ZERO_HASH } from "./canonical.js";
+import { auditRecordHash, checkpointPayload } from "./chain.js";
+import { describeCause, EvidenceUnavailableError } from "./errors.js";
+import type { Checkpoint } from "./records.js";
+import { signCanonical, signingKeyRecord, toSigner, type EvidenceSigner } from "./signing.js";
+
+export interface AuditLogOptions {
+  /** Signs checkpoints; its public half is stored beside the log. */
+  signingKey: Ed25519KeyPair | EvidenceSigner;
+  /** Sign a checkpoint once this many records were appended since the last one (default 1000). */
+  checkpointEvery?: number;
+  /** ...and at most this long after the first unsigned record (default 5000 ms; 0 = only by count/close). */
+  checkpointIntervalMs?: number;
+  /** Most records per transaction (default 1000). */
+  maxBatch?: number;
+  /** Appends waiting beyond this are refused at once instead of queueing (default 100000). */
+  maxQueued?: number;
+  /** Wall clock in ms (tests). */
+  now?: () => number;
+}
+
+export interface AuditLogStats {
+  commits: number;
+  records: number;
+  checkpoints: number;
+  failedCommits: number;
+  largestBatch: number;
+}
+
+type Body = Omit<AuditRecord, "seq" | "time" | "prev_hash" | "hash">;
+
+interface Waiting {
+  body: Body;
+  resolve: (r: AuditRecord) => void;
+  reject: (e: Error) => void;
+}
+
+interface Head {
+  seq: number;
+  hash: string;
+  timeMs: number;
+}
+
+const STRING_FIELDS = ["connection", "session_id", "decision", "rule"] as const;
+
+/** Copies the known fields as plain JSON, so the stored record hashes the same when it is read back. */
+function normalize(event: AuditEventInput): Body {
+  if (typeof event?.type !== "string" || event.type === "") throw new TypeError("audit event needs a type");
+  const body: Body = { type: event.type };
+  if (event.identity !== undefined && event.identity !== null) body.identity = toJsonValue(event.identity);
+  for (const f of STRING_FIELDS) {
+    const v = event[f];
+    if (v === undefined || v === null) continue;
+    if (typeof v !== "string") throw new TypeError(`audit event ${f} must be a string`);
+    (body as Record<string, unknown>)[f] = v;
+  }
+  if (event.data !== undefined) body.data = toJsonValue(event.data);
+  canonicalJson(body); // rejects what cannot be hashed (non-finite numbers survive only as null)
+  return body;
+}
+
+/**
+ * The tamper-evident audit log and its single sequencer: it alone assigns seq, time, prev_hash and hash.
+ *
+ * Group commit: the first append starts a transaction; appends that arrive while it is in flight wait and go
+ * together into the next one, so one fsync serves many events. An append resolves only after its transaction
+ * committed. If a commit fails, every append in it rejects with EvidenceUnavailableError, the in-memory head
+ * stays where the store is, and the next append tries again (re-reading the head first, in case the failed
+ * commit did reach the disk).
+ */
+export class AuditLog {
+  readonly #store: Store;
+  readonly #signer: EvidenceSigner;
+  readonly #every: number;
+  readonly #maxBatch: number;
+  readonly #maxQueued: number;
+  readonly #now: () => number;
+  readonly #timer: NodeJS.Timeout | undefined;
+
+  #head: Head = { seq: 0, hash: ZERO_HASH, timeMs: 0 };
+  #checkpointSeq = 0;
+  #keyStored = false;
+  #resync = false;
+  #wantCheckpoint = false;
+  #queue: Waiting[] = [];
+  #running = false;
+  #idleWaiters: (() => void)[] = [];
+  #closed = false;
+  #lastError: unknown;
+  readonly #stats: AuditLogStats = { commits: 0, records: 0, checkpoints: 0, failedCommits: 0, largestBatch: 0 };
+
+  private constructor(store: Store, options: AuditLogOptions) {
+    this.#store = store;
+    this.#signer = toSigner(options.signingKey);
+    this.#every = Math.max(1, options.checkpointEvery ?? 1000);
+    this.#maxBatch = Math.max(1, options.maxBatch ?? 1000);
+    this.#maxQueued = options.maxQueued ?? 100_000;
+    this.#now = options.now ?? Date.now;
+    const interval = options.checkpointIntervalMs ?? 5000;
+    if (interval > 0) {
+      this.#timer = setInterval(() => this.#onTimer(), interval);
+      this.#timer.unref();
+    }
+  }
+
+  /** Opens the log on a store, continuing the chain from the last stored record. */
+  static async open(store: Store, options: AuditLogOptions): Promise<AuditLog> {
+    const log = new AuditLog(store, options);
+    try {
+      await log.#load();
+    } catch (err) {
+      log.#stopTimer();
+      throw new EvidenceUnavailableError(`audit log unavailable: ${describeCause(err)}`, { cause: err });
+    }
+    return log;
+  }
+
+  async #load(): Promise<void> {
+    const [last, cp, keys] = await Promise.all([
+      this.#store.lastAudit(),
+      this.#store.lastCheckpoint(),
+      this.#store.listSigningKeys(),
+    ]);
+    this.#head = last
+      ? { seq: last.seq, hash: last.hash, timeMs: Date.parse(last.time) || 0 }
+      : { seq: 0, hash: ZERO_HASH, timeMs: 0 };
+    this.#checkpointSeq = cp?.seq ?? 0;
+    this.#keyStored = keys.some((k) => k.key_id === this.#signer.keyId);
+    this.#resync = false;
+  }
+
+  /** The last committed record's seq and hash. */
+  get head(): { seq: number; hash: string } {
+    return { seq: this.#head.seq, hash: this.#head.hash };
+  }
+
+  get stats(): Readonly<AuditLogStats> {
+    return { ...this.#stats };
+  }
+
+  get keyId(): string {
+    return this.#signer.keyId;
+  }
+
+  /** Appends one event; resolves with the stored record once it is durable. */
+  append(event: AuditEventInput): Promise<AuditRecord> {
+    if (this.#closed) return Promise.reject(new EvidenceUnavailableError("audit log is closed"));
+    let body: Body;
+    try {
+      body = normalize(event);
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+    if (this.#queue.length >= this.#maxQueued) {
+      return Promise.reject(new EvidenceUnavailableError("audit log unavailable: too many appends waiting"));
+    }
+    return new Promise<AuditRecord>((resolve, reject) => {
+      this.#queue.push({ body, resolve, reject });
+      this.#kick();
+    });
+  }
+
+  /** Writes a checkpoint now if records were appended since the last one; resolves when it is durable. */
+  async checkpoint(): Promise<Checkpoint | undefined> {
+    this.#wantCheckpoint = true;
+    this.#kick();
+    await this.#idle();
+    if (this.#head.seq > this.#checkpointSeq) {
+      throw new EvidenceUnavailableError(`checkpoint not written: ${describeCause(this.#lastError)}`, {
+        cause: this.#lastError,
+      });
+    }
+    return this.#head.seq === 0 ? undefined : this.#store.lastCheckpoint();
+  }
+
+  /** Commits what is queued, signs a final checkpoint and refuses further appends. The store stays open. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#stopTimer();
+    await this.checkpoint();
+  }
+
+  #stopTimer(): void {
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+  }
+
+  #onTimer(): void {
+    if (this.#head.seq > this.#checkpointSeq) {
+      this.#wantCheckpoint = true;
+      this.#kick();
+    }
+  }
+
+  #idle(): Promise<void> {
+    return this.#running ? new Promise((resolve) => this.#idleWaiters.push(resolve)) : Promise.resolve();
+  }
+
+  #kick(): void {
+    if (this.#running) return;
+    this.#running = true;
+    // a microtask, so appends made in the same tick share the first transaction
+    queueMicrotask(() => void this.#drain());
+  }
+
+  async #drain(): Promise<void> {
+    for (;;) {
+      const batch = this.#queue.splice(0, this.#maxBatch);
+      const cpDue = this.#wantCheckpoint && this.#head.seq > this.#checkpointSeq;
+      if (batch.length === 0 && !cpDue) break;
+      await this.#commit(batch);
+    }
+    // cleared in the same synchronous step as the emptiness check, so no append can be stranded
+    this.#wantCheckpoint = false;
+    this.#running = false;
+    for (const w of this.#idleWaiters.splice(0)) w();
+  }
+
+  async #commit(batch: Waiting[]): Promise<void> {
+    try {
+      if (this.#resync) await this.#load();
+    } catch (err) {
+      this.#fail(batch, err);
+      return;
+    }
+    let { seq, hash, timeMs } = this.#head;
+    // time never goes backwards in the log, even if the wall clock does
+    timeMs = Math.max(timeMs, this.#now());
+    const time = new Date(timeMs).toISOString();
+    const records: AuditRecord[] = [];
+    for (const w of batch) {
+      const unhashed = { seq: ++seq, time, ...w.body, prev_hash: hash };
+      hash = auditRecordHash(unhashed);
+      records.push({ ...unhashed, hash });
+    }
+    let checkpoint: Checkpoint | undefined;
+    const dueByCount = seq - this.#checkpointSeq >= this.#every;
+    if (seq > this.#checkpointSeq && (dueByCount || this.#wantCheckpoint)) {
+      const payload = checkpointPayload({ seq, hash, time: new Date(this.#now()).toISOString() });
+      checkpoint = { ...payload, signature: signCanonical(this.#signer, payload), key_id: this.#signer.keyId };
+    }
+    try {
+      await this.#store.commitAudit({
+        records,
+        ...(checkpoint ? { checkpoint } : {}),
+        ...(this.#keyStored ? {} : { signingKey: signingKeyRecord(this.#signer, time) }),
+      });
+    } catch (err) {
+      this.#resync = true;
+      this.#wantCheckpoint = false; // the timer or close() asks again; never spin on a dead store
+      this.#fail(batch, err);
+      return;
+    }
+    this.#head = { seq, hash, timeMs };
+    this.#keyStored = true;
+    this.#stats.commits++;
+    this.#stats.records += records.length;
+    this.#stats.largestBatch = Math.max(this.#stats.largestBatch, records.length);
+    if (checkpoint) {
+      this.#checkpointSeq = checkpoint.seq;
+      this.#wantCheckpoint = false;
+      this.#stats.checkpoints++;
+    }
+    batch.forEach((w, i) => w.resolve(records[i]!));
+  }
+
+  #fail(batch: Waiting[], err: unknown): void {
+    this.#lastError = err;
+    this.#stats.failedCommits++;
+    const e = new EvidenceUnavailableError(`audit log unavailable: ${describeCause(err)}`, { cause: err });
+    for (const w of batch) w.reject(e);
+  }
+}

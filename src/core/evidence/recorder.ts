@@ -1,0 +1,297 @@
+import { performance } from "node:perf_hooks";
+import type { Ed25519KeyPair } from "../keys.js";
+import type { Store } from "../store/types.js";
+import type { AuditIdentity } from "./audit-event.js";
+import { canonicalJson, toJsonValue } from "./canonical.js";
+import { recordingEventHash, sealPayload, sessionHeadHash } from "./chain.js";
+import { describeCause, EvidenceUnavailableError } from "./errors.js";
+import type { RecordingEvent, RecordingEventKind, SessionHeader, SessionSeal } from "./records.js";
+import { signCanonical, signingKeyRecord, toSigner, type EvidenceSigner } from "./signing.js";
+
+export interface SessionRecorderOptions {
+  signingKey: Ed25519KeyPair | EvidenceSigner;
+  /** `record()` returns false once this many bytes wait to be written (default 4 MiB). */
+  highWaterBytes?: number;
+  /** `record()` throws EvidenceUnavailableError beyond this (default 4 x highWaterBytes). */
+  maxBufferedBytes?: number;
+  /** Write at least this often while events wait (default 200 ms). */
+  flushIntervalMs?: number;
+  /** Most events per transaction (default 2000). */
+  maxBatchEvents?: number;
+}
+
+export interface StartSession {
+  sessionId: string;
+  connection: string;
+  protocol: string;
+  identity?: AuditIdentity;
+}
+
+type Item =
+  | { type: "session"; header: SessionHeader; bytes: number; done: Settle }
+  | { type: "event"; event: RecordingEvent; bytes: number }
+  | { type: "seal"; seal: SessionSeal; bytes: number; done: Settle };
+
+interface Settle {
+  resolve: () => void;
+  reject: (e: Error) => void;
+}
+
+const RETRY_MAX_MS = 2000;
+
+/**
+ * Records sessions: per session an ordered, timed, hash-chained event stream, sealed with an Ed25519
+ * signature when the session ends. One recorder serves all sessions of the process and batches their events
+ * into shared transactions (a recording is durable at its seal, not at each event).
+ *
+ * Back-pressure follows Node streams: `record()` returns false when the recorder holds more than
+ * highWaterBytes unwritten; the producer should stop reading its socket and `await recording.drain()`.
+ * A producer that ignores this gets EvidenceUnavailableError from `record()` at maxBufferedBytes, so memory
+ * stays bounded either way.
+ */
+export class SessionRecorder {
+  readonly #store: Store;
+  readonly #signer: EvidenceSigner;
+  readonly #highWater: number;
+  readonly #maxBuffered: number;
+  readonly #flushIntervalMs: number;
+  readonly #maxBatch: number;
+  #queue: Item[] = [];
+  #buffered = 0;
+  #keyStored = false;
+  #flushing = false;
+  #timer: NodeJS.Timeout | undefined;
+  #retryMs = 0;
+  #drainWaiters: (() => void)[] = [];
+  #lastError: unknown;
+  readonly #active = new Set<string>();
+
+  constructor(store: Store, options: SessionRecorderOptions) {
+    this.#store = store;
+    this.#signer = toSigner(options.signingKey);
+    this.#highWater = options.highWaterBytes ?? 4 * 1024 * 1024;
+    this.#maxBuffered = options.maxBufferedBytes ?? 4 * this.#highWater;
+    this.#flushIntervalMs = options.flushIntervalMs ?? 200;
+    this.#maxBatch = options.maxBatchEvents ?? 2000;
+  }
+
+  /** Bytes (canonical JSON) recorded but not yet written. */
+  get bufferedBytes(): number {
+    return this.#buffered;
+  }
+
+  /** Starts a recording; resolves once the session row is durable. */
+  async start(s: StartSession): Promise<SessionRecording> {
+    // a duplicate id would make the shared batch fail forever; refuse it here instead
+    if (this.#active.has(s.sessionId) || (await this.#store.getSession(s.sessionId)) !== undefined) {
+      throw new Error(`session ${s.sessionId} was already recorded`);
+    }
+    this.#active.add(s.sessionId);
+    const header: SessionHeader = {
+      session_id: s.sessionId,
+      connection: s.connection,
+      protocol: s.protocol,
+      ...(s.identity ? { identity: toJsonValue(s.identity) } : {}),
+      started_at: new Date().toISOString(),
+    };
+    const recording = new SessionRecording(this, header, sessionHeadHash(header), performance.now());
+    await new Promise<void>((resolve, reject) => {
+      this.#push({ type: "session", header, bytes: canonicalJson(header).length, done: { resolve, reject } }, true);
+    });
+    return recording;
+  }
+
+  /** @internal used by SessionRecording */
+  enqueueEvent(event: RecordingEvent, bytes: number): boolean {
+    if (this.#buffered + bytes > this.#maxBuffered) {
+      throw new EvidenceUnavailableError(
+        `recording buffer full (${this.#buffered} bytes unwritten${this.#lastError ? `: ${describeCause(this.#lastError)}` : ""})`,
+      );
+    }
+    this.#push({ type: "event", event, bytes }, false);
+    return this.#buffered < this.#highWater;
+  }
+
+  /** @internal */
+  enqueueSeal(seal: SessionSeal): Promise<void> {
+    this.#active.delete(seal.session_id);
+    return new Promise<void>((resolve, reject) => {
+      this.#push({ type: "seal", seal, bytes: 256, done: { resolve, reject } }, true);
+    });
+  }
+
+  /** Resolves when the unwritten bytes are below the high-water mark. */
+  drain(): Promise<void> {
+    if (this.#buffered < this.#highWater) return Promise.resolve();
+    return new Promise((resolve) => this.#drainWaiters.push(resolve));
+  }
+
+  /** Writes everything queued now; throws EvidenceUnavailableError if the store refuses. */
+  async flush(): Promise<void> {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    while (this.#flushing) await new Promise((r) => setTimeout(r, 2));
+    while (this.#queue.length > 0) {
+      if (!(await this.#flushOnce())) {
+        throw new EvidenceUnavailableError(`recordings not written: ${describeCause(this.#lastError)}`, {
+          cause: this.#lastError,
+        });
+      }
+    }
+  }
+
+  /** Writes what is queued; throws if that is not possible. Sessions still open stay unsealed. */
+  close(): Promise<void> {
+    return this.flush();
+  }
+
+  #push(item: Item, urgent: boolean): void {
+    this.#queue.push(item);
+    this.#buffered += item.bytes;
+    if (urgent || this.#queue.length >= this.#maxBatch || this.#buffered >= this.#highWater) this.#schedule(0);
+    else this.#schedule(this.#flushIntervalMs);
+  }
+
+  #schedule(delayMs: number): void {
+    if (this.#flushing) return; // the running flush reschedules when it finishes
+    if (this.#timer !== undefined) {
+      if (delayMs > 0) return;
+      clearTimeout(this.#timer);
+    }
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      void this.#flushOnce();
+    }, delayMs);
+  }
+
+  async #flushOnce(): Promise<boolean> {
+    if (this.#flushing || this.#queue.length === 0) return true;
+    this.#flushing = true;
+    const batch = this.#queue.slice(0, this.#maxBatch);
+    let ok = false;
+    try {
+      await this.#store.writeRecording({
+        sessions: batch.flatMap((i) => (i.type === "session" ? [i.header] : [])),
+        events: batch.flatMap((i) => (i.type === "event" ? [i.event] : [])),
+        seals: batch.flatMap((i) => (i.type === "seal" ? [i.seal] : [])),
+        ...(this.#keyStored ? {} : { signingKey: signingKeyRecord(this.#signer, new Date().toISOString()) }),
+      });
+      ok = true;
+    } catch (err) {
+      this.#lastError = err;
+    }
+    this.#flushing = false;
+    if (ok) {
+      this.#keyStored = true;
+      this.#retryMs = 0;
+      this.#queue.splice(0, batch.length);
+      for (const i of batch) {
+        this.#buffered -= i.bytes;
+        if (i.type !== "event") i.done.resolve();
+      }
+      if (this.#buffered < this.#highWater) for (const w of this.#drainWaiters.splice(0)) w();
+    } else {
+      // keep the items (their hashes are already chained) and retry; tell the waiting starts and seals now
+      const e = new EvidenceUnavailableError(`recording unavailable: ${describeCause(this.#lastError)}`, {
+        cause: this.#lastError,
+      });
+      for (const i of batch) if (i.type !== "event") i.done.reject(e);
+      this.#retryMs = Math.min(RETRY_MAX_MS, Math.max(50, this.#retryMs * 2));
+    }
+    if (this.#queue.length > 0) {
+      const urgent = this.#queue.some((i) => i.type !== "event") || this.#buffered >= this.#highWater;
+      this.#schedule(ok ? (urgent || this.#queue.length >= this.#maxBatch ? 0 : this.#flushIntervalMs) : this.#retryMs);
+    }
+    return ok;
+  }
+
+  /** Events of a recording in order (works for any store, including one opened read-only). */
+  readRecording(sessionId: string): AsyncIterable<RecordingEvent> {
+    return readRecording(this.#store, sessionId);
+  }
+
+  /** @internal */
+  sign(payload: unknown): { signature: string; key_id: string } {
+    return { signature: signCanonical(this.#signer, payload), key_id: this.#signer.keyId };
+  }
+}
+
+/** One session's recording. Not thread-safe by design: one producer per session (its adapter). */
+export class SessionRecording {
+  #seq = 0;
+  #t = 0;
+  #sealed: Promise<SessionSeal> | undefined;
+
+  /** @internal created by SessionRecorder.start */
+  constructor(
+    private readonly recorder: SessionRecorder,
+    readonly header: SessionHeader,
+    private lastHash: string,
+    private readonly startedAt: number,
+  ) {}
+
+  get sessionId(): string {
+    return this.header.session_id;
+  }
+
+  get count(): number {
+    return this.#seq;
+  }
+
+  /**
+   * Records one event (data must be JSON-serialisable; pass bytes as text or base64). Returns false when the
+   * producer should pause and `await drain()`. Throws after seal, or if the buffer limit is exceeded.
+   */
+  record(kind: RecordingEventKind, data?: unknown): boolean {
+    if (this.#sealed) throw new Error(`session ${this.sessionId} recording is sealed`);
+    // integer ms from the monotonic clock; Math.max guards the chain against any rounding step backwards
+    this.#t = Math.max(this.#t, Math.floor(performance.now() - this.startedAt));
+    const unhashed: Omit<RecordingEvent, "hash"> = {
+      session_id: this.sessionId,
+      seq: this.#seq + 1,
+      t: this.#t,
+      kind,
+      ...(data !== undefined ? { data: toJsonValue(data) } : {}),
+      prev_hash: this.lastHash,
+    };
+    const text = canonicalJson(unhashed);
+    const hash = recordingEventHash(unhashed);
+    // enqueue first: if it throws (buffer full) the chain has not advanced
+    const more = this.recorder.enqueueEvent({ ...unhashed, hash }, text.length + 64);
+    this.#seq++;
+    this.lastHash = hash;
+    return more;
+  }
+
+  drain(): Promise<void> {
+    return this.recorder.drain();
+  }
+
+  /** Ends the recording: signs {session_id, count, last_hash, ended_at, reason}; resolves once durable. */
+  seal(reason: string): Promise<SessionSeal> {
+    this.#sealed ??= (async () => {
+      const payload = sealPayload({
+        session_id: this.sessionId,
+        count: this.#seq,
+        last_hash: this.lastHash,
+        ended_at: new Date().toISOString(),
+        reason,
+      });
+      const seal: SessionSeal = { ...payload, ...this.recorder.sign(payload) };
+      await this.recorder.enqueueSeal(seal);
+      return seal;
+    })();
+    return this.#sealed;
+  }
+}
+
+/** A session's recorded events in order, paged from the store. */
+export async function* readRecording(store: Store, sessionId: string, pageSize = 1000): AsyncIterable<RecordingEvent> {
+  let from = 1;
+  for (;;) {
+    const page = await store.readRecordingEvents(sessionId, { fromSeq: from, limit: pageSize });
+    for (const ev of page) yield ev;
+    if (page.length < pageSize) return;
+    from = (page.at(-1)?.seq ?? from) + 1;
+  }
+}

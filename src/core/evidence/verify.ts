@@ -1,0 +1,321 @@
+import type { KeyObject } from "node:crypto";
+import type { Store } from "../store/types.js";
+import { CorruptRecordError } from "../store/types.js";
+import type { AuditRecord } from "./audit-event.js";
+import { ZERO_HASH } from "./canonical.js";
+import { auditRecordHash, checkpointPayload, recordingEventHash, sealPayload, sessionHeadHash } from "./chain.js";
+import type { Checkpoint, SessionRecord } from "./records.js";
+import { readRecording } from "./recorder.js";
+import { keyIdOf, publicKeyFromPem, verifyCanonical } from "./signing.js";
+
+export interface VerifyOptions {
+  /** Trust only this key (signatures by any other key fail), instead of the keys stored in the data dir. */
+  publicKey?: KeyObject;
+}
+
+export type AuditProblemReason =
+  | "changed" // a record's content no longer matches its hash
+  | "rehashed" // records were changed and the chain recomputed: caught by a signed checkpoint
+  | "dropped"
+  | "inserted"
+  | "reordered"
+  | "chain-broken"
+  | "unreadable"
+  | "checkpoint-signature"
+  | "checkpoint-key";
+
+export interface AuditProblem {
+  /** The first bad event (for "rehashed": the first event of the range the failed checkpoint covers). */
+  seq: number;
+  /** Last seq of the range, when only a range can be named. */
+  to_seq?: number;
+  reason: AuditProblemReason;
+  message: string;
+}
+
+export interface SessionProblem {
+  session_id: string;
+  message: string;
+}
+
+export interface VerifyReport {
+  ok: boolean;
+  records: number;
+  first_seq?: number;
+  last_seq?: number;
+  last_hash?: string;
+  checkpoints: number;
+  last_checkpoint_seq?: number;
+  /** Records after the last valid checkpoint: chained but not yet signed. */
+  unsigned_tail: number;
+  key_ids: string[];
+  sessions: { verified: number; sealed: number; unsealed: number };
+  /** The first problem in the audit log; verification of the audit chain stops there. */
+  audit_error?: AuditProblem;
+  bad_sessions: SessionProblem[];
+  warnings: string[];
+}
+
+class Problem extends Error {
+  constructor(readonly problem: AuditProblem) {
+    super(problem.message);
+  }
+}
+
+const fail = (seq: number, reason: AuditProblemReason, message: string, toSeq?: number): never => {
+  throw new Problem({ seq, reason, message, ...(toSeq !== undefined ? { to_seq: toSeq } : {}) });
+};
+
+async function loadKeys(store: Store, options: VerifyOptions, warnings: string[]): Promise<Map<string, KeyObject>> {
+  const keys = new Map<string, KeyObject>();
+  if (options.publicKey) {
+    keys.set(keyIdOf(options.publicKey), options.publicKey);
+    return keys;
+  }
+  for (const k of await store.listSigningKeys()) {
+    try {
+      const key = publicKeyFromPem(k.public_key);
+      // the id is derived from the key; a stored row whose id does not match it is not trusted
+      if (keyIdOf(key) !== k.key_id) warnings.push(`signing key ${k.key_id}: id does not match the stored key`);
+      else keys.set(k.key_id, key);
+    } catch {
+      warnings.push(`signing key ${k.key_id}: unreadable public key`);
+    }
+  }
+  return keys;
+}
+
+/** Checkpoints in seq order, one page at a time, with a look-ahead of one. */
+class CheckpointCursor {
+  #page: Checkpoint[] = [];
+  #i = 0;
+  #from = 0;
+  #done = false;
+  constructor(private readonly store: Store) {}
+  async peek(): Promise<Checkpoint | undefined> {
+    if (this.#i >= this.#page.length && !this.#done) {
+      this.#page = await this.store.listCheckpoints({ fromSeq: this.#from, limit: 1000 });
+      this.#i = 0;
+      if (this.#page.length < 1000) this.#done = true;
+      const last = this.#page.at(-1);
+      if (last) this.#from = last.seq + 1;
+    }
+    return this.#page[this.#i];
+  }
+  next(): void {
+    this.#i++;
+  }
+}
+
+async function findRecordWithHash(store: Store, hash: string, fromSeq: number): Promise<AuditRecord | undefined> {
+  try {
+    for await (const r of store.iterateAudit({ fromSeq })) if (r.hash === hash) return r;
+  } catch {
+    // diagnosis only; an unreadable record later on is reported when the walk reaches it
+  }
+  return undefined;
+}
+
+/** Why the record at `r.seq` does not link to its predecessor. Always throws a Problem. */
+async function diagnoseLink(
+  store: Store,
+  r: AuditRecord,
+  prev: AuditRecord | undefined,
+  prevPrevHash: string | undefined,
+  selfOk: boolean,
+): Promise<never> {
+  if (prev && prevPrevHash !== undefined && r.prev_hash === prevPrevHash) {
+    return fail(prev.seq, "inserted", `audit event seq ${prev.seq}: inserted (seq ${r.seq} links past it)`);
+  }
+  const later = await findRecordWithHash(store, r.prev_hash, r.seq + 1);
+  if (later) {
+    return fail(
+      r.seq,
+      "reordered",
+      `audit event seq ${r.seq}: out of order (it links to the event now at seq ${later.seq})`,
+    );
+  }
+  if (!selfOk && auditRecordHash({ ...r, seq: r.seq + 1 }) === r.hash) {
+    return fail(r.seq, "dropped", `audit event seq ${r.seq}: dropped (later events were renumbered)`);
+  }
+  if (selfOk && prev) {
+    return fail(
+      prev.seq,
+      "changed",
+      `audit event seq ${prev.seq}: changed (its hash was recomputed; seq ${r.seq} still links to the original)`,
+    );
+  }
+  return fail(
+    r.seq,
+    "chain-broken",
+    prev
+      ? `audit event seq ${r.seq}: prev_hash does not match the hash of seq ${prev.seq}`
+      : `audit event seq ${r.seq}: prev_hash is not the chain start`,
+  );
+}
+
+async function verifyAudit(store: Store, keys: Map<string, KeyObject>, pinned: boolean, report: VerifyReport) {
+  const cps = new CheckpointCursor(store);
+  let prev: AuditRecord | undefined;
+  let prevPrevHash: string | undefined;
+  let lastGoodCp = 0;
+
+  const checkCheckpoint = (cp: Checkpoint, record: AuditRecord | undefined): void => {
+    const key = keys.get(cp.key_id);
+    if (!key) {
+      fail(
+        cp.seq,
+        "checkpoint-key",
+        `checkpoint at seq ${cp.seq}: ${pinned ? "not signed by the pinned key" : `signed by unknown key ${cp.key_id}`}`,
+      );
+    } else if (!verifyCanonical(key, checkpointPayload(cp), cp.signature)) {
+      fail(
+        cp.seq,
+        "checkpoint-signature",
+        `checkpoint at seq ${cp.seq}: signature does not verify (forged or altered)`,
+      );
+    } else if (record && cp.hash !== record.hash) {
+      const from = Math.max(lastGoodCp + 1, report.first_seq ?? 1);
+      fail(
+        from,
+        "rehashed",
+        `audit events seq ${from}..${cp.seq}: chain does not match the signed checkpoint at seq ${cp.seq} ` +
+          `(an event was changed and the chain recomputed)`,
+        cp.seq,
+      );
+    }
+    report.checkpoints++;
+    report.last_checkpoint_seq = cp.seq;
+    lastGoodCp = cp.seq;
+  };
+
+  try {
+    for await (const r of store.iterateAudit()) {
+      if (prev === undefined) {
+        report.first_seq = r.seq;
+        if (r.seq !== 1) {
+          report.warnings.push(`the log starts at seq ${r.seq} (earlier events were removed); verified from there`);
+        }
+        // checkpoints over removed events: only their signatures can still be checked
+        for (let cp = await cps.peek(); cp && cp.seq < r.seq; cp = await cps.peek()) {
+          checkCheckpoint(cp, undefined);
+          cps.next();
+        }
+      } else if (r.seq !== prev.seq + 1) {
+        const e = prev.seq + 1;
+        if (Number.isSafeInteger(r.seq) && r.seq > e) {
+          fail(e, "dropped", `audit event seq ${e}: dropped (the log jumps from seq ${prev.seq} to ${r.seq})`);
+        }
+        fail(e, "inserted", `audit event seq ${e}: inserted (an event stored as seq ${r.seq} follows seq ${prev.seq})`);
+      }
+      const selfOk = auditRecordHash(r) === r.hash;
+      const expectedPrev = prev ? prev.hash : r.seq === 1 ? ZERO_HASH : r.prev_hash;
+      if (r.prev_hash !== expectedPrev) await diagnoseLink(store, r, prev, prevPrevHash, selfOk);
+      if (!selfOk) fail(r.seq, "changed", `audit event seq ${r.seq}: hash mismatch (record was changed)`);
+      const cp = await cps.peek();
+      if (cp && cp.seq === r.seq) {
+        checkCheckpoint(cp, r);
+        cps.next();
+      }
+      prevPrevHash = prev?.hash;
+      prev = r;
+      report.records++;
+      report.last_seq = r.seq;
+      report.last_hash = r.hash;
+    }
+    // a checkpoint beyond the last record vouches for events that are gone
+    const cp = await cps.peek();
+    if (cp) {
+      checkCheckpoint(cp, undefined);
+      const e = (prev?.seq ?? 0) + 1;
+      fail(e, "dropped", `audit event seq ${e}: dropped (a signed checkpoint covers up to seq ${cp.seq})`);
+    }
+  } catch (err) {
+    if (err instanceof Problem) report.audit_error = err.problem;
+    else if (err instanceof CorruptRecordError) {
+      const seq = Number(/seq (\d+)/.exec(err.key)?.[1] ?? (prev?.seq ?? 0) + 1);
+      report.audit_error = {
+        seq,
+        reason: "unreadable",
+        message: `audit event seq ${seq}: unreadable (${err.message})`,
+      };
+    } else throw err;
+  }
+  report.unsigned_tail = (report.last_seq ?? 0) - Math.max(lastGoodCp, (report.first_seq ?? 1) - 1);
+  if (!report.audit_error && report.records > 0 && report.checkpoints === 0) {
+    report.warnings.push("no signed checkpoint: the chain is intact but nothing vouches for it");
+  }
+}
+
+async function verifySession(s: SessionRecord, store: Store, keys: Map<string, KeyObject>, pinned: boolean) {
+  const id = s.session_id;
+  let prevHash = sessionHeadHash(s);
+  let n = 0;
+  let lastT = 0;
+  try {
+    for await (const ev of readRecording(store, id)) {
+      n++;
+      if (ev.seq !== n) return `event ${n} is missing (next stored is ${ev.seq})`;
+      if (ev.prev_hash !== prevHash) return `event ${n}: chain broken (prev_hash does not match)`;
+      if (recordingEventHash(ev) !== ev.hash) return `event ${n}: hash mismatch (event was changed)`;
+      if (ev.t < lastT) return `event ${n}: time goes backwards`;
+      lastT = ev.t;
+      prevHash = ev.hash;
+    }
+  } catch (err) {
+    if (err instanceof CorruptRecordError) return `event ${n + 1}: unreadable (${err.message})`;
+    throw err;
+  }
+  if (!s.seal) return undefined;
+  const key = keys.get(s.seal.key_id);
+  if (!key) return pinned ? "seal not signed by the pinned key" : `seal signed by unknown key ${s.seal.key_id}`;
+  if (!verifyCanonical(key, sealPayload(s.seal), s.seal.signature)) return "seal signature does not verify";
+  if (s.seal.count !== n) return `seal covers ${s.seal.count} events but ${n} are stored`;
+  if (s.seal.last_hash !== prevHash) return "seal does not match the last event (recording was changed)";
+  return undefined;
+}
+
+async function verifySessions(store: Store, keys: Map<string, KeyObject>, pinned: boolean, report: VerifyReport) {
+  let afterId: string | undefined;
+  for (;;) {
+    const page = await store.listSessions({ limit: 500, ...(afterId !== undefined ? { afterId } : {}) });
+    for (const s of page) {
+      const problem = await verifySession(s, store, keys, pinned);
+      if (problem)
+        report.bad_sessions.push({ session_id: s.session_id, message: `session ${s.session_id}: ${problem}` });
+      else report.sessions.verified++;
+      if (s.seal) report.sessions.sealed++;
+      else report.sessions.unsealed++;
+    }
+    if (page.length < 500) break;
+    afterId = page.at(-1)?.session_id;
+  }
+  if (report.sessions.unsealed > 0) {
+    report.warnings.push(`${report.sessions.unsealed} session(s) not sealed (still running, or the gateway stopped)`);
+  }
+}
+
+/**
+ * Recomputes the audit chain from the first retained record, checks every checkpoint's signature and that it
+ * names the record at its seq, and checks each session recording's chain and seal. Reports the first bad audit
+ * event and every bad session. Reads only.
+ */
+export async function verifyEvidence(store: Store, options: VerifyOptions = {}): Promise<VerifyReport> {
+  const report: VerifyReport = {
+    ok: false,
+    records: 0,
+    checkpoints: 0,
+    unsigned_tail: 0,
+    key_ids: [],
+    sessions: { verified: 0, sealed: 0, unsealed: 0 },
+    bad_sessions: [],
+    warnings: [],
+  };
+  const keys = await loadKeys(store, options, report.warnings);
+  report.key_ids = [...keys.keys()];
+  const pinned = options.publicKey !== undefined;
+  await verifyAudit(store, keys, pinned, report);
+  await verifySessions(store, keys, pinned, report);
+  report.ok = !report.audit_error && report.bad_sessions.length === 0;
+  return report;
+}

@@ -1,0 +1,114 @@
+import { afterEach, describe, expect, it } from "vitest";
+import { EvidenceUnavailableError } from "../../src/core/evidence/errors.js";
+import { readRecording, SessionRecorder } from "../../src/core/evidence/recorder.js";
+import { verifyEvidence } from "../../src/core/evidence/verify.js";
+import { openStore, type Store } from "../../src/core/store/index.js";
+import { cleanupDirs, faultyStore, newKey, tempDir } from "./helpers.js";
+
+const open: Store[] = [];
+async function store(): Promise<Store> {
+  const s = await openStore({ dataDir: tempDir() });
+  open.push(s);
+  return s;
+}
+afterEach(async () => {
+  for (const s of open.splice(0)) await s.close().catch(() => undefined);
+  cleanupDirs();
+});
+
+const identity = { subject: "deploy-bot", kind: "bot" as const, groups: ["ci"], issuer: "gatehouse", token_id: "t" };
+
+async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const x of it) out.push(x);
+  return out;
+}
+
+describe("SessionRecorder", () => {
+  it("records, seals, reads back in order and verifies", async () => {
+    const s = await store();
+    const recorder = new SessionRecorder(s, { signingKey: newKey(), flushIntervalMs: 10 });
+    const a = await recorder.start({ sessionId: "s-a", connection: "app-host", protocol: "ssh", identity });
+    const b = await recorder.start({ sessionId: "s-b", connection: "app-db", protocol: "postgres" });
+    a.record("resize", { cols: 80, rows: 24 });
+    for (let i = 0; i < 1500; i++) {
+      a.record("input", `echo ${i}\n`);
+      b.record("request", { sql: `select ${i}` });
+    }
+    a.record("output", "done\n");
+    const seal = await a.seal("client closed");
+    expect(seal).toMatchObject({ session_id: "s-a", count: 1502, reason: "client closed" });
+    expect(() => a.record("input", "x")).toThrow(/sealed/);
+    await b.seal("killed");
+
+    const events = await collect(readRecording(s, "s-a"));
+    expect(events.map((e) => e.seq)).toEqual(Array.from({ length: 1502 }, (_, i) => i + 1));
+    expect(events[0]).toMatchObject({ kind: "resize", data: { cols: 80, rows: 24 } });
+    expect(events[1]).toMatchObject({ kind: "input", data: "echo 0\n" });
+    expect(events.at(-1)?.hash).toBe(seal.last_hash);
+    for (let i = 1; i < events.length; i++) {
+      expect(events[i]!.prev_hash).toBe(events[i - 1]!.hash);
+      expect(events[i]!.t).toBeGreaterThanOrEqual(events[i - 1]!.t);
+    }
+    expect(await collect(recorder.readRecording("s-b"))).toHaveLength(1500);
+    expect((await s.getSession("s-a"))?.seal?.count).toBe(1502);
+    const report = await verifyEvidence(s);
+    expect(report).toMatchObject({ ok: true, sessions: { verified: 2, sealed: 2, unsealed: 0 } });
+  });
+
+  it("refuses a duplicate session id", async () => {
+    const recorder = new SessionRecorder(await store(), { signingKey: newKey() });
+    await recorder.start({ sessionId: "dup", connection: "c", protocol: "ssh" });
+    await expect(recorder.start({ sessionId: "dup", connection: "c", protocol: "ssh" })).rejects.toThrow(/already/);
+  });
+
+  it("applies back-pressure and bounds memory when the store is slower than the producer", async () => {
+    const inner = await store();
+    const { store: s, control } = faultyStore(inner);
+    const recorder = new SessionRecorder(s, {
+      signingKey: newKey(),
+      highWaterBytes: 64 * 1024,
+      maxBufferedBytes: 256 * 1024,
+      flushIntervalMs: 5,
+    });
+    const rec = await recorder.start({ sessionId: "fast", connection: "app-host", protocol: "ssh" });
+    control.failWrites = true; // the store stalls: nothing can be written
+    const chunk = "x".repeat(1000);
+    let paused = false;
+    let overflow: unknown;
+    for (let i = 0; i < 1000; i++) {
+      try {
+        if (!rec.record("output", chunk)) paused = true;
+      } catch (err) {
+        overflow = err;
+        break;
+      }
+    }
+    expect(paused).toBe(true);
+    expect(overflow).toBeInstanceOf(EvidenceUnavailableError);
+    expect(recorder.bufferedBytes).toBeLessThanOrEqual(256 * 1024);
+    const recorded = rec.count;
+    // the store recovers: queued events are retried, the producer drains and the recording stays whole
+    control.failWrites = false;
+    await rec.drain();
+    expect(recorder.bufferedBytes).toBeLessThan(64 * 1024);
+    // a well-behaved producer: pause on false, await drain
+    for (let i = 0; i < 500; i++) if (!rec.record("output", chunk)) await rec.drain();
+    await rec.seal("done");
+    expect(await collect(readRecording(inner, "fast"))).toHaveLength(recorded + 500);
+    expect((await verifyEvidence(inner)).ok).toBe(true);
+  });
+
+  it("seal rejects with EvidenceUnavailableError while the store fails", async () => {
+    const inner = await store();
+    const { store: s, control } = faultyStore(inner);
+    const recorder = new SessionRecorder(s, { signingKey: newKey() });
+    const rec = await recorder.start({ sessionId: "x", connection: "c", protocol: "ssh" });
+    rec.record("input", "ls\n");
+    control.failWrites = true;
+    await expect(rec.seal("end")).rejects.toBeInstanceOf(EvidenceUnavailableError);
+    control.failWrites = false;
+    await recorder.flush();
+    expect((await inner.getSession("x"))?.seal?.count).toBe(1);
+  });
+});
