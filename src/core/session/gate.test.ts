@@ -1,0 +1,185 @@
+import { generateKeyPairSync } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { AuditLog } from "../evidence/audit-log.js";
+import { SessionRecorder, readRecording } from "../evidence/recorder.js";
+import { verifyEvidence } from "../evidence/verify.js";
+import type { Identity } from "../identity/identity.js";
+import { CompiledPolicy } from "../policy/decide.js";
+import { factsFrom } from "../policy/facts.js";
+import { parseConfig } from "../policy/loader.js";
+import { openStore } from "../store/open.js";
+import type { Store } from "../store/types.js";
+import { Gate, SessionRefusedError, type ApprovalHandler } from "./gate.js";
+
+const CONFIG = `
+connections:
+  - name: app-db
+    type: postgres
+    target: { host: 127.0.0.1, port: 5432, user: app, password: x }
+    access: [group:ci]
+    guardrails:
+      - deny: { statements: [drop, truncate] }
+    approvals:
+      - require: { statements: [alter_table] }
+        approvers: [group:dba]
+`;
+
+const ciBot: Identity = { subject: "ci-bot", kind: "bot", groups: ["ci"], issuer: "gatehouse", tokenId: "ci-bot" };
+const stranger: Identity = { ...ciBot, subject: "intruder", groups: ["web"], tokenId: "intruder" };
+
+const dirs: string[] = [];
+const closers: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const c of closers.splice(0).reverse()) await c();
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+async function setup(options: { approvals?: ApprovalHandler; wrap?: (s: Store) => Store } = {}) {
+  const dir = mkdtempSync(join(tmpdir(), "gatehouse-gate-"));
+  dirs.push(dir);
+  const realStore = await openStore({ dataDir: dir });
+  const store = options.wrap ? options.wrap(realStore) : realStore;
+  const signingKey = generateKeyPairSync("ed25519");
+  const audit = await AuditLog.open(store, { signingKey });
+  const recorder = new SessionRecorder(store, { signingKey, flushIntervalMs: 10 });
+  closers.push(async () => {
+    await recorder.close();
+    await audit.close();
+    await realStore.close();
+  });
+  const policy = CompiledPolicy.for(parseConfig(CONFIG, { source: "test.yaml" }));
+  const gate = new Gate({ policy, audit, recorder, ...(options.approvals ? { approvals: options.approvals } : {}) });
+  return { gate, store: realStore, audit, recorder, signingKey };
+}
+
+const select = { text: "select 1", facts: factsFrom({ statements: [{ kind: "select", tables: [] }] }) };
+const drop = { text: "drop table users", facts: factsFrom({ statements: [{ kind: "drop", tables: ["users"] }] }) };
+const alter = {
+  text: "alter table users add column x int",
+  facts: factsFrom({ statements: [{ kind: "alter_table", tables: ["users"] }] }),
+};
+
+describe("Gate", () => {
+  it("makes session.start durable before handing out a session, and records allowed requests first", async () => {
+    const { gate, store } = await setup();
+    const session = await gate.openSession({ identity: ciBot, connection: "app-db", protocol: "postgres" });
+    const started = await store.lastAudit();
+    expect(started).toMatchObject({ type: "session.start", session_id: session.id, decision: "allow" });
+    expect(started?.identity).toEqual({
+      subject: "ci-bot",
+      kind: "bot",
+      groups: ["ci"],
+      issuer: "gatehouse",
+      token_id: "ci-bot",
+    });
+
+    const admission = await session.admit(select);
+    expect(admission.forward).toBe(true);
+    // the record the adapter is told about is already in the store
+    const stored = await store.lastAudit();
+    expect(stored).toMatchObject({
+      type: "request",
+      decision: "allow",
+      data: { protocol: "postgres", text: "select 1" },
+    });
+    expect(admission.forward && admission.record.seq).toBe(stored?.seq);
+  });
+
+  it("refuses a session without access and records the refusal with its rule", async () => {
+    const { gate, store } = await setup();
+    const err = await gate
+      .openSession({ identity: stranger, connection: "app-db", protocol: "postgres" })
+      .catch((e) => e);
+    expect(err).toBeInstanceOf(SessionRefusedError);
+    expect(err.code).toBe("no_access");
+    expect(await store.lastAudit()).toMatchObject({ type: "session.refused", rule: "connections[0].access" });
+
+    const unknown = await gate
+      .openSession({ identity: ciBot, connection: "nope", protocol: "postgres" })
+      .catch((e) => e);
+    expect(unknown.code).toBe("unknown_connection");
+  });
+
+  it("blocks a denied request with the rule that matched and never says forward", async () => {
+    const { gate, store } = await setup();
+    const session = await gate.openSession({ identity: ciBot, connection: "app-db", protocol: "postgres" });
+    const admission = await session.admit(drop);
+    expect(admission).toMatchObject({ forward: false, kind: "denied", rule: { path: "connections[0].guardrails[0]" } });
+    expect(await store.lastAudit()).toMatchObject({
+      type: "request.blocked",
+      decision: "deny",
+      rule: "connections[0].guardrails[0]",
+      data: { text: "drop table users" },
+    });
+  });
+
+  it("refuses a request that needs approval when no workflow is configured", async () => {
+    const { gate } = await setup();
+    const session = await gate.openSession({ identity: ciBot, connection: "app-db", protocol: "postgres" });
+    const admission = await session.admit(alter);
+    expect(admission.forward).toBe(false);
+    expect(!admission.forward && admission.message).toMatch(/no approval workflow/);
+  });
+
+  it("forwards a held request only when the approval handler approves it", async () => {
+    let verdict = true;
+    const approvals: ApprovalHandler = {
+      hold: async () =>
+        verdict
+          ? { approved: true, approvalId: "a1", approvers: ["dba-alice"] }
+          : { approved: false, approvalId: "a2", reason: "denied by dba-alice" },
+    };
+    const { gate, store } = await setup({ approvals });
+    const session = await gate.openSession({ identity: ciBot, connection: "app-db", protocol: "postgres" });
+    expect(await session.admit(alter)).toMatchObject({ forward: true, approvalId: "a1" });
+    expect(await store.lastAudit()).toMatchObject({
+      type: "request",
+      data: { approval_id: "a1", approvers: ["dba-alice"] },
+    });
+    verdict = false;
+    expect(await session.admit(alter)).toMatchObject({ forward: false, kind: "approval_denied", approvalId: "a2" });
+  });
+
+  it("fails closed: when the audit log cannot write, the request is refused", async () => {
+    let broken = false;
+    const { gate } = await setup({
+      wrap: (inner) =>
+        new Proxy(inner, {
+          get(target, prop, receiver) {
+            if (prop === "commitAudit" && broken) return async () => Promise.reject(new Error("disk full"));
+            const value = Reflect.get(target, prop, receiver);
+            return typeof value === "function" ? value.bind(target) : value;
+          },
+        }),
+    });
+    const session = await gate.openSession({ identity: ciBot, connection: "app-db", protocol: "postgres" });
+    broken = true;
+    const admission = await session.admit(select);
+    expect(admission).toMatchObject({ forward: false, kind: "evidence_unavailable" });
+    expect(!admission.forward && admission.message).toMatch(/evidence unavailable/);
+    broken = false;
+    expect((await session.admit(select)).forward).toBe(true);
+    await session.close("client closed");
+  });
+
+  it("closes with session.end and a sealed recording that verifies", async () => {
+    const { gate, store, signingKey } = await setup();
+    const session = await gate.openSession({ identity: ciBot, connection: "app-db", protocol: "postgres" });
+    await session.admit(select);
+    await session.admit(drop);
+    await session.close("client closed");
+    expect(await store.lastAudit()).toMatchObject({
+      type: "session.end",
+      data: { reason: "client closed", requests: 2 },
+    });
+    const kinds: string[] = [];
+    for await (const e of readRecording(store, session.id)) kinds.push(e.kind);
+    expect(kinds).toEqual(["request", "decision", "request", "decision"]);
+    expect((await store.getSession(session.id))?.seal?.reason).toBe("client closed");
+    const report = await verifyEvidence(store, { publicKey: signingKey.publicKey });
+    expect(report.ok).toBe(true);
+  });
+});

@@ -1,0 +1,286 @@
+import type { AuditEventInput, AuditIdentity, AuditRecord } from "../evidence/audit-event.js";
+import type { AuditLog } from "../evidence/audit-log.js";
+import { EvidenceUnavailableError } from "../evidence/errors.js";
+import type { SessionRecorder, SessionRecording } from "../evidence/recorder.js";
+import type { Identity } from "../identity/identity.js";
+import type { CompiledConnection, CompiledPolicy, Decision, RuleRef } from "../policy/decide.js";
+import type { RequestFacts } from "../policy/facts.js";
+import { toAuditIdentity } from "./audit-identity.js";
+import { newSessionId } from "./session-id.js";
+
+/**
+ * The one path every protocol adapter takes between a client and a target. It owns the invariants that no
+ * adapter may forget: access is checked and `session.start` is durable before the target is dialled; a
+ * request's audit record is durable before the adapter may forward it (evidence before effect); if evidence
+ * cannot be written the answer is a refusal (fail closed).
+ */
+export interface GateDeps {
+  policy: CompiledPolicy;
+  audit: AuditLog;
+  recorder: SessionRecorder;
+  /** Holds requests that need a human; absent until the approval workflow is configured. */
+  approvals?: ApprovalHandler;
+}
+
+/** Plugged in by the approval workflow: resolves once humans decided (or the hold ran out). */
+export interface ApprovalHandler {
+  hold(
+    session: GatedSession,
+    request: GateRequest,
+    decision: Extract<Decision, { outcome: "approve" }>,
+  ): Promise<
+    | { approved: true; approvalId: string; approvers: string[] }
+    | { approved: false; approvalId: string; reason: string }
+  >;
+}
+
+export interface OpenSessionRequest {
+  identity: Identity;
+  connection: string;
+  protocol: string;
+  /** Where the client came from, e.g. "127.0.0.1:53412". */
+  clientAddress?: string;
+  /** Protocol details worth keeping (client application name, target database, username...). */
+  data?: Record<string, unknown>;
+}
+
+export interface GateRequest {
+  /** The request exactly as the client sent it (statement text, command line, method + path). */
+  text: string;
+  facts: RequestFacts;
+  /** Protocol details for the audit event: parameters (already redacted), statement name, byte sizes... */
+  data?: Record<string, unknown>;
+}
+
+/** Why a request was not forwarded; the adapter turns it into its protocol's refusal. */
+export type RefusalKind = "denied" | "approval_denied" | "approval_expired" | "evidence_unavailable";
+
+export type Admission =
+  | { forward: true; record: AuditRecord; rule?: RuleRef; approvalId?: string }
+  | { forward: false; kind: RefusalKind; message: string; rule?: RuleRef; approvalId?: string; record?: AuditRecord };
+
+/** A session was refused before it started. `code` says which protocol error to answer with. */
+export class SessionRefusedError extends Error {
+  constructor(
+    readonly code: "unknown_connection" | "no_access" | "evidence_unavailable",
+    message: string,
+    readonly rule?: RuleRef,
+  ) {
+    super(message);
+    this.name = "SessionRefusedError";
+  }
+}
+
+export class Gate {
+  constructor(private readonly deps: GateDeps) {}
+
+  get policy(): CompiledPolicy {
+    return this.deps.policy;
+  }
+
+  /** Records a failed authentication (bad token, unknown user...) without ever storing the credential. */
+  async authFailed(event: {
+    protocol: string;
+    connection?: string;
+    clientAddress?: string;
+    code: string;
+    message: string;
+  }): Promise<void> {
+    await this.deps.audit
+      .append({
+        type: "auth.failed",
+        ...(event.connection !== undefined ? { connection: event.connection } : {}),
+        data: { protocol: event.protocol, client: event.clientAddress, code: event.code, message: event.message },
+      })
+      // a failed login is refused whatever happens; losing its record must not turn into an unhandled error
+      .catch(() => undefined);
+  }
+
+  /**
+   * Checks the identity may use the connection and makes `session.start` durable, then starts the recording.
+   * Throws SessionRefusedError (after recording the refusal when evidence is writable).
+   */
+  async openSession(req: OpenSessionRequest): Promise<GatedSession> {
+    const { policy, audit, recorder } = this.deps;
+    const identity = toAuditIdentity(req.identity);
+    const connection = policy.connection(req.connection);
+    const base = {
+      identity,
+      connection: req.connection,
+      data: { protocol: req.protocol, client: req.clientAddress, ...req.data },
+    };
+    if (!connection) {
+      await audit
+        .append({ ...base, type: "session.refused", decision: "deny", rule: "connections" })
+        .catch(() => undefined);
+      throw new SessionRefusedError("unknown_connection", `no connection named "${req.connection}"`);
+    }
+    const access = policy.checkAccess(req.identity, connection);
+    if (access.outcome !== "allow") {
+      const rule = access.rule;
+      await audit
+        .append({ ...base, type: "session.refused", decision: "deny", rule: rule.path })
+        .catch(() => undefined);
+      throw new SessionRefusedError(
+        "no_access",
+        `${req.identity.subject} may not use connection "${req.connection}" (${rule.summary})`,
+        rule,
+      );
+    }
+    const sessionId = newSessionId();
+    try {
+      await audit.append({
+        ...base,
+        type: "session.start",
+        session_id: sessionId,
+        decision: "allow",
+        ...(access.rule ? { rule: access.rule.path } : {}),
+      });
+      const recording = await recorder.start({
+        sessionId,
+        connection: req.connection,
+        protocol: req.protocol,
+        identity,
+      });
+      return new GatedSession(this.deps, sessionId, req.identity, identity, connection, recording, req.protocol);
+    } catch (err) {
+      throw new SessionRefusedError("evidence_unavailable", evidenceMessage(err));
+    }
+  }
+}
+
+/** One client session on one connection, after access was granted. */
+export class GatedSession {
+  #closed: Promise<void> | undefined;
+  #requests = 0;
+
+  constructor(
+    private readonly deps: GateDeps,
+    readonly id: string,
+    readonly identity: Identity,
+    private readonly auditIdentity: AuditIdentity,
+    readonly connection: CompiledConnection,
+    readonly recording: SessionRecording,
+    readonly protocol: string,
+  ) {}
+
+  get requestCount(): number {
+    return this.#requests;
+  }
+
+  /**
+   * Decides a request and writes its audit record. Resolves `forward: true` only once that record is durable;
+   * the adapter must forward nothing else. Never rejects: evidence failure is a refusal.
+   */
+  async admit(request: GateRequest): Promise<Admission> {
+    this.#requests++;
+    const decision = this.deps.policy.decide(this.identity, this.connection, request.facts);
+    this.#recordDecision(request, decision);
+    try {
+      switch (decision.outcome) {
+        case "allow":
+          return {
+            forward: true,
+            record: await this.#append("request", request, "allow", decision.rule),
+            ...(decision.rule ? { rule: decision.rule } : {}),
+          };
+        case "deny": {
+          const record = await this.#append("request.blocked", request, "deny", decision.rule, {
+            reason: decision.reason,
+          });
+          return { forward: false, kind: "denied", message: decision.reason, rule: decision.rule, record };
+        }
+        case "approve":
+          return await this.#hold(request, decision);
+      }
+    } catch (err) {
+      return { forward: false, kind: "evidence_unavailable", message: evidenceMessage(err) };
+    }
+  }
+
+  async #hold(request: GateRequest, decision: Extract<Decision, { outcome: "approve" }>): Promise<Admission> {
+    const handler = this.deps.approvals;
+    if (!handler) {
+      // Without the workflow a held request can never be approved: refuse rather than forward unapproved.
+      const message = `${decision.reason}; no approval workflow is configured on this gateway`;
+      const record = await this.#append("request.blocked", request, "approve", decision.rule, { reason: message });
+      return { forward: false, kind: "denied", message, rule: decision.rule, record };
+    }
+    const outcome = await handler.hold(this, request, decision);
+    if (outcome.approved) {
+      const record = await this.#append("request", request, "approve", decision.rule, {
+        approval_id: outcome.approvalId,
+        approvers: outcome.approvers,
+      });
+      return { forward: true, record, rule: decision.rule, approvalId: outcome.approvalId };
+    }
+    const record = await this.#append("request.blocked", request, "approve", decision.rule, {
+      approval_id: outcome.approvalId,
+      reason: outcome.reason,
+    });
+    return {
+      forward: false,
+      kind: outcome.reason.includes("expired") ? "approval_expired" : "approval_denied",
+      message: outcome.reason,
+      rule: decision.rule,
+      approvalId: outcome.approvalId,
+      record,
+    };
+  }
+
+  /** Appends an audit event on behalf of this session (adapters: results, errors, notable protocol events). */
+  audit(event: Omit<AuditEventInput, "identity" | "connection" | "session_id">): Promise<AuditRecord> {
+    return this.deps.audit.append({
+      ...event,
+      identity: this.auditIdentity,
+      connection: this.connection.name,
+      session_id: this.id,
+    });
+  }
+
+  /** Ends the session once: `session.end` in the audit log, then the recording's seal. */
+  close(reason: string, data?: Record<string, unknown>): Promise<void> {
+    this.#closed ??= (async () => {
+      const results = await Promise.allSettled([
+        this.audit({ type: "session.end", data: { reason, requests: this.#requests, ...data } }),
+        this.recording.seal(reason),
+      ]);
+      const failed = results.find((r) => r.status === "rejected");
+      if (failed) throw (failed as PromiseRejectedResult).reason;
+    })();
+    return this.#closed;
+  }
+
+  #append(
+    type: "request" | "request.blocked",
+    request: GateRequest,
+    decision: "allow" | "deny" | "approve",
+    rule: RuleRef | undefined,
+    extra?: Record<string, unknown>,
+  ): Promise<AuditRecord> {
+    return this.audit({
+      type,
+      decision,
+      ...(rule ? { rule: rule.path } : {}),
+      data: { protocol: this.protocol, text: request.text, ...request.data, ...extra },
+    });
+  }
+
+  #recordDecision(request: GateRequest, decision: Decision): void {
+    try {
+      this.recording.record("request", { text: request.text, ...request.data });
+      this.recording.record("decision", {
+        outcome: decision.outcome,
+        ...(decision.rule ? { rule: decision.rule.path, summary: decision.rule.summary } : {}),
+        ...(decision.outcome !== "allow" ? { reason: decision.reason } : {}),
+      });
+    } catch {
+      // the recording's buffer is full: the audit record below still decides whether the request may pass
+    }
+  }
+}
+
+function evidenceMessage(err: unknown): string {
+  if (err instanceof EvidenceUnavailableError) return `evidence unavailable, request refused: ${err.message}`;
+  return `evidence unavailable, request refused: ${err instanceof Error ? err.message : String(err)}`;
+}
