@@ -104,6 +104,7 @@ export class WorkerSqliteClient implements SqliteClient {
     this.#ready = ready;
     worker.on("message", (msg: WorkerResponse) => {
       if (msg.id === 0) {
+        if (this.#pending.size === 0) worker.unref();
         if (msg.ok) settleReady.resolve();
         else {
           const err = new SqliteStoreError(msg.error);
@@ -130,7 +131,7 @@ export class WorkerSqliteClient implements SqliteClient {
     };
     worker.on("error", (err) => onGone(err));
     worker.on("exit", (code) => onGone(new Error(`store worker exited (code ${code})`)));
-    worker.unref();
+    // referenced until it has opened the database (someone may be awaiting that); idle workers are unref'd
     return { worker, ready };
   }
 
