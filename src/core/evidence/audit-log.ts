@@ -1,7 +1,7 @@
 import type { Ed25519KeyPair } from "../keys.js";
 import type { Store } from "../store/types.js";
 import type { AuditEventInput, AuditRecord } from "./audit-event.js";
-import { canonicalJson, toJsonValue, ZERO_HASH } from "./canonical.js";
+import { toJsonValue, ZERO_HASH } from "./canonical.js";
 import { auditRecordHash, checkpointPayload } from "./chain.js";
 import { describeCause, EvidenceUnavailableError } from "./errors.js";
 import type { Checkpoint } from "./records.js";
@@ -57,8 +57,8 @@ function normalize(event: AuditEventInput): Body {
     if (typeof v !== "string") throw new TypeError(`audit event ${f} must be a string`);
     (body as Record<string, unknown>)[f] = v;
   }
+  // after toJsonValue the body is plain JSON data, so hashing it at commit time cannot throw
   if (event.data !== undefined) body.data = toJsonValue(event.data);
-  canonicalJson(body); // rejects what cannot be hashed (non-finite numbers survive only as null)
   return body;
 }
 

@@ -7,5 +7,5 @@ export {
   type SessionListOptions,
   type Store,
 } from "./types.js";
-export { KyselyStore, type BatchRunner } from "./kysely-store.js";
+export { KyselyStore, type BatchRunner, type Statement } from "./kysely-store.js";
 export { migrateToLatest } from "./migrations.js";

@@ -98,7 +98,7 @@ export class ClientSqliteDialect implements Dialect {
   createIntrospector(db: Kysely<unknown>): DatabaseIntrospector {
     return new SqliteIntrospector(db);
   }
-  async batch(queries: readonly CompiledQuery[]): Promise<void> {
+  async batch(queries: readonly SqlStatement[]): Promise<void> {
     const statements: SqlStatement[] = queries.map((q) => ({ sql: q.sql, parameters: q.parameters }));
     const release = await this.#mutex.lock();
     try {
