@@ -1,26 +1,8 @@
 import type { Command } from "commander";
 import { formatCaseResult, loadCases, runCases } from "../core/policy/cases.js";
 import { describeConfig, renderDescription } from "../core/policy/describe.js";
-import { ConfigError } from "../core/policy/errors.js";
-import { loadConfig } from "../core/policy/loader.js";
-import type { GatehouseConfig } from "../core/policy/schema.js";
 import { CliError } from "./cli-error.js";
-
-const DEFAULT_CONFIG = process.env["GATEHOUSE_CONFIG"] ?? "gatehouse.yaml";
-
-/** Config problems are expected failures: one line naming file and path, exit 1. */
-async function guard<T>(work: () => Promise<T>): Promise<T> {
-  try {
-    return await work();
-  } catch (err) {
-    if (err instanceof ConfigError) throw new CliError(err.message, 1);
-    throw err;
-  }
-}
-
-function load(path: string): Promise<GatehouseConfig> {
-  return guard(() => loadConfig(path));
-}
+import { DEFAULT_CONFIG_PATH, loadCliConfig, withConfigErrors } from "./load-config.js";
 
 export function registerPolicyCommands(program: Command): void {
   const policy = program.command("policy").description("Validate a configuration and test its decisions");
@@ -28,10 +10,10 @@ export function registerPolicyCommands(program: Command): void {
   policy
     .command("check")
     .description("Validate the configuration and print each connection's effective rules (secrets redacted)")
-    .option("-c, --config <file>", "configuration file (env GATEHOUSE_CONFIG)", DEFAULT_CONFIG)
+    .option("-c, --config <file>", "configuration file (env GATEHOUSE_CONFIG)", DEFAULT_CONFIG_PATH)
     .option("--json", "print the effective rules as JSON")
     .action(async (opts: { config: string; json?: boolean }) => {
-      const config = await load(opts.config);
+      const config = await loadCliConfig(opts.config);
       const description = describeConfig(config);
       process.stdout.write(opts.json ? `${JSON.stringify(description, null, 2)}\n` : renderDescription(description));
     });
@@ -40,11 +22,11 @@ export function registerPolicyCommands(program: Command): void {
     .command("test")
     .description("Check expected decisions (allow/deny/approve) for identities and requests listed in a cases file")
     .argument("<cases>", "YAML file with `cases: [{ name, identity, connection, request, expect, rule? }]`")
-    .option("-c, --config <file>", "configuration file (env GATEHOUSE_CONFIG)", DEFAULT_CONFIG)
+    .option("-c, --config <file>", "configuration file (env GATEHOUSE_CONFIG)", DEFAULT_CONFIG_PATH)
     .option("--json", "print results as JSON")
     .action(async (casesPath: string, opts: { config: string; json?: boolean }) => {
-      const config = await load(opts.config);
-      const results = await guard(async () => runCases(config, await loadCases(casesPath), casesPath));
+      const config = await loadCliConfig(opts.config);
+      const results = await withConfigErrors(async () => runCases(config, await loadCases(casesPath), casesPath));
       const failed = results.filter((r) => !r.pass).length;
       if (opts.json) {
         process.stdout.write(`${JSON.stringify({ passed: results.length - failed, failed, results }, null, 2)}\n`);

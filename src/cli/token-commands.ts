@@ -13,8 +13,8 @@ import {
 } from "../core/identity/index.js";
 import { loadOrCreateEd25519Key } from "../core/keys.js";
 import { parseDuration } from "../core/policy/duration.js";
-import { loadConfig } from "../core/policy/loader.js";
 import { CliError } from "./cli-error.js";
+import { DEFAULT_CONFIG_PATH, loadCliConfig } from "./load-config.js";
 
 /** Same rule as `identity.tokens[].name` in the config schema, so a printed snippet always validates. */
 const TOKEN_NAME = /^[A-Za-z0-9][A-Za-z0-9._@-]*$/;
@@ -120,11 +120,9 @@ export function registerTokenCommands(program: Command): void {
   token
     .command("verify")
     .description("read a bearer token on stdin and show the identity the gateway would see, or why it refuses it")
-    .requiredOption("--config <file>", "gatehouse.yaml")
+    .option("-c, --config <file>", "configuration file (env GATEHOUSE_CONFIG)", DEFAULT_CONFIG_PATH)
     .action(async (opts: { config: string }) => {
-      const config = await loadConfig(opts.config).catch((err: unknown) => {
-        throw new CliError(err instanceof Error ? err.message : String(err));
-      });
+      const config = await loadCliConfig(opts.config);
       // only a key that already exists: verifying must not create a signing key as a side effect
       const keyPath = gatewayTokenKeyPath(config.data);
       const gatewayIssuer = existsSync(keyPath) ? { publicKey: loadOrCreateEd25519Key(keyPath).publicKey } : undefined;

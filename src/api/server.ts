@@ -1,0 +1,53 @@
+import Fastify, { type FastifyInstance } from "fastify";
+import type { AuditLog } from "../core/evidence/audit-log.js";
+import { AuthError, parseAuthorizationHeader, type IdentityVerifier } from "../core/identity/index.js";
+import type { HostPort } from "../core/policy/schema.js";
+import { toAuditIdentity } from "../core/session/audit-identity.js";
+import type { Store } from "../core/store/types.js";
+
+export interface ApiDeps {
+  address: HostPort;
+  verifier: IdentityVerifier;
+  audit: AuditLog;
+  store: Store;
+}
+
+export interface ApiServer {
+  /** "host:port" actually bound (the port is real even when 0 was asked for). */
+  address: string;
+  close(): Promise<void>;
+}
+
+/**
+ * The admin API. For now: health and `whoami` (how a bot checks which identity its token maps to). Sessions,
+ * approvals and replay endpoints arrive with their features.
+ */
+export async function startApi(deps: ApiDeps): Promise<ApiServer> {
+  const app: FastifyInstance = Fastify({ logger: false, bodyLimit: 1024 * 1024 });
+
+  app.get("/healthz", async () => {
+    const head = deps.audit.head;
+    return { ok: true, audit: { seq: head.seq, hash: head.hash } };
+  });
+
+  app.get("/api/whoami", async (request, reply) => {
+    try {
+      const identity = await deps.verifier.verify(parseAuthorizationHeader(request.headers.authorization));
+      return { identity: toAuditIdentity(identity), expires_at: identity.expiresAt?.toISOString() };
+    } catch (err) {
+      if (!(err instanceof AuthError)) throw err;
+      await deps.audit
+        .append({
+          type: "auth.failed",
+          data: { protocol: "api", client: request.ip, code: err.code, message: err.message },
+        })
+        .catch(() => undefined);
+      return reply.code(401).header("www-authenticate", "Bearer").send({ error: err.message, code: err.code });
+    }
+  });
+
+  await app.listen({ host: deps.address.host, port: deps.address.port });
+  const bound = app.server.address();
+  const port = typeof bound === "object" && bound ? bound.port : deps.address.port;
+  return { address: `${deps.address.host}:${port}`, close: () => app.close() };
+}
