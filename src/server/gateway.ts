@@ -2,10 +2,11 @@ import { join } from "node:path";
 import type { AuditEventInput } from "../core/evidence/audit-event.js";
 import { AuditLog } from "../core/evidence/audit-log.js";
 import { SessionRecorder } from "../core/evidence/recorder.js";
+import { createSinks, SinkForwarder, type SinkConfig } from "../core/evidence/sinks/index.js";
 import { GatewayTokenIssuer, IdentityVerifier } from "../core/identity/index.js";
 import { loadOrCreateEd25519Key } from "../core/keys.js";
 import { CompiledPolicy } from "../core/policy/decide.js";
-import type { GatehouseConfig, HostPort } from "../core/policy/schema.js";
+import type { AuditSinkConfig, GatehouseConfig, HostPort } from "../core/policy/schema.js";
 import { Gate } from "../core/session/gate.js";
 import { openStore } from "../core/store/open.js";
 import type { Store } from "../core/store/types.js";
@@ -34,6 +35,7 @@ export class Gateway {
     readonly gate: Gate,
     readonly api: ApiServer,
     readonly listeners: ListenerReport[],
+    readonly sinks: SinkForwarder,
   ) {}
 
   static async start(config: GatehouseConfig, options: GatewayOptions = {}): Promise<Gateway> {
@@ -41,8 +43,13 @@ export class Gateway {
     const closeOnFailure: (() => Promise<void>)[] = [() => store.close()];
     try {
       const signingKey = loadOrCreateEd25519Key(join(config.data, "keys", "audit-signing.pem"));
+      const sinks = new SinkForwarder(createSinks(config.audit.sinks.map(toSinkConfig)), {
+        backfill: (fromSeq, limit) => store.readAudit({ fromSeq, limit }),
+      });
+      closeOnFailure.unshift(() => sinks.close());
       const audit = await AuditLog.open(store, {
         signingKey,
+        onCommitted: (records) => sinks.enqueue(records),
         ...(config.audit.checkpoint_every !== undefined ? { checkpointEvery: config.audit.checkpoint_every } : {}),
       });
       closeOnFailure.unshift(() => audit.close());
@@ -64,7 +71,7 @@ export class Gateway {
           listeners: listeners.map((l) => ({ protocol: l.protocol, address: l.address, state: l.state })),
         },
       });
-      return new Gateway(config, store, audit, recorder, verifier, tokens, gate, api, listeners);
+      return new Gateway(config, store, audit, recorder, verifier, tokens, gate, api, listeners, sinks);
     } catch (err) {
       for (const close of closeOnFailure) await close().catch(() => undefined);
       throw err;
@@ -82,6 +89,21 @@ export class Gateway {
     await this.audit.append({ type: "gateway.stop", data: { reason } }).catch(() => undefined);
     await this.recorder.close();
     await this.audit.close();
+    // after the log closed, so the stop event and the final records are forwarded too
+    await this.sinks.close();
     await this.store.close();
+  }
+}
+
+function toSinkConfig(c: AuditSinkConfig): SinkConfig {
+  switch (c.type) {
+    case "file":
+      return { file: c.path };
+    case "http":
+      return { http: { url: c.url, headers: c.headers } };
+    case "syslog": {
+      const host = c.host.includes(":") ? `[${c.host}]` : c.host;
+      return { syslog: { address: `${c.protocol}://${host}:${c.port}`, facility: c.facility } };
+    }
   }
 }

@@ -20,6 +20,11 @@ export interface AuditLogOptions {
   maxQueued?: number;
   /** Wall clock in ms (tests). */
   now?: () => number;
+  /**
+   * Called with each batch once it is durable (sink forwarding). It runs on the commit path, so it must only
+   * enqueue; an exception it throws is swallowed rather than failing appends that are already committed.
+   */
+  onCommitted?: (records: readonly AuditRecord[]) => void;
 }
 
 export interface AuditLogStats {
@@ -78,6 +83,7 @@ export class AuditLog {
   readonly #maxBatch: number;
   readonly #maxQueued: number;
   readonly #now: () => number;
+  readonly #onCommitted: ((records: readonly AuditRecord[]) => void) | undefined;
   readonly #timer: NodeJS.Timeout | undefined;
 
   #head: Head = { seq: 0, hash: ZERO_HASH, timeMs: 0 };
@@ -99,6 +105,7 @@ export class AuditLog {
     this.#maxBatch = Math.max(1, options.maxBatch ?? 1000);
     this.#maxQueued = options.maxQueued ?? 100_000;
     this.#now = options.now ?? Date.now;
+    this.#onCommitted = options.onCommitted;
     const interval = options.checkpointIntervalMs ?? 5000;
     if (interval > 0) {
       this.#timer = setInterval(() => this.#onTimer(), interval);
@@ -265,6 +272,11 @@ export class AuditLog {
       this.#stats.checkpoints++;
     }
     batch.forEach((w, i) => w.resolve(records[i]!));
+    try {
+      this.#onCommitted?.(records);
+    } catch {
+      // forwarding is best effort by design: the records are in the store and sinks backfill from it
+    }
   }
 
   #fail(batch: Waiting[], err: unknown): void {
