@@ -53,7 +53,10 @@ async function tempFile(name: string): Promise<string> {
 
 async function listen(server: Server): Promise<string> {
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  cleanups.push(() => new Promise((resolve) => server.close(resolve)));
+  cleanups.push(() => {
+    server.closeAllConnections(); // a failed test may leave keep-alive connections that would block close()
+    return new Promise((resolve) => server.close(resolve));
+  });
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 }
 
@@ -242,7 +245,10 @@ describe("SyslogSink", () => {
     const port = (server.address() as AddressInfo).port;
     const sockets = new Set<Socket>();
     server.on("connection", (s) => sockets.add(s));
-    cleanups.push(() => new Promise((resolve) => server.close(resolve)));
+    cleanups.push(() => {
+      for (const s of sockets) s.destroy();
+      return new Promise((resolve) => server.close(resolve));
+    });
 
     const sink = new SyslogSink({ address: `tcp://127.0.0.1:${port}`, facility: "local3" });
     const unicode = { ...record(3), data: { statement: "select 'ünïcødé ✓'" } };
