@@ -215,10 +215,10 @@ describe("SyslogSink", () => {
     await sink!.deliver([record(1), blocked]);
     await expect.poll(() => got.length).toBe(2);
     const [a, b] = got.map(parseSyslog);
-    expect(a).toMatchObject({ pri: 10 * 8 + 6, msgid: "request", seq: 1, hash: record(1).hash, app: "gatehouse" });
+    expect(a).toMatchObject({ pri: 4 * 8 + 6, msgid: "request", seq: 1, hash: record(1).hash, app: "gatehouse" });
     expect(a!.time).toBe(record(1).time);
     expect(a!.json).toEqual(record(1));
-    expect(b).toMatchObject({ pri: 10 * 8 + 4, msgid: "request.blocked", seq: 2 }); // refusals are warnings
+    expect(b).toMatchObject({ pri: 4 * 8 + 4, msgid: "request.blocked", seq: 2 }); // refusals are warnings
     await sink!.close();
   });
 

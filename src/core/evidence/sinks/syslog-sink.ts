@@ -45,7 +45,7 @@ const MAX_UDP_BYTES = 65_000;
 export interface SyslogSinkOptions {
   /** `udp://host:port` or `tcp://host:port`. */
   address: string;
-  /** Facility name (default `authpriv`: audit records name users and may carry statement text). */
+  /** Facility name (default `auth`, as in the config schema: security/authorization messages). */
   facility?: string;
   hostname?: string;
   appName?: string;
@@ -73,7 +73,7 @@ export class SyslogSink implements AuditSink {
     this.#transport = parsed.transport;
     this.#host = parsed.host;
     this.#port = parsed.port;
-    const facility = FACILITIES[options.facility ?? "authpriv"];
+    const facility = FACILITIES[options.facility ?? "auth"];
     if (facility === undefined) {
       throw new Error(
         `syslog sink: unknown facility "${options.facility}" (one of ${Object.keys(FACILITIES).join(", ")})`,
