@@ -1,0 +1,2 @@
+export { Masker, COLUMN_MASK, type ColumnRef, type DetectorHit } from "./masker.js";
+export { EMAIL_MASK } from "./detectors/email.js";
