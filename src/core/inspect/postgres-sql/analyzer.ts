@@ -1,0 +1,178 @@
+import { fingerprintSync, loadModule, parseSync } from "libpg-query";
+import { emptyFacts, type RequestFacts, type StatementFact } from "../../policy/facts.js";
+import { parserStateChange } from "./guards.js";
+import { LruCache } from "./lru.js";
+import { asFields, asList, asString, unwrap, type Fields } from "./node.js";
+import { byteSlicer } from "./text.js";
+import { collectFacts } from "./walk.js";
+
+/** How a top-level COPY moves data, for the adapter's protocol handling (CopyIn/CopyOut) and for evidence. */
+export interface CopyInfo {
+  /** `from`: rows flow into the table; `to`: out of it. */
+  direction: "from" | "to";
+  /** `stdio` is the client connection; `file` and `program` run on the database server. */
+  via: "stdio" | "file" | "program";
+}
+
+export interface AnalyzedStatement {
+  kind: string;
+  /** This statement's text as PostgreSQL delimits it (without the separating `;`). */
+  text: string;
+  /** Every table the statement and its nested statements touch, in order of appearance. */
+  tables: string[];
+  hasWhere?: boolean;
+  copy?: CopyInfo;
+}
+
+export interface SqlAnalysis {
+  /** What decide() consumes: one StatementFact per top-level and nested statement. */
+  facts: RequestFacts;
+  /** Top-level statements in order. */
+  statements: AnalyzedStatement[];
+  /**
+   * libpg-query fingerprint of the whole text: equal for texts that differ only in literals, so it groups "the
+   * same query"; it is NOT proof of identical effect (`id = 1` and `id = 2` share it). Computed on first read.
+   */
+  fingerprint?: string;
+  /** Why the text could not be analyzed; facts.unparseable carries the same reason. */
+  error?: string;
+}
+
+export interface AnalyzerOptions {
+  /** Cached analyses (LRU by exact text). Default 5000; 0 disables the cache. */
+  cacheSize?: number;
+  /** Budget for the total length of cached texts, in characters. Default 8M. */
+  cacheChars?: number;
+}
+
+/**
+ * PostgreSQL SQL -> policy facts, using PostgreSQL's own parser (libpg-query, compiled to WebAssembly), so the
+ * gateway sees statements exactly where the server will. Results are shared between callers and frozen.
+ */
+export class PostgresSqlAnalyzer {
+  private constructor(private readonly cache: LruCache<SqlAnalysis>) {}
+
+  static async load(options: AnalyzerOptions = {}): Promise<PostgresSqlAnalyzer> {
+    await loadModule();
+    return new PostgresSqlAnalyzer(new LruCache(options.cacheSize ?? 5000, options.cacheChars ?? 8_000_000));
+  }
+
+  /** Never throws: text that cannot be analyzed yields `error` and `facts.unparseable`. */
+  analyze(sql: string): SqlAnalysis {
+    const cached = this.cache.get(sql);
+    if (cached) return cached;
+    const result = deepFreeze(analyzeText(sql));
+    this.cache.set(sql, result);
+    return result;
+  }
+}
+
+function unparseable(reason: string): SqlAnalysis {
+  const facts = emptyFacts();
+  facts.unparseable = { reason };
+  return { facts, statements: [], error: reason };
+}
+
+function describeParseError(err: unknown): string {
+  if (err instanceof RangeError) return "query is too deeply nested to analyze";
+  const message = err instanceof Error ? err.message : String(err);
+  const details = asFields((err as { sqlDetails?: unknown } | null)?.sqlDetails);
+  const pos = details?.cursorPosition;
+  return typeof pos === "number" && pos >= 0 ? `${message} (position ${pos + 1})` : message;
+}
+
+function analyzeText(sql: string): SqlAnalysis {
+  // the parser reads a C string: text after a NUL would be invisible to it (and to the server)
+  if (sql.includes("\0")) return unparseable("query text contains a NUL character");
+  if (sql.length === 0) return { facts: emptyFacts(), statements: [] };
+
+  let tree: unknown;
+  try {
+    tree = parseSync(sql);
+  } catch (err) {
+    return unparseable(describeParseError(err));
+  }
+
+  const slice = byteSlicer(sql);
+  const facts = emptyFacts();
+  const statements: AnalyzedStatement[] = [];
+  let stateChange: string | undefined;
+  for (const raw of asList(asFields(tree)?.stmts)) {
+    const rawFields = asFields(raw) ?? {};
+    const node = unwrap(rawFields.stmt);
+    if (!node) return unparseable("unexpected parse tree");
+    const [type, fields] = node;
+    const drafts = collectFacts(type, fields, (t, f) => {
+      stateChange ??= parserStateChange(t, f);
+    });
+    facts.statements.push(...drafts.map(toFact));
+
+    const start = typeof rawFields.stmt_location === "number" ? rawFields.stmt_location : 0;
+    const len = typeof rawFields.stmt_len === "number" && rawFields.stmt_len > 0 ? rawFields.stmt_len : undefined;
+    const top = drafts[0];
+    const statement: AnalyzedStatement = {
+      kind: top?.kind ?? "unknown",
+      text: slice(start, len === undefined ? undefined : start + len),
+      tables: [...new Set(drafts.flatMap((d) => d.tables))],
+    };
+    if (top?.hasWhere !== undefined) statement.hasWhere = top.hasWhere;
+    if (type === "CopyStmt") statement.copy = copyInfo(fields);
+    statements.push(statement);
+  }
+
+  const result: SqlAnalysis = { facts, statements };
+  if (statements.length > 0) defineLazyFingerprint(result, sql);
+  if (stateChange !== undefined) {
+    facts.unparseable = { reason: stateChange };
+    result.error = stateChange;
+  }
+  return result;
+}
+
+function toFact(d: StatementFact): StatementFact {
+  const fact: StatementFact = { kind: d.kind, tables: d.tables };
+  if (d.hasWhere !== undefined) fact.hasWhere = d.hasWhere;
+  return fact;
+}
+
+function copyInfo(fields: Fields): CopyInfo {
+  const direction = fields.is_from === true ? "from" : "to";
+  if (fields.is_program === true) return { direction, via: "program" };
+  return { direction, via: asString(fields.filename) !== undefined ? "file" : "stdio" };
+}
+
+/** Fingerprinting costs about as much as parsing; only approvals need it, so compute it when first read. */
+function defineLazyFingerprint(result: SqlAnalysis, sql: string): void {
+  let value: string | undefined;
+  let done = false;
+  Object.defineProperty(result, "fingerprint", {
+    enumerable: true,
+    get(): string | undefined {
+      if (!done) {
+        done = true;
+        try {
+          value = fingerprintSync(sql);
+        } catch {
+          value = undefined;
+        }
+      }
+      return value;
+    },
+  });
+}
+
+/** Cached results are shared by every session: freezing turns an accidental mutation into an error, not a leak. */
+function deepFreeze<T>(value: T): T {
+  const stack: unknown[] = [value];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (typeof v !== "object" || v === null || Object.isFrozen(v)) continue;
+    Object.freeze(v);
+    for (const key of Object.keys(v)) {
+      const desc = Object.getOwnPropertyDescriptor(v, key);
+      // accessors (the lazy fingerprint) are left alone: reading them here would defeat the laziness
+      if (desc && "value" in desc) stack.push(desc.value);
+    }
+  }
+  return value;
+}

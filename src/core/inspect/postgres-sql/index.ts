@@ -1,0 +1,8 @@
+/** PostgreSQL SQL analysis: text -> statement facts for src/core/policy, using PostgreSQL's own parser. */
+export {
+  PostgresSqlAnalyzer,
+  type AnalyzedStatement,
+  type AnalyzerOptions,
+  type CopyInfo,
+  type SqlAnalysis,
+} from "./analyzer.js";
