@@ -27,8 +27,9 @@ interface Group {
 
 /**
  * A window of groups is card-shaped when it is one unseparated run of 13-19 digits, or starts with a group of four
- * followed by groups of three to six (4-4-4-4, 4-6-5, 4-6-4, 4-4-4-4-3). Requiring that shape keeps lists of small
- * numbers (`12 34 56 ...`) from being read as cards, which a bare Luhn check would do one time in ten.
+ * followed by groups of three to six and a last group of any length (4-4-4-4, 4-6-5, 4-6-4, 4-4-4-1, 4-4-4-4-3).
+ * Requiring that shape keeps lists of small numbers (`12 34 56 ...`) from being read as cards, which a bare Luhn
+ * check would do one time in ten.
  */
 function cardShaped(groups: readonly Group[], from: number, to: number, digits: number): boolean {
   if (digits < MIN_DIGITS || digits > MAX_DIGITS) return false;
@@ -37,7 +38,7 @@ function cardShaped(groups: readonly Group[], from: number, to: number, digits: 
   if (first.end - first.start !== 4) return false;
   for (let g = from + 1; g <= to; g++) {
     const len = groups[g]!.end - groups[g]!.start;
-    if (len < 3 || len > 6) return false;
+    if (len > 6 || (len < 3 && g < to)) return false;
   }
   return true;
 }
