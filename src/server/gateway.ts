@@ -2,22 +2,26 @@ import { join } from "node:path";
 import type { AuditEventInput } from "../core/evidence/audit-event.js";
 import { AuditLog } from "../core/evidence/audit-log.js";
 import { SessionRecorder } from "../core/evidence/recorder.js";
-import { createSinks, SinkForwarder, type SinkConfig } from "../core/evidence/sinks/index.js";
+import { createSinks, SinkForwarder } from "../core/evidence/sinks/index.js";
 import { GatewayTokenIssuer, IdentityVerifier } from "../core/identity/index.js";
 import { loadOrCreateEd25519Key } from "../core/keys.js";
 import { CompiledPolicy } from "../core/policy/decide.js";
-import type { AuditSinkConfig, GatehouseConfig, HostPort } from "../core/policy/schema.js";
+import type { GatehouseConfig, HostPort } from "../core/policy/schema.js";
 import { Gate } from "../core/session/gate.js";
 import { openStore } from "../core/store/open.js";
 import type { Store } from "../core/store/types.js";
 import { startApi, type ApiServer } from "../api/server.js";
-import { PROTOCOL_LISTENERS, type ListenerReport } from "./listeners.js";
+import { PROTOCOL_LISTENERS, type ListenerReport, type RunningListener } from "./listeners.js";
 
 export const VERSION = "0.1.0";
 
 export interface GatewayOptions {
   /** Override the API address (tests pass port 0). */
   apiListen?: HostPort;
+  /** Override protocol listener addresses (tests pass port 0). */
+  listen?: Partial<Record<"postgres" | "mysql" | "ssh" | "http", HostPort>>;
+  /** Where adapters report connection-level problems (default: stderr). */
+  log?: (msg: string, fields?: Record<string, unknown>) => void;
 }
 
 /**
@@ -36,14 +40,20 @@ export class Gateway {
     readonly api: ApiServer,
     readonly listeners: ListenerReport[],
     readonly sinks: SinkForwarder,
+    private readonly running: RunningListener[],
   ) {}
+
+  /** The bound address of a protocol listener ("host:port"), if it runs. */
+  address(protocol: RunningListener["protocol"]): string | undefined {
+    return this.running.find((r) => r.protocol === protocol)?.address;
+  }
 
   static async start(config: GatehouseConfig, options: GatewayOptions = {}): Promise<Gateway> {
     const store = await openStore({ dataDir: config.data });
     const closeOnFailure: (() => Promise<void>)[] = [() => store.close()];
     try {
       const signingKey = loadOrCreateEd25519Key(join(config.data, "keys", "audit-signing.pem"));
-      const sinks = new SinkForwarder(createSinks(config.audit.sinks.map(toSinkConfig)), {
+      const sinks = new SinkForwarder(createSinks(config.audit.sinks), {
         backfill: (fromSeq, limit) => store.readAudit({ fromSeq, limit }),
       });
       closeOnFailure.unshift(() => sinks.close());
@@ -61,7 +71,22 @@ export class Gateway {
       const gate = new Gate({ policy, audit, recorder });
       const api = await startApi({ address: options.apiListen ?? config.listen.api, verifier, audit, store });
       closeOnFailure.unshift(() => api.close());
-      const listeners = PROTOCOL_LISTENERS.map((p) => p.report(config));
+      const log =
+        options.log ??
+        ((msg: string, fields?: Record<string, unknown>) => console.error(`gatehouse: ${msg}`, fields ?? ""));
+      const running: RunningListener[] = [];
+      closeOnFailure.unshift(async () => {
+        for (const r of running) await r.close();
+      });
+      const listeners: ListenerReport[] = [];
+      for (const p of PROTOCOL_LISTENERS) {
+        const listen = options.listen?.[p.listenKey] ?? config.listen[p.listenKey];
+        if (p.start && listen && !running.some((r) => r.protocol === p.protocol)) {
+          const r = await p.start({ config, gate, verifier, listen, log });
+          running.push(r);
+          listeners.push(p.report(config, r.address));
+        } else listeners.push(p.report(config));
+      }
       await audit.append({
         type: "gateway.start",
         data: {
@@ -71,7 +96,7 @@ export class Gateway {
           listeners: listeners.map((l) => ({ protocol: l.protocol, address: l.address, state: l.state })),
         },
       });
-      return new Gateway(config, store, audit, recorder, verifier, tokens, gate, api, listeners, sinks);
+      return new Gateway(config, store, audit, recorder, verifier, tokens, gate, api, listeners, sinks, running);
     } catch (err) {
       for (const close of closeOnFailure) await close().catch(() => undefined);
       throw err;
@@ -85,6 +110,8 @@ export class Gateway {
 
   /** Stops accepting work, records the stop, signs a final checkpoint and closes the store. */
   async stop(reason = "shutdown"): Promise<void> {
+    // listeners first: their sessions end (session.end, recording seal) while the evidence writers still run
+    for (const r of this.running) await r.close().catch(() => undefined);
     await this.api.close();
     await this.audit.append({ type: "gateway.stop", data: { reason } }).catch(() => undefined);
     await this.recorder.close();
@@ -92,18 +119,5 @@ export class Gateway {
     // after the log closed, so the stop event and the final records are forwarded too
     await this.sinks.close();
     await this.store.close();
-  }
-}
-
-function toSinkConfig(c: AuditSinkConfig): SinkConfig {
-  switch (c.type) {
-    case "file":
-      return { file: c.path };
-    case "http":
-      return { http: { url: c.url, headers: c.headers } };
-    case "syslog": {
-      const host = c.host.includes(":") ? `[${c.host}]` : c.host;
-      return { syslog: { address: `${c.protocol}://${host}:${c.port}`, facility: c.facility } };
-    }
   }
 }

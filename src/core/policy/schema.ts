@@ -466,6 +466,40 @@ const listen = z
   })
   .strict();
 
+/**
+ * The PostgreSQL listener's TLS. `cert`/`key` together or neither (then a self-signed certificate is generated into
+ * DATA/keys/ on first start); `require: remote` asks TLS of every client that is not on loopback.
+ */
+const postgresListener = z
+  .object({
+    tls: z
+      .object({
+        enabled: z.boolean().default(true),
+        cert: pem.optional(),
+        key: z
+          .string()
+          .regex(/-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----/, "expected a PEM private key (use ${file:PATH})")
+          .optional(),
+        require: z.enum(["remote", "always", "never"]).default("remote"),
+      })
+      .strict()
+      .superRefine((t, ctx) => {
+        if ((t.cert === undefined) !== (t.key === undefined))
+          ctx.addIssue({
+            code: "custom",
+            message: "tls.cert and tls.key go together (or leave both out to generate one)",
+          });
+        if (!t.enabled && t.require !== "never")
+          ctx.addIssue({
+            code: "custom",
+            path: ["require"],
+            message: `require: ${t.require} needs TLS enabled (set require: never to accept only plaintext clients)`,
+          });
+      })
+      .default({ enabled: true, require: "remote" }),
+  })
+  .strict();
+
 export const configSchema = z
   .object({
     listen: listen.default({ api: DEFAULT_API_LISTEN }),
@@ -478,6 +512,7 @@ export const configSchema = z
     connections: z.array(connectionSchema).default([]),
     audit: audit.default({ sinks: [] }),
     recordings: z.object({ retention: duration().optional() }).strict().default({}),
+    postgres: postgresListener.default({ tls: { enabled: true, require: "remote" } }),
   })
   .strict()
   .superRefine((c, ctx) => {
@@ -536,5 +571,6 @@ export type StaticTokenConfig = GatehouseConfig["identity"]["tokens"][number];
 export type AuditConfig = GatehouseConfig["audit"];
 export type RecordingsConfig = GatehouseConfig["recordings"];
 export type ListenConfig = GatehouseConfig["listen"];
+export type PostgresListenerConfig = GatehouseConfig["postgres"];
 export type OnUnparseable = ConnectionConfig["on_unparseable"];
 export { CONNECTION_TYPES };

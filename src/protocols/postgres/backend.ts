@@ -1,0 +1,421 @@
+import type { Socket } from "node:net";
+import type { TLSSocket } from "node:tls";
+import { maskRow, planMasking, type ColumnResolver, type MaskerLike, type RowPlan } from "./result-mask.js";
+import { parseCommandTag, parseDataRow, parseRowDescription, type ColumnInfo } from "./rows.js";
+import { parseErrorFields } from "./wire.js";
+
+/** One request whose results are summarised into the recording. */
+export interface ResultTrack {
+  text: string;
+  started: number;
+}
+
+/**
+ * What the relay expects the target to answer, in the order the frontend pipeline forwarded messages. The queue
+ * is how results are matched to requests, how a refusal's ErrorResponse takes the place of the target's error
+ * for the gateway's abort statement, and how injected Describe answers are hidden from the client.
+ */
+export type Expectation =
+  | { kind: "query"; track?: ResultTrack; refusal?: Buffer } // completes at ReadyForQuery
+  | { kind: "function"; refusal?: Buffer } // completes at ReadyForQuery
+  | { kind: "sync" } // completes at ReadyForQuery
+  | { kind: "parse"; refusal?: Buffer } // '1'
+  | { kind: "bind" } // '2'
+  | { kind: "close" } // '3'
+  | { kind: "describe"; injected?: boolean } // 'T' or 'n' (after 't' for a statement)
+  | { kind: "execute"; track?: ResultTrack }; // 'C', 'I', 's' or an error
+
+export interface ResultSummary {
+  text: string;
+  tag?: string;
+  rows: number;
+  ms: number;
+  columns?: string[];
+  masked_columns?: string[];
+  mask_hits?: number;
+  sample?: (string | null)[][];
+  error?: { code?: string; message?: string };
+}
+
+export interface BackendRelayOptions {
+  client: Socket | TLSSocket;
+  target: Socket | TLSSocket;
+  /** Called for each finished statement (CommandComplete or error). */
+  onResult: (summary: ResultSummary) => void;
+  /** First rows per result kept for the recording (after masking). */
+  sampleRows: number;
+  masking?: { masker: MaskerLike; resolver: ColumnResolver; maskText: string };
+}
+
+type Verdict = "pass" | "drop" | Buffer;
+
+const HOLD_LIMIT = 1024 * 1024 * 1024;
+/** A DataRow bigger than this is summarised rather than sampled. */
+const SAMPLE_VALUE_LIMIT = 256;
+
+/**
+ * Target -> client. By default every byte goes through unchanged and only message headers are read (5 bytes per
+ * message), so a large result costs one pass over headers. Message contents are decoded only for the few
+ * control messages, the sampled first rows, and, when a result has masked columns or detectors apply, its rows.
+ */
+export class BackendRelay {
+  readonly #opts: BackendRelayOptions;
+  readonly #expect: Expectation[] = [];
+  /** Remaining bytes of a message being streamed through without inspection. */
+  #skip = 0;
+  /** Start of a message that must be seen whole, waiting for its tail. */
+  #held: Buffer[] = [];
+  #heldBytes = 0;
+  #queue: Buffer[] = [];
+  #waiting = false;
+  #clientBlocked = false;
+  #txStatus: "I" | "T" | "E" = "I";
+
+  // current result
+  #columns: ColumnInfo[] | undefined;
+  #plan: RowPlan | undefined;
+  #rows = 0;
+  #hits = 0;
+  #sample: (string | null)[][] = [];
+  #resultStarted = performance.now();
+
+  constructor(opts: BackendRelayOptions) {
+    this.#opts = opts;
+  }
+
+  get transactionStatus(): "I" | "T" | "E" {
+    return this.#txStatus;
+  }
+
+  /** Called by the frontend pipeline right before it writes the corresponding message to the target. */
+  expect(e: Expectation): void {
+    if (this.#expect.length === 0) this.#resultStarted = performance.now();
+    this.#expect.push(e);
+  }
+
+  push(chunk: Buffer): void {
+    if (this.#waiting) {
+      this.#queue.push(chunk);
+      return;
+    }
+    this.#process(chunk);
+  }
+
+  #process(chunk: Buffer): void {
+    const out: Buffer[] = [];
+    let pos = 0;
+    if (this.#skip > 0) {
+      pos = Math.min(this.#skip, chunk.length);
+      this.#skip -= pos;
+      out.push(chunk.subarray(0, pos));
+    } else if (this.#heldBytes > 0) {
+      const need = this.#heldNeed(chunk);
+      if (need === undefined || chunk.length < need) {
+        this.#hold(chunk);
+        return;
+      }
+      const whole = Buffer.concat([...this.#held, chunk.subarray(0, need)]);
+      this.#held = [];
+      this.#heldBytes = 0;
+      pos = need;
+      if (!this.#emit(whole, out, chunk.subarray(pos))) return;
+    }
+    let passStart = pos;
+    while (pos < chunk.length) {
+      if (chunk.length - pos < 5) {
+        this.#flushRange(out, chunk, passStart, pos);
+        this.#write(out);
+        this.#hold(chunk.subarray(pos));
+        return;
+      }
+      const type = chunk[pos] as number;
+      const total = chunk.readInt32BE(pos + 1) + 1;
+      if (pos + total > chunk.length) {
+        if (this.#streamable(type)) {
+          this.#count(type);
+          this.#skip = pos + total - chunk.length;
+          pos = chunk.length;
+          break;
+        }
+        this.#flushRange(out, chunk, passStart, pos);
+        this.#write(out);
+        this.#hold(chunk.subarray(pos));
+        return;
+      }
+      if (this.#streamable(type)) {
+        this.#count(type);
+        pos += total;
+        continue;
+      }
+      const msg = chunk.subarray(pos, pos + total);
+      const verdict = this.#handle(msg);
+      if (verdict === "pass") {
+        pos += total;
+        continue;
+      }
+      this.#flushRange(out, chunk, passStart, pos);
+      pos += total;
+      passStart = pos;
+      if (verdict instanceof Promise) {
+        this.#await(verdict, msg, out, chunk.subarray(pos));
+        return;
+      }
+      if (verdict !== "drop") out.push(verdict);
+    }
+    this.#flushRange(out, chunk, passStart, pos);
+    this.#write(out);
+  }
+
+  /** Handles one complete message held across chunks; false when processing went async. */
+  #emit(msg: Buffer, out: Buffer[], rest: Buffer): boolean {
+    const type = msg[0] as number;
+    if (this.#streamable(type)) {
+      this.#count(type);
+      out.push(msg);
+      return true;
+    }
+    const verdict = this.#handle(msg);
+    if (verdict instanceof Promise) {
+      this.#await(verdict, msg, out, rest);
+      return false;
+    }
+    if (verdict === "pass") out.push(msg);
+    else if (verdict !== "drop") out.push(verdict);
+    return true;
+  }
+
+  #await(p: Promise<Verdict>, msg: Buffer, out: Buffer[], rest: Buffer): void {
+    this.#write(out);
+    this.#waiting = true;
+    this.#opts.target.pause();
+    if (rest.length > 0) this.#queue.unshift(rest);
+    p.then(
+      (v) => {
+        if (v === "pass") this.#opts.client.write(msg);
+        else if (v !== "drop") this.#opts.client.write(v);
+      },
+      () => this.#opts.client.write(msg),
+    ).finally(() => {
+      this.#waiting = false;
+      if (!this.#clientBlocked) this.#opts.target.resume();
+      while (!this.#waiting && this.#queue.length > 0) this.#process(this.#queue.shift() as Buffer);
+    });
+  }
+
+  #heldNeed(chunk: Buffer): number | undefined {
+    if (this.#heldBytes + chunk.length < 5) return undefined;
+    const head = Buffer.concat([...this.#held, chunk.subarray(0, Math.max(0, 5 - this.#heldBytes))]);
+    return head.readInt32BE(1) + 1 - this.#heldBytes;
+  }
+
+  #hold(part: Buffer): void {
+    this.#held.push(part);
+    this.#heldBytes += part.length;
+    if (this.#heldBytes > HOLD_LIMIT) {
+      this.#opts.client.destroy();
+      this.#opts.target.destroy();
+    }
+  }
+
+  #flushRange(out: Buffer[], chunk: Buffer, from: number, to: number): void {
+    if (to > from) out.push(chunk.subarray(from, to));
+  }
+
+  #write(out: Buffer[]): void {
+    if (out.length === 0) return;
+    const client = this.#opts.client;
+    let ok = true;
+    if (out.length === 1) ok = client.write(out[0] as Buffer);
+    else {
+      client.cork();
+      for (const b of out) ok = client.write(b);
+      process.nextTick(() => client.uncork());
+    }
+    out.length = 0;
+    if (!ok && !this.#clientBlocked) {
+      // the client reads slower than the target sends: stop reading the target until it catches up
+      this.#clientBlocked = true;
+      this.#opts.target.pause();
+      client.once("drain", () => {
+        this.#clientBlocked = false;
+        if (!this.#waiting) this.#opts.target.resume();
+      });
+    }
+  }
+
+  /** Messages that never need their content: rows past the sample when no masking applies, COPY data. */
+  #streamable(type: number): boolean {
+    if (type === 0x44 /* D */) return this.#plan === undefined && this.#sample.length >= this.#opts.sampleRows;
+    return type === 0x64; /* d */
+  }
+
+  #count(type: number): void {
+    if (type === 0x44) this.#rows++;
+  }
+
+  #handle(msg: Buffer): Verdict | Promise<Verdict> {
+    const type = String.fromCharCode(msg[0] as number);
+    const body = msg.subarray(5);
+    switch (type) {
+      case "D":
+        return this.#dataRow(body);
+      case "T":
+        return this.#rowDescription(body);
+      case "C": {
+        const { tag, rows } = parseCommandTag(body);
+        this.#finishResult({ tag, rows: rows ?? this.#rows });
+        if (this.#head()?.kind === "execute") this.#expect.shift();
+        return "pass";
+      }
+      case "I":
+      case "s":
+        if (type === "I") this.#finishResult({ tag: "EMPTY" });
+        if (this.#head()?.kind === "execute") this.#expect.shift();
+        return "pass";
+      case "E":
+        return this.#error(body);
+      case "Z":
+        this.#txStatus = String.fromCharCode(body[0] ?? 0x49) as "I" | "T" | "E";
+        this.#completeAtReady();
+        return "pass";
+      case "1":
+      case "2":
+      case "3":
+        this.#expect.shift();
+        return "pass";
+      case "n": {
+        const head = this.#head();
+        if (head?.kind === "describe") {
+          this.#expect.shift();
+          if (head.injected) return "drop";
+        }
+        return "pass";
+      }
+      default:
+        return "pass";
+    }
+  }
+
+  #head(): Expectation | undefined {
+    return this.#expect[0];
+  }
+
+  #dataRow(body: Buffer): Verdict {
+    this.#rows++;
+    let out: Verdict = "pass";
+    let shown = body;
+    const masking = this.#opts.masking;
+    if (this.#plan && masking) {
+      const masked = maskRow(masking.masker, this.#plan, body);
+      if (masked) {
+        out = masked.raw;
+        shown = masked.raw.subarray(5);
+        this.#hits += masked.hits;
+      }
+    }
+    if (this.#sample.length < this.#opts.sampleRows) this.#sample.push(sampleRow(shown, this.#columns));
+    return out;
+  }
+
+  #rowDescription(body: Buffer): Verdict | Promise<Verdict> {
+    const head = this.#head();
+    const injected = head?.kind === "describe" && head.injected === true;
+    if (head?.kind === "describe") this.#expect.shift();
+    const columns = parseRowDescription(body);
+    this.#columns = columns;
+    this.#plan = undefined;
+    const verdict: Verdict = injected ? "drop" : "pass";
+    const masking = this.#opts.masking;
+    if (!masking || !masking.masker.enabled) return verdict;
+    const origins = columns.map((c) => ({ tableOid: c.tableOid, attnum: c.attnum }));
+    const resolved = masking.masker.hasColumnRules ? masking.resolver.resolve(origins) : columns.map(() => []);
+    const apply = (sources: Awaited<typeof resolved>): Verdict => {
+      // a newer RowDescription may have arrived meanwhile only if this one was not awaited; keep the latest
+      if (this.#columns === columns) this.#plan = planMasking(masking.masker, columns, sources, masking.maskText);
+      return verdict;
+    };
+    if (resolved instanceof Promise) {
+      // fail closed: if the catalog cannot be read, mask every column rather than guess
+      return resolved.then(apply, () => {
+        this.#plan = {
+          replace: columns.map((c) => (c.format === 0 ? Buffer.from(masking.maskText) : null)),
+          detect: columns.map(() => false),
+          maskedColumns: columns.map((c) => c.name),
+        };
+        return verdict;
+      });
+    }
+    return apply(resolved);
+  }
+
+  #error(body: Buffer): Verdict {
+    const head = this.#head();
+    const fields = parseErrorFields(body);
+    let verdict: Verdict = "pass";
+    if (head && "refusal" in head && head.refusal) {
+      // the target's answer to the gateway's abort statement: the client sees the gateway's refusal instead
+      verdict = head.refusal;
+      this.#resetResult();
+    } else {
+      this.#finishResult({ error: { code: fields.get("C"), message: fields.get("M") } });
+    }
+    if (head && head.kind !== "query" && head.kind !== "function" && head.kind !== "sync") {
+      // extended protocol: the server skips everything up to Sync, so drop what it will never answer
+      while (this.#expect.length > 0 && this.#head()?.kind !== "sync") this.#expect.shift();
+    }
+    return verdict;
+  }
+
+  #completeAtReady(): void {
+    while (this.#expect.length > 0) {
+      const e = this.#expect.shift() as Expectation;
+      if (e.kind === "query" || e.kind === "function" || e.kind === "sync") break;
+    }
+    this.#resetResult();
+    this.#columns = undefined;
+    this.#plan = undefined;
+  }
+
+  #currentTrack(): ResultTrack | undefined {
+    for (const e of this.#expect) {
+      if ((e.kind === "query" || e.kind === "execute") && e.track) return e.track;
+      if (e.kind === "query" || e.kind === "sync") return undefined;
+    }
+    return undefined;
+  }
+
+  #finishResult(r: { tag?: string; rows?: number; error?: ResultSummary["error"] }): void {
+    const track = this.#currentTrack();
+    if (track) {
+      const now = performance.now();
+      this.#opts.onResult({
+        text: track.text,
+        ...(r.tag !== undefined ? { tag: r.tag } : {}),
+        rows: r.rows ?? this.#rows,
+        ms: Math.round((now - this.#resultStarted) * 1000) / 1000,
+        ...(this.#columns ? { columns: this.#columns.map((c) => c.name) } : {}),
+        ...(this.#plan && this.#plan.maskedColumns.length > 0 ? { masked_columns: this.#plan.maskedColumns } : {}),
+        ...(this.#hits > 0 ? { mask_hits: this.#hits } : {}),
+        ...(this.#sample.length > 0 ? { sample: this.#sample } : {}),
+        ...(r.error ? { error: r.error } : {}),
+      });
+    }
+    this.#resetResult();
+  }
+
+  #resetResult(): void {
+    this.#rows = 0;
+    this.#hits = 0;
+    this.#sample = [];
+    this.#resultStarted = performance.now();
+  }
+}
+
+function sampleRow(body: Buffer, columns: ColumnInfo[] | undefined): (string | null)[] {
+  return parseDataRow(body).map((v, i) => {
+    if (v === null) return null;
+    if (columns?.[i]?.format === 1) return `\\x${v.subarray(0, SAMPLE_VALUE_LIMIT / 2).toString("hex")}`;
+    const s = v.toString("utf8", 0, Math.min(v.length, SAMPLE_VALUE_LIMIT));
+    return v.length > SAMPLE_VALUE_LIMIT ? `${s}… (${v.length} bytes)` : s;
+  });
+}

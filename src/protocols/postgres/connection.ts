@@ -1,0 +1,263 @@
+import type { Socket } from "node:net";
+import type { TLSSocket } from "node:tls";
+import { AuthError } from "../../core/identity/errors.js";
+import type { IdentityVerifier } from "../../core/identity/verifier.js";
+import type { PostgresConnectionConfig } from "../../core/policy/schema.js";
+import { SessionRefusedError, type Gate, type GatedSession } from "../../core/session/gate.js";
+import { BackendRelay, type ResultSummary } from "./backend.js";
+import type { CancelRegistry } from "./cancel.js";
+import { CatalogResolver } from "./catalog.js";
+import { ProtocolError } from "./framing.js";
+import { FrontendPipeline, type SqlAnalyzerLike } from "./frontend.js";
+import type { MaskerLike } from "./result-mask.js";
+import { SideQueryConnection } from "./side-query.js";
+import { readBearerPassword, readClientHello, StartupError, type StartupOptions } from "./startup.js";
+import { cancelOnTarget, connectTarget, TargetError, type TargetConnection } from "./target.js";
+import { AUTH_OK, authenticationRequest, backendKeyData, errorResponse, readyForQuery, SQLSTATE } from "./wire.js";
+
+export interface ConnectionDeps {
+  gate: Gate;
+  verifier: IdentityVerifier;
+  cancels: CancelRegistry;
+  analyzer: SqlAnalyzerLike;
+  /** The masker for a connection, or undefined when it has no masking rules. */
+  maskerFor: (connection: PostgresConnectionConfig) => { masker: MaskerLike; maskText: string } | undefined;
+  tls: (remoteAddress: string | undefined) => StartupOptions;
+  /** Rows per result kept in the recording. */
+  sampleRows: number;
+  log: (msg: string, fields?: Record<string, unknown>) => void;
+  /** Told about each session's closing, so the listener can wait for the evidence of every session on stop. */
+  track: (closing: Promise<unknown>) => void;
+}
+
+/** Client startup parameters passed on to the target; everything else (options, replication...) is dropped. */
+const FORWARDED_PARAMS = new Set([
+  "application_name",
+  "client_encoding",
+  "datestyle",
+  "timezone",
+  "intervalstyle",
+  "extra_float_digits",
+  "search_path",
+  "statement_timeout",
+  "lock_timeout",
+  "idle_in_transaction_session_timeout",
+]);
+
+function fatal(socket: Socket | TLSSocket, code: string, message: string): void {
+  if (socket.destroyed) return;
+  socket.end(errorResponse({ severity: "FATAL", code, message }));
+  // do not wait forever for a client that never reads its error
+  setTimeout(() => socket.destroy(), 2000).unref();
+}
+
+/** Serves one accepted client socket from startup to close. Never throws. */
+export async function serveConnection(raw: Socket, deps: ConnectionDeps): Promise<void> {
+  raw.setNoDelay(true);
+  raw.on("error", () => undefined);
+  const clientAddress = raw.remoteAddress ? `${raw.remoteAddress}:${raw.remotePort}` : undefined;
+  let socket: Socket | TLSSocket = raw;
+  try {
+    const hello = await readClientHello(raw, deps.tls(raw.remoteAddress));
+    if (hello.kind === "cancel") {
+      raw.end();
+      await deps.cancels.cancel(hello.pid, hello.secret).catch(() => undefined);
+      return;
+    }
+    socket = hello.socket;
+    socket.on("error", () => undefined);
+    const database = hello.params.get("database") ?? hello.params.get("user") ?? "";
+    const user = hello.params.get("user") ?? "";
+    if (hello.params.has("replication")) {
+      throw new StartupError(SQLSTATE.featureNotSupported, "gatehouse: replication connections are not supported");
+    }
+    const slash = database.indexOf("/");
+    const connectionName = slash < 0 ? database : database.slice(0, slash);
+    const otherDb = slash < 0 ? undefined : database.slice(slash + 1);
+
+    const token = await readBearerPassword(socket, hello.reader);
+    let identity;
+    try {
+      identity = await deps.verifier.verify(token);
+    } catch (err) {
+      const code = err instanceof AuthError ? err.code : "error";
+      const message = err instanceof AuthError ? err.message : "token could not be verified";
+      await deps.gate.authFailed({ protocol: "postgres", connection: connectionName, clientAddress, code, message });
+      throw new StartupError(SQLSTATE.invalidPassword, `gatehouse: password authentication failed: ${message}`);
+    }
+
+    const config = deps.gate.policy.connection(connectionName)?.config;
+    if (config && config.type !== "postgres") {
+      throw new StartupError(
+        SQLSTATE.unknownDatabase,
+        `gatehouse: connection "${connectionName}" is not a PostgreSQL connection`,
+      );
+    }
+    let session: GatedSession;
+    try {
+      session = await deps.gate.openSession({
+        identity,
+        connection: connectionName,
+        protocol: "postgres",
+        ...(clientAddress ? { clientAddress } : {}),
+        data: {
+          user,
+          ...(otherDb ? { database: otherDb } : {}),
+          ...(hello.params.get("application_name") ? { application_name: hello.params.get("application_name") } : {}),
+          tls: hello.tls,
+        },
+      });
+    } catch (err) {
+      if (err instanceof SessionRefusedError) {
+        const code =
+          err.code === "unknown_connection"
+            ? SQLSTATE.unknownDatabase
+            : err.code === "no_access"
+              ? SQLSTATE.insufficientPrivilege
+              : SQLSTATE.systemError;
+        const message =
+          err.code === "unknown_connection"
+            ? `gatehouse: connection "${connectionName}" does not exist`
+            : `gatehouse: ${err.message}`;
+        throw new StartupError(code, message);
+      }
+      throw err;
+    }
+    await runSession(
+      socket,
+      hello.reader.detach(),
+      session,
+      config as PostgresConnectionConfig,
+      otherDb,
+      hello.params,
+      deps,
+    );
+  } catch (err) {
+    if (err instanceof StartupError) fatal(socket, err.code, err.message);
+    else if (err instanceof ProtocolError) fatal(socket, SQLSTATE.protocolViolation, `gatehouse: ${err.message}`);
+    else {
+      deps.log("postgres connection failed", { client: clientAddress, error: String(err) });
+      fatal(socket, SQLSTATE.systemError, "gatehouse: internal error");
+    }
+  }
+}
+
+async function runSession(
+  client: Socket | TLSSocket,
+  pending: Buffer,
+  session: GatedSession,
+  config: PostgresConnectionConfig,
+  otherDb: string | undefined,
+  startupParams: Map<string, string>,
+  deps: ConnectionDeps,
+): Promise<void> {
+  const params: Record<string, string> = {};
+  for (const [k, v] of startupParams) if (FORWARDED_PARAMS.has(k.toLowerCase())) params[k] = v;
+  const database = otherDb ?? config.target.database ?? config.target.user;
+  let target: TargetConnection;
+  try {
+    target = await connectTarget({ target: config.target, database, params });
+  } catch (err) {
+    const message = err instanceof TargetError || err instanceof Error ? err.message : String(err);
+    await session.close("target unreachable", { error: message }).catch(() => undefined);
+    const code =
+      err instanceof TargetError ? (err.fields?.get("C") ?? SQLSTATE.connectionFailure) : SQLSTATE.connectionFailure;
+    throw new StartupError(code, `gatehouse: could not connect to the target of "${config.name}": ${message}`);
+  }
+  const targetSocket = target.socket;
+  targetSocket.on("error", () => undefined);
+
+  let closing = false;
+  let side: Promise<SideQueryConnection> | undefined;
+  const masking = deps.maskerFor(config);
+  const key = deps.cancels.register({
+    cancel: () => cancelOnTarget(config.target, target.key),
+    onCancel: () => {
+      try {
+        session.recording.record("cancel", {});
+      } catch {
+        // recording full: the cancel still goes through
+      }
+    },
+  });
+
+  const relay = new BackendRelay({
+    client,
+    target: targetSocket,
+    sampleRows: deps.sampleRows,
+    onResult: (summary: ResultSummary) => {
+      try {
+        session.recording.record("result", summary);
+      } catch {
+        // recording buffer full: the result already reached the client; the audit record of the request stands
+      }
+    },
+    ...(masking
+      ? {
+          masking: {
+            masker: masking.masker,
+            maskText: masking.maskText,
+            resolver: new CatalogResolver(() => {
+              side ??= connectTarget({
+                target: config.target,
+                database,
+                params: { application_name: "gatehouse-catalog" },
+              }).then((c) => new SideQueryConnection(c));
+              return side;
+            }),
+          },
+        }
+      : {}),
+  });
+
+  const close = (reason: string): void => {
+    if (closing) return;
+    closing = true;
+    pipeline.close();
+    key.release();
+    if (!targetSocket.destroyed) targetSocket.end(Buffer.from([0x58, 0, 0, 0, 4]));
+    if (!client.destroyed) client.end();
+    void side?.then((s) => s.close()).catch(() => undefined);
+    deps.track(
+      session
+        .close(reason)
+        .catch((err) => deps.log("session close failed", { session: session.id, error: String(err) })),
+    );
+  };
+
+  const pipeline = new FrontendPipeline({
+    session,
+    analyzer: deps.analyzer,
+    client,
+    target: targetSocket,
+    relay,
+    describeBeforeExecute: masking?.masker.hasColumnRules === true,
+    onFatal: (code, message) => {
+      fatal(client, code, message);
+      close("protocol violation");
+    },
+    onTerminate: () => close("client terminated"),
+  });
+
+  // The client logs in with the target's session parameters but the gateway's own cancel key.
+  client.cork();
+  client.write(authenticationRequest(AUTH_OK));
+  for (const ps of target.parameterStatus) client.write(ps);
+  client.write(backendKeyData(key.pid, key.secret));
+  client.write(readyForQuery("I"));
+  client.uncork();
+
+  targetSocket.on("data", (chunk: Buffer) => relay.push(chunk));
+  targetSocket.on("close", () => {
+    if (!closing) {
+      fatal(client, SQLSTATE.adminShutdown, "gatehouse: the target closed the connection");
+      close("target closed");
+    }
+  });
+  client.on("data", (chunk: Buffer) => pipeline.push(chunk));
+  client.on("close", () => close("client closed"));
+  if (target.leftover.length > 0) relay.push(target.leftover);
+  targetSocket.resume();
+  if (pending.length > 0) pipeline.push(pending);
+  client.resume();
+}

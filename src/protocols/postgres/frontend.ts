@@ -1,0 +1,331 @@
+import type { Socket } from "node:net";
+import type { TLSSocket } from "node:tls";
+import type { RequestFacts } from "../../core/policy/facts.js";
+import type { Admission, GatedSession } from "../../core/session/gate.js";
+import type { BackendRelay } from "./backend.js";
+import { bodyOf, MessageBuffer, ProtocolError, type Frame } from "./framing.js";
+import { describePortal, errorResponse, MAX_CLIENT_MESSAGE, parse, query, readCString, SQLSTATE } from "./wire.js";
+
+/** What this adapter needs from the SQL analyzer (src/core/inspect). */
+export interface SqlAnalyzerLike {
+  analyze(sql: string): {
+    facts: RequestFacts;
+    statements: { kind: string; text: string; tables: string[]; hasWhere?: boolean }[];
+    fingerprint?: string;
+    error?: string;
+  };
+}
+
+/**
+ * Sent to the target instead of a refused request, so the target itself produces an error at that point of the
+ * pipeline: the transaction state is then exactly that of a failed statement (aborted inside a block, nothing
+ * outside one), with no state tracking in the gateway. It is a syntax error, so the target never executes (or
+ * logs as a statement) anything; the client sees the gateway's refusal in place of the target's error.
+ */
+export const ABORT_SQL = "gatehouse: request refused by policy";
+
+/** Pause reading the client when this much of its pipeline waits behind a decision. */
+const QUEUE_HIGH_WATER = 8 * 1024 * 1024;
+/** Bound parameters kept in the recording per Bind. */
+const PARAM_RECORD_LIMIT = 1024;
+const PARAMS_RECORDED = 64;
+/** Parameters up to this size (all together) also go into the audit record of the statement they run. */
+const PARAMS_IN_AUDIT = 512;
+
+export interface FrontendOptions {
+  session: GatedSession;
+  analyzer: SqlAnalyzerLike;
+  client: Socket | TLSSocket;
+  target: Socket | TLSSocket;
+  relay: BackendRelay;
+  /** Insert a Describe before each Execute so the masker always knows the portal's columns. */
+  describeBeforeExecute: boolean;
+  /** Protocol violation: answer FATAL and close this connection only. */
+  onFatal: (code: string, message: string) => void;
+  onTerminate: () => void;
+}
+
+/**
+ * Client -> target. Every request (Query, Parse, FunctionCall) passes `session.admit` before any of its bytes
+ * are written to the target; the messages behind it wait in order (evidence before effect, order kept). Other
+ * messages (Bind, Execute, Sync, CopyData...) belong to an admitted request and pass through in batches.
+ */
+export class FrontendPipeline {
+  readonly #o: FrontendOptions;
+  readonly #buffer = new MessageBuffer();
+  readonly #frames: Frame[] = [];
+  #queuedBytes = 0;
+  #running = false;
+  #closed = false;
+  #readPaused = false;
+  /** After a refused Parse: drop messages until Sync, as a server does after an extended-protocol error. */
+  #skipToSync = false;
+  readonly #out: Buffer[] = [];
+  readonly #statements = new Map<string, string>();
+  readonly #portals = new Map<string, { text: string; params?: unknown[] }>();
+
+  constructor(opts: FrontendOptions) {
+    this.#o = opts;
+  }
+
+  push(chunk: Buffer): void {
+    if (this.#closed) return;
+    this.#buffer.push(chunk);
+    try {
+      for (let f = this.#buffer.nextTyped(MAX_CLIENT_MESSAGE); f; f = this.#buffer.nextTyped(MAX_CLIENT_MESSAGE)) {
+        this.#frames.push(f);
+        this.#queuedBytes += f.raw.length;
+      }
+    } catch (err) {
+      this.#fatal(err);
+      return;
+    }
+    if (this.#queuedBytes > QUEUE_HIGH_WATER && !this.#readPaused) {
+      this.#readPaused = true;
+      this.#o.client.pause();
+    }
+    if (!this.#running) void this.#run();
+  }
+
+  close(): void {
+    this.#closed = true;
+  }
+
+  async #run(): Promise<void> {
+    this.#running = true;
+    try {
+      while (this.#frames.length > 0 && !this.#closed) {
+        const frame = this.#frames.shift() as Frame;
+        this.#queuedBytes -= frame.raw.length;
+        await this.#handle(frame);
+      }
+      this.#flush();
+    } catch (err) {
+      this.#fatal(err);
+    } finally {
+      this.#running = false;
+    }
+    if (this.#readPaused && this.#queuedBytes < QUEUE_HIGH_WATER / 2) {
+      this.#readPaused = false;
+      this.#o.client.resume();
+    }
+  }
+
+  async #handle(frame: Frame): Promise<void> {
+    if (this.#skipToSync && frame.type !== "S" && frame.type !== "X") return;
+    const relay = this.#o.relay;
+    switch (frame.type) {
+      case "Q":
+        return this.#query(frame);
+      case "P":
+        return this.#parse(frame);
+      case "F":
+        return this.#functionCall(frame);
+      case "B":
+        this.#bind(frame);
+        relay.expect({ kind: "bind" });
+        break;
+      case "E": {
+        const [portal] = readCString(bodyOf(frame), 0);
+        if (this.#o.describeBeforeExecute) {
+          relay.expect({ kind: "describe", injected: true });
+          this.#out.push(describePortal(portal));
+        }
+        const p = this.#portals.get(portal);
+        relay.expect({
+          kind: "execute",
+          track: { text: p?.text ?? "", started: performance.now() },
+        });
+        break;
+      }
+      case "D":
+        relay.expect({ kind: "describe" });
+        break;
+      case "C": {
+        const body = bodyOf(frame);
+        const [name] = readCString(body, 1);
+        if (body[0] === 0x53 /* S */) this.#statements.delete(name);
+        else this.#portals.delete(name);
+        relay.expect({ kind: "close" });
+        break;
+      }
+      case "S":
+        this.#skipToSync = false;
+        relay.expect({ kind: "sync" });
+        break;
+      case "H": // Flush
+      case "d": // CopyData, CopyDone, CopyFail: part of a COPY the gate already admitted
+      case "c":
+      case "f":
+        break;
+      case "X":
+        this.#flush();
+        this.#closed = true;
+        this.#o.onTerminate();
+        return;
+      default:
+        throw new ProtocolError(`unexpected message type '${frame.type}'`);
+    }
+    this.#out.push(frame.raw);
+  }
+
+  async #query(frame: Frame): Promise<void> {
+    const [text] = readCString(bodyOf(frame), 0);
+    const analysis = this.#o.analyzer.analyze(text);
+    this.#flush();
+    const admission = await this.#o.session.admit({
+      text,
+      facts: analysis.facts,
+      data: { message: "query", kinds: analysis.statements.map((s) => s.kind) },
+    });
+    if (admission.forward) {
+      this.#o.relay.expect({ kind: "query", track: { text, started: performance.now() } });
+      this.#out.push(frame.raw);
+    } else {
+      this.#o.relay.expect({ kind: "query", refusal: refusal(admission) });
+      this.#out.push(query(ABORT_SQL));
+    }
+    this.#flush();
+  }
+
+  async #parse(frame: Frame): Promise<void> {
+    const body = bodyOf(frame);
+    const [name, afterName] = readCString(body, 0);
+    const [text] = readCString(body, afterName);
+    const analysis = this.#o.analyzer.analyze(text);
+    this.#flush();
+    const admission = await this.#o.session.admit({
+      text,
+      facts: analysis.facts,
+      data: { message: "parse", kinds: analysis.statements.map((s) => s.kind), ...(name ? { statement: name } : {}) },
+    });
+    if (admission.forward) {
+      this.#statements.set(name, text);
+      this.#o.relay.expect({ kind: "parse" });
+      this.#out.push(frame.raw);
+    } else {
+      this.#statements.delete(name);
+      this.#o.relay.expect({ kind: "parse", refusal: refusal(admission) });
+      this.#out.push(parse(ABORT_SQL));
+      this.#skipToSync = true;
+    }
+    this.#flush();
+  }
+
+  async #functionCall(frame: Frame): Promise<void> {
+    const oid = bodyOf(frame).readUInt32BE(0);
+    const text = `<function call oid ${oid}>`;
+    this.#flush();
+    // the fast-path interface runs a function by OID with no SQL to analyse: it is decided as unparseable
+    const admission = await this.#o.session.admit({
+      text,
+      facts: {
+        statements: [],
+        commands: [],
+        pipelines: [],
+        apiCalls: [],
+        httpCalls: [],
+        unparseable: { reason: "function call (fast-path interface)" },
+      },
+      data: { message: "function_call", function_oid: oid },
+    });
+    if (admission.forward) {
+      this.#o.relay.expect({ kind: "function" });
+      this.#out.push(frame.raw);
+    } else {
+      this.#o.relay.expect({ kind: "function", refusal: refusal(admission) });
+      this.#out.push(query(ABORT_SQL));
+    }
+    this.#flush();
+  }
+
+  /** Records the bound parameters (text as text, binary as hex), bounded in size and count. */
+  #bind(frame: Frame): void {
+    const body = bodyOf(frame);
+    const [portal, a] = readCString(body, 0);
+    const [statement, b] = readCString(body, a);
+    let off = b;
+    const nFormats = body.readInt16BE(off);
+    const formats: number[] = [];
+    for (let i = 0; i < nFormats; i++) formats.push(body.readInt16BE(off + 2 + 2 * i));
+    off += 2 + 2 * nFormats;
+    const nParams = body.readInt16BE(off);
+    off += 2;
+    const params: (string | null)[] = [];
+    let total = 0;
+    for (let i = 0; i < nParams; i++) {
+      const len = body.readInt32BE(off);
+      off += 4;
+      if (len < 0) {
+        if (params.length < PARAMS_RECORDED) params.push(null);
+        continue;
+      }
+      const binary = (nFormats === 1 ? formats[0] : formats[i]) === 1;
+      total += len;
+      if (params.length < PARAMS_RECORDED) {
+        const v = body.subarray(off, off + Math.min(len, PARAM_RECORD_LIMIT));
+        const shown = binary ? `\\x${v.toString("hex")}` : v.toString("utf8");
+        params.push(len > PARAM_RECORD_LIMIT ? `${shown}… (${len} bytes)` : shown);
+      }
+      off += len;
+    }
+    const text = this.#statements.get(statement) ?? "";
+    this.#portals.set(portal, { text, params });
+    try {
+      this.#o.session.recording.record("bind", {
+        ...(portal ? { portal } : {}),
+        ...(statement ? { statement } : {}),
+        text,
+        params,
+        ...(nParams > params.length ? { params_total: nParams } : {}),
+        ...(total <= PARAMS_IN_AUDIT ? {} : { params_bytes: total }),
+      });
+    } catch {
+      // recording buffer full: the request itself was already decided and audited at Parse
+    }
+  }
+
+  #flush(): void {
+    const out = this.#out;
+    if (out.length === 0) return;
+    const target = this.#o.target;
+    let ok: boolean;
+    if (out.length === 1) ok = target.write(out[0] as Buffer);
+    else ok = target.write(Buffer.concat(out));
+    out.length = 0;
+    if (!ok && !this.#readPaused) {
+      this.#readPaused = true;
+      this.#o.client.pause();
+      target.once("drain", () => {
+        this.#readPaused = false;
+        this.#o.client.resume();
+      });
+    }
+  }
+
+  #fatal(err: unknown): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#frames.length = 0;
+    const message = err instanceof Error ? err.message : String(err);
+    this.#o.onFatal(SQLSTATE.protocolViolation, `gatehouse: invalid message: ${message}`);
+  }
+}
+
+/** The ErrorResponse a refused request gets: names the rule (path and summary), not the raw matcher. */
+export function refusal(admission: Extract<Admission, { forward: false }>): Buffer {
+  let message: string;
+  if (admission.kind === "denied" && admission.rule) {
+    message = `gatehouse: blocked by ${admission.rule.path} (${admission.rule.summary})`;
+  } else if (admission.kind === "evidence_unavailable") {
+    message = `gatehouse: ${admission.message}`;
+  } else {
+    message = `gatehouse: ${admission.message}${admission.approvalId ? ` (request ${admission.approvalId})` : ""}`;
+  }
+  return errorResponse({
+    severity: "ERROR",
+    code: SQLSTATE.insufficientPrivilege,
+    message,
+    ...(admission.kind === "denied" && admission.message !== message ? { detail: admission.message } : {}),
+  });
+}

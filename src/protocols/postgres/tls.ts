@@ -1,0 +1,72 @@
+import { execFileSync } from "node:child_process";
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync } from "node:fs";
+import { hostname } from "node:os";
+import { join } from "node:path";
+import { createSecureContext, type SecureContext } from "node:tls";
+
+export interface TlsMaterial {
+  cert: string;
+  key: string;
+  /** Where the material came from, for the startup log. */
+  source: "config" | "generated" | "data dir";
+}
+
+/**
+ * The certificate the PostgreSQL listener presents. Configured PEM wins; otherwise a self-signed ECDSA P-256
+ * certificate is generated once into DATA/keys/ with the system `openssl` binary (no native npm dependency, and
+ * the key never leaves the data directory). Clients using sslmode=require accept it; verify-full needs a real one.
+ */
+export function loadTlsMaterial(dataDir: string, configured?: { cert?: string; key?: string }): TlsMaterial {
+  if (configured?.cert && configured.key) return { cert: configured.cert, key: configured.key, source: "config" };
+  const dir = join(dataDir, "keys");
+  const certPath = join(dir, "postgres-tls.crt");
+  const keyPath = join(dir, "postgres-tls.key");
+  if (existsSync(certPath) && existsSync(keyPath)) {
+    return { cert: readFileSync(certPath, "utf8"), key: readFileSync(keyPath, "utf8"), source: "data dir" };
+  }
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  // generate under temporary names and rename, so a crash never leaves a key without its certificate
+  const tmpKey = `${keyPath}.${process.pid}.tmp`;
+  const tmpCert = `${certPath}.${process.pid}.tmp`;
+  try {
+    execFileSync(
+      "openssl",
+      [
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-days",
+        "3650",
+        "-subj",
+        `/CN=gatehouse ${hostname()}`,
+        "-addext",
+        "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1",
+        "-keyout",
+        tmpKey,
+        "-out",
+        tmpCert,
+      ],
+      { stdio: ["ignore", "ignore", "pipe"] },
+    );
+    chmodSync(tmpKey, 0o600);
+    renameSync(tmpKey, keyPath);
+    renameSync(tmpCert, certPath);
+  } catch (err) {
+    rmSync(tmpKey, { force: true });
+    rmSync(tmpCert, { force: true });
+    throw new Error(
+      `could not generate the PostgreSQL listener's TLS certificate with openssl (configure postgres.tls.cert/key): ${
+        err instanceof Error ? err.message : String(err)
+      }`,
+    );
+  }
+  return { cert: readFileSync(certPath, "utf8"), key: readFileSync(keyPath, "utf8"), source: "generated" };
+}
+
+export function secureContextFor(material: TlsMaterial): SecureContext {
+  return createSecureContext({ cert: material.cert, key: material.key, minVersion: "TLSv1.2" });
+}

@@ -1,0 +1,137 @@
+/**
+ * A gateway in front of the real PostgreSQL 15 of the e2e project, with static tokens, for the postgres tests.
+ */
+import { execFile, spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import pg from "pg";
+import { generateStaticToken } from "../../../src/core/identity/static-tokens.js";
+import { parseConfig } from "../../../src/core/policy/loader.js";
+import { Gateway } from "../../../src/server/gateway.js";
+import { services } from "../../support/services.js";
+
+export const exec = promisify(execFile);
+
+export interface Harness {
+  gateway: Gateway;
+  dir: string;
+  host: string;
+  port: number;
+  /** Token of ci-bot (group ci, access to every test connection). */
+  token: string;
+  /** Token of an identity without access. */
+  strangerToken: string;
+  logs: string[];
+  psql(sql: string, opts?: PsqlOptions): Promise<{ stdout: string; stderr: string; code: number }>;
+  client(database?: string, extra?: Partial<pg.ClientConfig>): Promise<pg.Client>;
+  stop(): Promise<void>;
+}
+
+export interface PsqlOptions {
+  database?: string;
+  token?: string;
+  sslmode?: string;
+  args?: string[];
+  input?: string;
+}
+
+export interface HarnessOptions {
+  /** Extra YAML for the app-db connection (guardrails, masking), indented under the connection. */
+  appDb?: string;
+  /** Extra top-level YAML. */
+  top?: string;
+  targetUser?: "scram" | "md5" | "trust";
+}
+
+export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
+  const svc = services();
+  const dir = mkdtempSync(join(tmpdir(), "gatehouse-pg-"));
+  const bot = generateStaticToken();
+  const stranger = generateStaticToken();
+  const user =
+    options.targetUser === "md5"
+      ? `user: ${svc.GH_TEST_PG_MD5_USER}, password: ${svc.GH_TEST_PG_MD5_PASSWORD}`
+      : options.targetUser === "trust"
+        ? `user: ${svc.GH_TEST_PG_TRUST_USER}`
+        : `user: ${svc.GH_TEST_PG_SCRAM_USER}, password: ${svc.GH_TEST_PG_SCRAM_PASSWORD}`;
+  const yaml = `
+data: ${dir}
+identity:
+  tokens:
+    - { name: ci-bot, sha256: ${bot.sha256}, groups: [ci] }
+    - { name: stranger, sha256: ${stranger.sha256}, groups: [web] }
+connections:
+  - name: app-db
+    type: postgres
+    target: { host: ${svc.GH_TEST_PG_HOST}, port: ${svc.GH_TEST_PG_PORT}, database: ${svc.GH_TEST_PG_DATABASE}, ${user} }
+    access: [group:ci]
+${(options.appDb ?? "").replace(/^/gm, "    ")}
+  - name: md5-db
+    type: postgres
+    target: { host: ${svc.GH_TEST_PG_HOST}, port: ${svc.GH_TEST_PG_PORT}, database: ${svc.GH_TEST_PG_DATABASE}, user: ${svc.GH_TEST_PG_MD5_USER}, password: ${svc.GH_TEST_PG_MD5_PASSWORD} }
+    access: [group:ci]
+  - name: trust-db
+    type: postgres
+    target: { host: ${svc.GH_TEST_PG_HOST}, port: ${svc.GH_TEST_PG_PORT}, database: ${svc.GH_TEST_PG_DATABASE}, user: ${svc.GH_TEST_PG_TRUST_USER} }
+    access: [group:ci]
+${options.top ?? ""}
+`;
+  const config = parseConfig(yaml, { source: "test.yaml", baseDir: dir });
+  const logs: string[] = [];
+  const gateway = await Gateway.start(config, {
+    apiListen: { host: "127.0.0.1", port: 0 },
+    listen: { postgres: { host: "127.0.0.1", port: 0 } },
+    log: (msg, fields) => logs.push(`${msg} ${JSON.stringify(fields ?? {})}`),
+  });
+  const address = gateway.address("postgres") ?? "";
+  const port = Number(address.slice(address.lastIndexOf(":") + 1));
+  const host = "127.0.0.1";
+  const clients: pg.Client[] = [];
+  return {
+    gateway,
+    dir,
+    host,
+    port,
+    token: bot.token,
+    strangerToken: stranger.token,
+    logs,
+    psql: (sql, o = {}) =>
+      new Promise((resolve) => {
+        const conninfo = `host=${host} port=${port} dbname=${o.database ?? "app-db"} user=ci-bot sslmode=${o.sslmode ?? "disable"} connect_timeout=5`;
+        const child = spawn(
+          "psql",
+          ["-X", "-At", "-v", "ON_ERROR_STOP=1", ...(o.args ?? []), ...(sql ? ["-c", sql] : []), conninfo],
+          {
+            env: { ...process.env, PGPASSWORD: o.token ?? bot.token },
+          },
+        );
+        let stdout = "";
+        let stderr = "";
+        child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+        child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+        child.stdin.end(o.input ?? "");
+        child.on("close", (code) => resolve({ stdout: stdout.trim(), stderr: stderr.trim(), code: code ?? -1 }));
+      }),
+    client: async (database = "app-db", extra = {}) => {
+      const c = new pg.Client({ host, port, database, user: "ci-bot", password: bot.token, ...extra });
+      c.on("error", () => undefined);
+      await c.connect();
+      clients.push(c);
+      return c;
+    },
+    stop: async () => {
+      for (const c of clients) await c.end().catch(() => undefined);
+      await gateway.stop("test");
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Lines of the target's statement log (log_statement=all) that contain `marker`. */
+export async function statementLog(marker: string): Promise<string[]> {
+  const { readFile } = await import("node:fs/promises");
+  const text = await readFile(services().GH_TEST_PG_LOG, "utf8");
+  return text.split("\n").filter((l) => l.includes(marker));
+}
