@@ -183,6 +183,26 @@ describe("parseConfig: errors name file and path on one line", () => {
     ).toContain('identity.oidc[0].algorithms[0]: invalid value "HS256"');
   });
 
+  it("audit sinks: one kind each, valid syslog address and facility", () => {
+    expect(errorOf("audit: { sinks: [{ syslog: { address: udp://host } }] }\n")).toMatch(
+      /^gatehouse\.yaml: audit\.sinks\[0\]\.syslog\.address: invalid syslog address "udp:\/\/host"/,
+    );
+    expect(errorOf("audit: { sinks: [{ syslog: { address: udp://h:514, facility: nope } }] }\n")).toMatch(
+      /audit\.sinks\[0\]\.syslog\.facility/,
+    );
+    expect(errorOf("audit: { sinks: [{ file: a.jsonl, http: { url: https://x } }] }\n")).toMatch(
+      /audit\.sinks\[0\]: a sink has exactly one of file, http, syslog/,
+    );
+    const config = parseConfig("audit: { sinks: [{ syslog: { address: 'tcp://[::1]:6514', facility: local7 } }] }\n");
+    expect(config.audit.sinks[0]).toEqual({
+      type: "syslog",
+      protocol: "tcp",
+      host: "::1",
+      port: 6514,
+      facility: "local7",
+    });
+  });
+
   it("masking columns only on SQL connections", () => {
     expect(errorOf(conn("    masking: { columns: [users.email] }\n", "http", "{ url: https://x.example }"))).toContain(
       "connections[0].masking.columns: column masking applies only to postgres and mysql",

@@ -8,7 +8,8 @@
 import { FileSink } from "./file-sink.js";
 import { HttpSink } from "./http-sink.js";
 import { SyslogSink } from "./syslog-sink.js";
-import type { AuditSink, SinkConfig } from "./types.js";
+import type { AuditSinkConfig } from "../../policy/schema.js";
+import type { AuditSink } from "./types.js";
 
 export { FileSink } from "./file-sink.js";
 export { HttpSink, type HttpSinkOptions } from "./http-sink.js";
@@ -16,16 +17,22 @@ export { SyslogSink, FACILITIES, SD_ID, type SyslogSinkOptions } from "./syslog-
 export { SinkForwarder, type SinkForwarderOptions, type SinkStats } from "./forwarder.js";
 export * from "./types.js";
 
-/** Builds one sink per config entry; throws a message naming the entry when one is invalid. */
-export function createSinks(configs: readonly SinkConfig[]): AuditSink[] {
+/** Builds one sink per validated `audit.sinks` entry; throws a message naming the entry when one is unusable. */
+export function createSinks(configs: readonly AuditSinkConfig[]): AuditSink[] {
   return configs.map((config, i) => {
     try {
-      if ("file" in config) return new FileSink(config.file);
-      if ("http" in config) return new HttpSink(config.http);
-      if ("syslog" in config) return new SyslogSink(config.syslog);
+      switch (config.type) {
+        case "file":
+          return new FileSink(config.path);
+        case "http":
+          return new HttpSink({ url: config.url, headers: config.headers });
+        case "syslog": {
+          const host = config.host.includes(":") ? `[${config.host}]` : config.host;
+          return new SyslogSink({ address: `${config.protocol}://${host}:${config.port}`, facility: config.facility });
+        }
+      }
     } catch (err) {
       throw new Error(`audit.sinks[${i}]: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
     }
-    throw new Error(`audit.sinks[${i}]: expected one of file, http, syslog`);
   });
 }

@@ -14,12 +14,6 @@ export interface AuditSink {
   lastDeliveredSeq?(): Promise<number | undefined>;
 }
 
-/** The `audit.sinks` entries of the config. */
-export type SinkConfig =
-  | { file: string }
-  | { http: { url: string; headers?: Record<string, string> } }
-  | { syslog: { address: string; facility?: string } };
-
 /** A delivery failure that retrying cannot fix (e.g. HTTP 400/401/403): the batch is given up with an error. */
 export class PermanentSinkError extends Error {
   override name = "PermanentSinkError";
