@@ -36,7 +36,7 @@ export interface IdentityConfig {
 }
 
 /** Signature algorithms that need a public key to verify. Symmetric (HS*) and `none` are never accepted. */
-export const ASYMMETRIC_ALGORITHMS: readonly string[] = [
+export const ASYMMETRIC_ALGORITHMS = [
   "RS256",
   "RS384",
   "RS512",
@@ -47,7 +47,7 @@ export const ASYMMETRIC_ALGORITHMS: readonly string[] = [
   "ES384",
   "ES512",
   "EdDSA",
-];
+] as const;
 
 export const MAX_CLOCK_SKEW_MS = 300_000;
 

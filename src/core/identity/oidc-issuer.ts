@@ -72,7 +72,8 @@ export class OidcIssuer {
       throw new IdentityConfigError(`${where}: audience must be a non-empty string or list`);
     }
     const algorithms = config.algorithms ?? [...ASYMMETRIC_ALGORITHMS];
-    const refused = algorithms.filter((a) => !ASYMMETRIC_ALGORITHMS.includes(a));
+    const allowed: readonly string[] = ASYMMETRIC_ALGORITHMS;
+    const refused = algorithms.filter((a) => !allowed.includes(a));
     if (algorithms.length === 0 || refused.length > 0) {
       throw new IdentityConfigError(
         `${where}: algorithms must be asymmetric (${ASYMMETRIC_ALGORITHMS.join(", ")}); refused: ${refused.join(", ")}`,

@@ -1,6 +1,6 @@
 /** The policy module's public surface: config loading, types, and decisions. */
 export { ConfigError, formatPath } from "./errors.js";
-export { loadConfig, loadConfigSync, parseConfig, configMeta, type ParseOptions, type ConfigMeta } from "./loader.js";
+export { loadConfig, parseConfig, configMeta, type ParseOptions, type ConfigMeta } from "./loader.js";
 export * from "./schema.js";
 export { parseDuration, formatDuration } from "./duration.js";
 export { emptyFacts, factsFrom } from "./facts.js";

@@ -1,4 +1,3 @@
-import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { basename, dirname, isAbsolute, resolve } from "node:path";
 import YAML from "yaml";
@@ -88,20 +87,6 @@ export async function loadConfig(
   let text: string;
   try {
     text = await readFile(path, "utf8");
-  } catch (err) {
-    throw ConfigError.at(
-      displayName(path),
-      "",
-      `cannot read config: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
-    );
-  }
-  return parseConfig(text, { ...options, source: displayName(path), baseDir: dirname(resolve(path)) });
-}
-
-export function loadConfigSync(path: string, options: Omit<ParseOptions, "source" | "baseDir"> = {}): GatehouseConfig {
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
   } catch (err) {
     throw ConfigError.at(
       displayName(path),

@@ -1,3 +1,4 @@
+import { ASYMMETRIC_ALGORITHMS } from "../identity/config.js";
 /**
  * The words a policy may use. Analyzers must map what they see onto these names, and the schema rejects anything
  * else, because a misspelt kind in a deny rule would otherwise silently never match.
@@ -112,15 +113,5 @@ export const MATCHER_KEYS_BY_TYPE: Record<ConnectionType, readonly MatcherKey[]>
 export const MASKING_DETECTORS = ["credit_card", "email", "jwt", "private_key", "iban", "aws_key"] as const;
 export type MaskingDetector = (typeof MASKING_DETECTORS)[number];
 
-export const JWT_ALGORITHMS = [
-  "RS256",
-  "RS384",
-  "RS512",
-  "PS256",
-  "PS384",
-  "PS512",
-  "ES256",
-  "ES384",
-  "ES512",
-  "EdDSA",
-] as const;
+/** The algorithms an OIDC issuer may be configured to accept: identity's asymmetric-only list. */
+export const JWT_ALGORITHMS = ASYMMETRIC_ALGORITHMS;
