@@ -26,7 +26,8 @@ export interface Harness {
   logs: string[];
   psql(sql: string, opts?: PsqlOptions): Promise<{ stdout: string; stderr: string; code: number }>;
   client(database?: string, extra?: Partial<pg.ClientConfig>): Promise<pg.Client>;
-  stop(): Promise<void>;
+  /** Stops the gateway; `keepDir` leaves the data directory for `audit verify`. */
+  stop(opts?: { keepDir?: boolean }): Promise<void>;
 }
 
 export interface PsqlOptions {
@@ -68,6 +69,10 @@ connections:
     target: { host: ${svc.GH_TEST_PG_HOST}, port: ${svc.GH_TEST_PG_PORT}, database: ${svc.GH_TEST_PG_DATABASE}, ${user} }
     access: [group:ci]
 ${(options.appDb ?? "").replace(/^/gm, "    ")}
+  - name: admin-db
+    type: postgres
+    target: { host: ${svc.GH_TEST_PG_HOST}, port: ${svc.GH_TEST_PG_PORT}, database: ${svc.GH_TEST_PG_DATABASE}, user: ${svc.GH_TEST_PG_SCRAM_USER}, password: ${svc.GH_TEST_PG_SCRAM_PASSWORD} }
+    access: [group:ci]
   - name: md5-db
     type: postgres
     target: { host: ${svc.GH_TEST_PG_HOST}, port: ${svc.GH_TEST_PG_PORT}, database: ${svc.GH_TEST_PG_DATABASE}, user: ${svc.GH_TEST_PG_MD5_USER}, password: ${svc.GH_TEST_PG_MD5_PASSWORD} }
@@ -121,10 +126,10 @@ ${options.top ?? ""}
       clients.push(c);
       return c;
     },
-    stop: async () => {
+    stop: async (o = {}) => {
       for (const c of clients) await c.end().catch(() => undefined);
       await gateway.stop("test");
-      rmSync(dir, { recursive: true, force: true });
+      if (!o.keepDir) rmSync(dir, { recursive: true, force: true });
     },
   };
 }

@@ -1,0 +1,110 @@
+import { spawnSync } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { rmSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { describe, expect, it } from "vitest";
+import type { AuditRecord } from "../../../src/core/evidence/audit-event.js";
+import { startHarness, statementLog, type Harness } from "./harness.js";
+
+const GUARDRAILS = `guardrails:
+  - deny: { statements: [drop, truncate] }
+  - deny: { statements: [delete, update], without_where: true }`;
+
+/** Each evasion runs against its own table so "allowed" really executes it. */
+function evasions(marker: string, t: string) {
+  return [
+    { name: "case and comment tricks", sql: `/* ${marker} */ dRoP/**/TABLE ${t}` },
+    { name: "multi-statement string", sql: `select 1 /* ${marker} */; drop table ${t}` },
+    { name: "statement after a -- comment line", sql: `-- ${marker} harmless\ndrop table ${t}` },
+    {
+      name: "delete without where inside a CTE",
+      sql: `with d as (delete from ${t} returning *) select count(*) /* ${marker} */ from d`,
+    },
+    { name: "PREPARE of a delete without where", sql: `prepare p_${t} as delete from ${t} /* ${marker} */` },
+    { name: "truncate", sql: `truncate ${t} /* ${marker} */` },
+  ];
+}
+
+async function fresh(h: Harness, t: string): Promise<void> {
+  const r = await h.psql(
+    `set client_min_messages = warning; drop table if exists ${t}; create table ${t} (id int); insert into ${t} values (1), (2)`,
+    { database: "admin-db" }, // the same target user, without guardrails, sets the stage
+  );
+  expect(r.stderr).toBe("");
+}
+
+const cli = fileURLToPath(new URL("../../identity/run-cli.ts", import.meta.url));
+
+describe("postgres gateway: guardrails and evidence", () => {
+  it("blocks the evasion list with 42501 (simple and extended protocol), the target never sees them, and the session stays usable", async () => {
+    const h = await startHarness({ appDb: GUARDRAILS });
+    const marker = `m${randomUUID().replaceAll("-", "")}`;
+    const t = `ev_${marker.slice(1, 9)}`;
+    let dir = "";
+    try {
+      await fresh(h, t);
+      const c = await h.client();
+      for (const e of evasions(marker, t)) {
+        const err = await c.query(e.sql).catch((x) => x);
+        expect(err?.code, e.name).toBe("42501");
+        expect(err.message, e.name).toMatch(/^gatehouse: blocked by connections\[0\]\.guardrails\[[01]\] \(deny /);
+        expect((await c.query(`select 1 as ok /* ${marker} alive */`)).rows, e.name).toEqual([{ ok: 1 }]);
+      }
+      // extended protocol: the Parse is refused, the rest skipped to Sync, the session goes on
+      const ext = await c.query({ name: "evil", text: `drop table ${t} /* ${marker} */`, values: [] }).catch((x) => x);
+      expect(ext.code).toBe("42501");
+      const extParams = await c.query(`delete from ${t} where id > $1 /* ${marker} */`, [0]);
+      expect(extParams.rowCount).toBe(2); // has a WHERE: allowed
+      const ok = await c.query(`select count(*)::int as n from ${t} /* ${marker} */`);
+      expect(ok.rows).toEqual([{ n: 0 }]);
+      // psql too
+      const psql = await h.psql(`DROP TABLE ${t} /* ${marker} psql */`);
+      expect(psql.stderr).toMatch(
+        /ERROR:  gatehouse: blocked by connections\[0\]\.guardrails\[0\] \(deny statements drop, truncate\)/,
+      );
+
+      // The target's log shows none of the blocked statements ...
+      const logged = (await statementLog(marker)).filter((l) => / LOG: {2}(statement|execute [^:]*):/.test(l));
+      for (const l of logged) expect(l).not.toMatch(/drop table|dRoP|truncate|delete from \S+ \/\*|prepare/i);
+      // ... and every statement it does show from our sessions has a request audit event with the right identity
+      const audit = await h.gateway.store.readAudit({ fromSeq: 1, limit: 100000 });
+      const requests = audit.filter((a: AuditRecord) => a.type === "request");
+      expect(logged.length).toBeGreaterThanOrEqual(8);
+      for (const line of logged) {
+        const text = line.replace(/^.* LOG: {2}(statement|execute [^:]*): /, "");
+        const match = requests.find((r) => (r.data as { text?: string }).text?.includes(text.trim()));
+        expect(match, line).toBeDefined();
+        expect(match?.identity?.subject).toBe("ci-bot");
+        expect(match?.connection).toBe("app-db");
+      }
+      const blocked = audit.filter((a) => a.type === "request.blocked" && JSON.stringify(a.data).includes(marker));
+      expect(blocked.length).toBe(evasions(marker, t).length + 2);
+      dir = h.dir;
+    } finally {
+      await h.stop({ keepDir: true });
+    }
+    const verify = spawnSync(process.execPath, ["--import", "tsx", cli, "audit", "verify", "--data", dir], {
+      encoding: "utf8",
+    });
+    expect(verify.status, verify.stdout + verify.stderr).toBe(0);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("allows the same statements when the rule is removed", async () => {
+    const h = await startHarness();
+    const marker = `m${randomUUID().replaceAll("-", "")}`;
+    const t = `ev_${marker.slice(1, 9)}`;
+    try {
+      const c = await h.client();
+      for (const e of evasions(marker, t)) {
+        await fresh(h, t);
+        const r = await c.query(e.sql).catch((x) => x);
+        expect(r instanceof Error ? r.message : "ok", e.name).toBe("ok");
+      }
+      const logged = await statementLog(marker);
+      expect(logged.some((l) => /dRoP\/\*\*\/TABLE/.test(l))).toBe(true);
+    } finally {
+      await h.stop();
+    }
+  });
+});
