@@ -60,7 +60,7 @@ describe("postgres gateway: guardrails and evidence", () => {
       // psql too
       const psql = await h.psql(`DROP TABLE ${t} /* ${marker} psql */`);
       expect(psql.stderr).toMatch(
-        /ERROR:  gatehouse: blocked by connections\[0\]\.guardrails\[0\] \(deny statements drop, truncate\)/,
+        /ERROR: {2}gatehouse: blocked by connections\[0\]\.guardrails\[0\] \(deny statements drop, truncate\)/,
       );
 
       // The target's log shows none of the blocked statements ...
