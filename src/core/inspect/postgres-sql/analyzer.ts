@@ -54,6 +54,8 @@ export class PostgresSqlAnalyzer {
 
   static async load(options: AnalyzerOptions = {}): Promise<PostgresSqlAnalyzer> {
     await loadModule();
+    // the first parse pays a one-off WebAssembly warm-up of tens of milliseconds: pay it here, not on a query
+    parseSync("SELECT 1");
     return new PostgresSqlAnalyzer(new LruCache(options.cacheSize ?? 5000, options.cacheChars ?? 8_000_000));
   }
 
