@@ -16,8 +16,6 @@ export class Masker {
   readonly hasDetectors: boolean;
   private readonly columns: ColumnRules | undefined;
   private readonly detectors: readonly Detector[];
-  /** Union of the enabled detectors' triggers: the only work a value without candidates ever pays. */
-  private readonly trigger: RegExp | undefined;
   private readonly minLength: number;
 
   private constructor(config: MaskingConfig | undefined) {
@@ -28,7 +26,6 @@ export class Masker {
     this.hasColumnRules = this.columns !== undefined;
     this.hasDetectors = this.detectors.length > 0;
     this.enabled = this.hasColumnRules || this.hasDetectors;
-    this.trigger = this.hasDetectors ? new RegExp(this.detectors.map((d) => d.trigger).join("|")) : undefined;
     this.minLength = Math.min(...this.detectors.map((d) => d.minLength));
   }
 
@@ -53,16 +50,24 @@ export class Masker {
    * invalid UTF-8 elsewhere in the value survives.
    */
   maskBytes(value: Buffer): { bytes: Buffer; hits: DetectorHit[] } | undefined {
-    if (!this.trigger || value.length < this.minLength) return undefined;
+    if (value.length < this.minLength) return undefined;
     const spans = this.scan(value.toString("latin1"));
     return spans && { bytes: applyToBytes(value, spans), hits: hitsOf(spans) };
   }
 
+  /**
+   * The hot path: a value without candidates costs each enabled detector's pre-filter and allocates nothing.
+   * minLength is Infinity without detectors, so a disabled masker returns at the first comparison.
+   */
   private scan(text: string): Span[] | undefined {
-    if (!this.trigger || text.length < this.minLength || !this.trigger.test(text)) return undefined;
-    const spans: Span[] = [];
-    for (const d of this.detectors) d.find(text, spans);
-    return spans.length > 0 ? resolve(spans) : undefined;
+    if (text.length < this.minLength) return undefined;
+    let spans: Span[] | undefined;
+    for (const d of this.detectors) {
+      if (text.length < d.minLength || !d.mayContain(text)) continue;
+      spans ??= [];
+      d.find(text, spans);
+    }
+    return spans && spans.length > 0 ? resolve(spans) : undefined;
   }
 }
 

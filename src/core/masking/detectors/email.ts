@@ -48,7 +48,7 @@ function domainEnd(text: string, from: number): number {
 
 export const email: Detector = {
   name: "email",
-  trigger: "@",
+  mayContain: (text) => text.includes("@"),
   minLength: 6, // a@b.cd
   find(text, out: Span[]) {
     let at = text.indexOf("@");

@@ -3,10 +3,23 @@ import type { Detector, Span } from "./types.js";
 const AN = "[A-Za-z0-9]";
 // Electronic form (`DE89370400440532013000`) or print form in groups of four (`DE89 3704 0044 0532 0130 00`),
 // standing alone: an IBAN glued to other letters or digits is not one.
-const CANDIDATE = new RegExp(
-  `(?<!${AN})[A-Za-z]{2}\\d{2}(?:${AN}{11,30}|(?: ${AN}{4}){2,7}(?: ${AN}{1,4})?)(?!${AN})`,
-  "g",
-);
+// Found by a quantifier-free trigger, then matched anchored (sticky) at that place: a `(?<!...)[A-Za-z]{2}...`
+// scan over prose is several times slower.
+const TRIGGER = /[A-Za-z][A-Za-z]\d\d/;
+const TRIGGER_ALL = /[A-Za-z][A-Za-z]\d\d/g;
+const CANDIDATE = new RegExp(`[A-Za-z]{2}\\d{2}(?:${AN}{11,30}|(?: ${AN}{4}){2,7}(?: ${AN}{1,4})?)(?!${AN})`, "y");
+
+function isAlnum(c: number): boolean {
+  return (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122); // NaN (out of range) is not
+}
+
+/** Cheap shape check before the regexp: a standalone run of 15-34 characters, or a first group of four. */
+function plausibleAt(text: string, i: number): boolean {
+  if (isAlnum(text.charCodeAt(i - 1))) return false; // `XDE89...` is part of a longer word
+  let end = i + 4;
+  while (end - i <= 34 && isAlnum(text.charCodeAt(end))) end++;
+  return end - i === 4 ? text.charCodeAt(end) === 32 : end - i >= 15 && end - i <= 34;
+}
 
 /** ISO 13616: move the first four characters to the end, letters to 10..35, and the number mod 97 must be 1. */
 export function ibanValid(iban: string): boolean {
@@ -31,11 +44,21 @@ function maskIban(text: string): string {
 
 export const iban: Detector = {
   name: "iban",
-  trigger: `[A-Za-z]{2}\\d{2} ?${AN}{4}`,
+  mayContain: (text) => TRIGGER.test(text),
   minLength: 15,
   find(text, out: Span[]) {
-    CANDIDATE.lastIndex = 0;
-    for (let m = CANDIDATE.exec(text); m; m = CANDIDATE.exec(text)) {
+    TRIGGER_ALL.lastIndex = 0;
+    for (let t = TRIGGER_ALL.exec(text); t; t = TRIGGER_ALL.exec(text)) {
+      // On failure, go on from the next character: the trigger may have started inside a longer word.
+      let m: RegExpExecArray | null = null;
+      if (plausibleAt(text, t.index)) {
+        CANDIDATE.lastIndex = t.index;
+        m = CANDIDATE.exec(text);
+      }
+      if (!m) {
+        TRIGGER_ALL.lastIndex = t.index + 1;
+        continue;
+      }
       // A grouped candidate may have swallowed a following four-letter word: try shorter prefixes too.
       const groups = m[0].split(" ");
       let found = "";
@@ -45,11 +68,11 @@ export const iban: Detector = {
       }
       if (!found) {
         // The next group may start a real IBAN (`AB12 DE89 3704 ...`).
-        CANDIDATE.lastIndex = m.index + 1;
+        TRIGGER_ALL.lastIndex = m.index + 1;
         continue;
       }
       out.push({ start: m.index, end: m.index + found.length, replacement: maskIban(found), detector: "iban" });
-      CANDIDATE.lastIndex = m.index + found.length;
+      TRIGGER_ALL.lastIndex = m.index + found.length;
     }
   },
 };

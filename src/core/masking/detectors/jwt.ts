@@ -3,7 +3,11 @@ import type { Detector, Span } from "./types.js";
 const SEG = "[A-Za-z0-9_-]";
 // A JOSE header is a JSON object, so its base64url starts with `ey` (`{"`, `{ `) or `ew` (`{` + newline). Three
 // segments is a JWS (the signature is empty for alg "none"); five is a JWE.
-const CANDIDATE = new RegExp(`(?<!${SEG})(e[wy]${SEG}{12,})((?:\\.${SEG}*){2}(?:(?:\\.${SEG}*){2})?)(?!${SEG})`, "g");
+// `{"`, `{ `, `{\n`, `{\r`, `{\t` encoded.
+const TRIGGER = /ey[JA]|ew[ko0]/;
+const TRIGGER_ALL = /ey[JA]|ew[ko0]/g;
+// Matched anchored (sticky) where the trigger was found.
+const CANDIDATE = new RegExp(`(?<!${SEG})(e[wy]${SEG}{12,})((?:\\.${SEG}*){2}(?:(?:\\.${SEG}*){2})?)(?!${SEG})`, "y");
 
 /** Dotted base64url is everywhere (hostnames, versions); only a segment that decodes to a JOSE header counts. */
 export function isJoseHeader(segment: string): boolean {
@@ -19,11 +23,14 @@ export function isJoseHeader(segment: string): boolean {
 
 export const jwt: Detector = {
   name: "jwt",
-  trigger: `e[wy]${SEG}{12,}\\.`,
+  mayContain: (text) => TRIGGER.test(text),
   minLength: 16,
   find(text, out: Span[]) {
-    CANDIDATE.lastIndex = 0;
-    for (let m = CANDIDATE.exec(text); m; m = CANDIDATE.exec(text)) {
+    TRIGGER_ALL.lastIndex = 0;
+    for (let t = TRIGGER_ALL.exec(text); t; t = TRIGGER_ALL.exec(text)) {
+      CANDIDATE.lastIndex = t.index;
+      const m = CANDIDATE.exec(text);
+      if (!m) continue;
       const header = m[1]!;
       const rest = m[2]!;
       // The payload segment must not be empty (a detached payload holds no claims, but keep the rule simple).
@@ -37,6 +44,7 @@ export const jwt: Detector = {
         replacement: header + ".********".repeat(segments),
         detector: "jwt",
       });
+      TRIGGER_ALL.lastIndex = m.index + m[0].length;
     }
   },
 };

@@ -13,7 +13,7 @@ function lineBreak(text: string, at: number): string {
 
 export const privateKey: Detector = {
   name: "private_key",
-  trigger: "-----BEGIN ",
+  mayContain: (text) => text.includes("-----BEGIN "),
   minLength: 30,
   find(text, out: Span[]) {
     BEGIN.lastIndex = 0;

@@ -16,23 +16,13 @@ export interface Span {
 export interface Detector {
   readonly name: MaskingDetector;
   /**
-   * RegExp source (no flags) that every hit contains. The masker ORs the enabled triggers into one pre-filter, so
-   * a value without any candidate costs one scan.
+   * Cheap test for something every hit contains; false means find() would find nothing. Written as a literal
+   * search or a regexp without quantifiers: V8 scans those several times faster than `\d{4}`-style patterns or
+   * one big alternation, which is why each detector has its own rather than one union.
    */
-  readonly trigger: string;
+  mayContain(text: string): boolean;
   /** Shortest possible hit, to skip tiny values without scanning them. */
   readonly minLength: number;
   /** Appends every hit in text to out. */
   find(text: string, out: Span[]): void;
-}
-
-/** Case-insensitive RegExp source for an ASCII word without the `i` flag, so it can join a case-sensitive union. */
-export function anyCase(word: string): string {
-  let out = "";
-  for (const ch of word) {
-    const lower = ch.toLowerCase();
-    const upper = ch.toUpperCase();
-    out += lower === upper ? ch : `[${upper}${lower}]`;
-  }
-  return out;
 }
