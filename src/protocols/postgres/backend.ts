@@ -8,6 +8,8 @@ import { parseErrorFields } from "./wire.js";
 export interface ResultTrack {
   text: string;
   started: number;
+  /** Results reported so far for this request. */
+  results: number;
 }
 
 /**
@@ -26,7 +28,8 @@ export type Expectation =
   | { kind: "execute"; track?: ResultTrack }; // 'C', 'I', 's' or an error
 
 export interface ResultSummary {
-  text: string;
+  /** 1-based position of this statement's result within its request (multi-statement queries). */
+  statement: number;
   tag?: string;
   rows: number;
   ms: number;
@@ -389,7 +392,7 @@ export class BackendRelay {
     if (track) {
       const now = performance.now();
       this.#opts.onResult({
-        text: track.text,
+        statement: ++track.results,
         ...(r.tag !== undefined ? { tag: r.tag } : {}),
         rows: r.rows ?? this.#rows,
         ms: Math.round((now - this.#resultStarted) * 1000) / 1000,

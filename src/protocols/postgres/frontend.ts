@@ -134,7 +134,7 @@ export class FrontendPipeline {
         const p = this.#portals.get(portal);
         relay.expect({
           kind: "execute",
-          track: { text: p?.text ?? "", started: performance.now() },
+          track: { text: p?.text ?? "", started: performance.now(), results: 0 },
         });
         break;
       }
@@ -179,7 +179,7 @@ export class FrontendPipeline {
       data: { message: "query", kinds: analysis.statements.map((s) => s.kind) },
     });
     if (admission.forward) {
-      this.#o.relay.expect({ kind: "query", track: { text, started: performance.now() } });
+      this.#o.relay.expect({ kind: "query", track: { text, started: performance.now(), results: 0 } });
       this.#out.push(frame.raw);
     } else {
       this.#o.relay.expect({ kind: "query", refusal: refusal(admission) });
