@@ -82,10 +82,10 @@ describe("property: text without digits, @ or ----- is left alone", () => {
   it("returns undefined", () => {
     const clean = fc
       .oneof(
-        fc.string({ unit: fc.constantFrom(..."abcXYZ eyJ .,;:!?_+/=\n\t'\"()é日😀".split("")) }),
+        fc.string({ unit: fc.constantFrom(..."abcXYZ eyJ .,;:!?_+/=-\n\t'\"()é日😀".split("")) }),
         fc.string({ unit: "binary" }),
       )
-      .map((s) => s.replace(/[0-9@]/g, "").replace(/-/g, ""));
+      .map((s) => s.replace(/[0-9@]/g, "").replace(/-{5,}/g, "-"));
     fc.assert(
       fc.property(clean, (s) => {
         expect(all.maskText(s)).toBeUndefined();
