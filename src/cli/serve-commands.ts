@@ -33,13 +33,16 @@ export function registerServeCommands(program: Command): void {
     .description("run the gateway on embedded defaults with a demo identity, and print what to try")
     .option("--data <dir>", "where the demo keeps its store, keys and config", "./data/demo")
     .option("--api <host:port>", "admin API address", "127.0.0.1:18000")
-    .action(async (opts: { data: string; api: string }) => {
+    .option("--postgres <host:port>", "PostgreSQL listener address", "127.0.0.1:15432")
+    .action(async (opts: { data: string; api: string; postgres: string }) => {
       const cli = `node ${relative(process.cwd(), process.argv[1] ?? "bin/gatehouse.js") || "bin/gatehouse.js"}`;
-      const demo = await startOrExplain(() => startDemo({ dataDir: opts.data, api: parseHostPort(opts.api), cli }));
+      const demo = await startOrExplain(() =>
+        startDemo({ dataDir: opts.data, api: parseHostPort(opts.api), postgres: parseHostPort(opts.postgres), cli }),
+      );
       const stopped = untilSignal();
       process.stdout.write(`${demo.walkthrough}\n`);
       await stopped;
-      await demo.gateway.stop("signal");
+      await demo.stop();
     });
 }
 

@@ -2,7 +2,9 @@ import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import pg from "pg";
 import { afterEach, describe, expect, it } from "vitest";
+import { COLUMN_MASK } from "../core/masking/index.js";
 import { verifyEvidence } from "../core/evidence/verify.js";
 import { openStore } from "../core/store/open.js";
 import { startDemo } from "./demo.js";
@@ -20,30 +22,60 @@ function tempDir(): string {
 }
 
 describe("gatehouse demo", () => {
-  it("serves whoami for the demo token, refuses and records a forged one, and leaves a verifiable log", async () => {
+  it("proxies the embedded database with masking and guardrails, serves whoami, and leaves a verifiable log", async () => {
     const dataDir = tempDir();
-    const demo = await startDemo({ dataDir, api: { host: "127.0.0.1", port: 0 }, cli: "gatehouse" });
+    const any = { host: "127.0.0.1", port: 0 };
+    const demo = await startDemo({ dataDir, api: any, postgres: any, cli: "gatehouse" });
     const api = `http://${demo.gateway.api.address}`;
     try {
-      expect(demo.walkthrough).toContain(demo.token);
+      expect(demo.walkthrough).toContain(`export PGPASSWORD=${demo.token}`);
       expect(demo.walkthrough).toContain(`audit verify --data ${dataDir}`);
+
+      const [host, port] = demo.postgres.split(":");
+      const client = new pg.Client({
+        host,
+        port: Number(port),
+        database: "demo-db",
+        user: "demo-bot",
+        password: demo.token,
+      });
+      await client.connect();
+      try {
+        const users = await client.query("SELECT id, email, password, note FROM users ORDER BY id");
+        expect(users.rows[0]).toEqual({
+          id: 1,
+          email: COLUMN_MASK,
+          password: COLUMN_MASK,
+          note: "card on file **** **** **** 1111",
+        });
+        const drop = await client.query("DROP TABLE users").catch((e: { code?: string; message: string }) => e);
+        expect(drop).toMatchObject({ code: "42501" });
+        expect((drop as Error).message).toMatch(/connections\[0\]\.guardrails\[0\]/);
+        // the session stays usable and the table is still there
+        expect((await client.query("SELECT count(*)::int AS n FROM users")).rows[0]).toEqual({ n: 3 });
+      } finally {
+        await client.end();
+      }
 
       const ok = await fetch(`${api}/api/whoami`, { headers: { authorization: `Bearer ${demo.token}` } });
       expect(ok.status).toBe(200);
       expect(await ok.json()).toMatchObject({ identity: { subject: "demo-bot", kind: "bot", groups: ["demo"] } });
-
       // same token with its signature's last characters changed
       const forged = demo.token.slice(0, -4) + (demo.token.endsWith("AAAA") ? "BBBB" : "AAAA");
       const bad = await fetch(`${api}/api/whoami`, { headers: { authorization: `Bearer ${forged}` } });
       expect(bad.status).toBe(401);
       expect(JSON.stringify(await bad.json())).not.toContain(forged);
     } finally {
-      await demo.gateway.stop("test");
+      await demo.stop();
     }
     const store = await openStore({ dataDir, readonly: true, worker: false });
     try {
       const types = (await store.readAudit()).map((r) => r.type);
-      expect(types).toEqual(["gateway.start", "token.issued", "auth.failed", "gateway.stop"]);
+      expect(types[0]).toBe("gateway.start");
+      expect(types).toContain("session.start");
+      expect(types).toContain("request.blocked");
+      expect(types).toContain("auth.failed");
+      expect(types.at(-1)).toBe("gateway.stop");
       expect((await verifyEvidence(store)).ok).toBe(true);
     } finally {
       await store.close();
@@ -52,9 +84,13 @@ describe("gatehouse demo", () => {
 
   it("runs as `gatehouse demo`, prints the walkthrough and stops cleanly on SIGTERM", async () => {
     const dataDir = tempDir();
-    const child = spawn(process.execPath, ["bin/gatehouse.js", "demo", "--data", dataDir, "--api", "127.0.0.1:0"], {
-      stdio: ["ignore", "pipe", "pipe"],
-    });
+    const child = spawn(
+      process.execPath,
+      ["bin/gatehouse.js", "demo", "--data", dataDir, "--api", "127.0.0.1:0", "--postgres", "127.0.0.1:0"],
+      {
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
     let out = "";
     let err = "";
     child.stdout.on("data", (d: Buffer) => (out += d.toString()));
@@ -69,10 +105,11 @@ describe("gatehouse demo", () => {
       });
       child.on("exit", (code) => reject(new Error(`demo exited early with ${code}: ${out}`)));
     });
-    expect(out).toMatch(/export GATEHOUSE_TOKEN=ey/);
+    expect(out).toMatch(/export PGPASSWORD=ey/);
+    expect(out).toMatch(/psql "host=127\.0\.0\.1 port=\d+ dbname=demo-db user=demo-bot"/);
     // the walkthrough names exactly the adapters this build lacks
     const notBuilt = PROTOCOL_LISTENERS.filter((l) => !l.start).map((l) => l.protocol);
-    expect(out).toContain(`Not built yet: the ${notBuilt.join(", ")} adapters`);
+    expect(out).toContain(`Not built yet: the ${notBuilt.join(", ")} adapters.`);
     child.kill("SIGTERM");
     const exit = await new Promise<string>((resolve) =>
       child.on("exit", (code, signal) => resolve(`${code}/${signal}`)),

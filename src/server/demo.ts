@@ -2,21 +2,33 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { loadConfig } from "../core/policy/loader.js";
 import type { HostPort } from "../core/policy/schema.js";
+import { startDemoTarget, type DemoTarget } from "./demo-target.js";
 import { Gateway } from "./gateway.js";
 
 export const DEMO_SUBJECT = "demo-bot";
 
+function hostPort(a: HostPort): string {
+  return a.host.includes(":") ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
+}
+
 /**
  * The demo's configuration, written to DATA/gatehouse.yaml so every printed command (policy check/test,
- * audit verify) works on it as on any operator's file.
+ * audit verify) works on it as on any operator's file. Port 0 (tests) is passed to the gateway directly.
  */
-function demoConfig(api: HostPort): string {
+function demoConfig(api: HostPort, postgres: HostPort, target: DemoTarget): string {
+  const listen = [
+    api.port > 0 ? `  api: ${hostPort(api)}` : "",
+    postgres.port > 0 ? `  postgres: ${hostPort(postgres)}` : "",
+  ]
+    .filter(Boolean)
+    .join("\n");
   return `# Written by \`gatehouse demo\`; it is rewritten on every demo start.
-${api.port > 0 ? `listen:\n  api: ${api.host}:${api.port}\n` : ""}data: .
+${listen ? `listen:\n${listen}\n` : ""}data: .
 connections:
   - name: demo-db
     type: postgres
-    target: { host: 127.0.0.1, port: 5432, database: demo, user: demo, password: "\${file:demo-db.password}" }
+    # the embedded PGlite database the demo started (trust auth on loopback, like a local dev server)
+    target: { host: ${target.host}, port: ${target.port}, database: postgres, user: postgres }
     access: [group:demo]
     guardrails:
       - deny: { statements: [drop, truncate, grant, revoke, alter_role] }
@@ -65,6 +77,7 @@ const DEMO_CASES = `cases:
 export interface DemoOptions {
   dataDir: string;
   api: HostPort;
+  postgres: HostPort;
   /** How the user runs the CLI, for the printed commands. */
   cli: string;
 }
@@ -72,54 +85,93 @@ export interface DemoOptions {
 export interface RunningDemo {
   gateway: Gateway;
   token: string;
+  /** "host:port" of the gateway's PostgreSQL listener. */
+  postgres: string;
   walkthrough: string;
+  stop(): Promise<void>;
 }
 
 export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
   const dataDir = resolve(options.dataDir);
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const configPath = join(dataDir, "gatehouse.yaml");
-  const casesPath = join(dataDir, "policy-cases.yaml");
-  writeFileSync(configPath, demoConfig(options.api));
-  writeFileSync(casesPath, DEMO_CASES);
-  // kept beside the config, as an operator would keep a secret file; a placeholder until an adapter dials it
-  writeFileSync(join(dataDir, "demo-db.password"), "demo\n", { mode: 0o600 });
-  const config = await loadConfig(configPath);
-  const gateway = await Gateway.start(config, { apiListen: options.api });
-  const minted = await gateway.tokens.mint({
-    subject: DEMO_SUBJECT,
-    groups: ["demo"],
-    kind: "bot",
-    ttlMs: 60 * 60 * 1000,
-  });
+  const target = await startDemoTarget();
+  let gateway: Gateway;
+  try {
+    const configPath = join(dataDir, "gatehouse.yaml");
+    writeFileSync(configPath, demoConfig(options.api, options.postgres, target));
+    writeFileSync(join(dataDir, "policy-cases.yaml"), DEMO_CASES);
+    const config = await loadConfig(configPath);
+    gateway = await Gateway.start(config, { apiListen: options.api, listen: { postgres: options.postgres } });
+  } catch (err) {
+    await target.stop();
+    throw err;
+  }
+  const minted = await gateway.tokens.mint({ subject: DEMO_SUBJECT, groups: ["demo"], kind: "bot", ttlMs: 3_600_000 });
   await gateway.record({
     type: "token.issued",
     identity: { subject: DEMO_SUBJECT, kind: "bot", groups: ["demo"], issuer: "gatehouse", token_id: minted.jti },
     data: { by: "gatehouse demo", expires_at: minted.expiresAt.toISOString() },
   });
-  const api = `http://${gateway.api.address}`;
-  const cli = options.cli;
-  const notBuilt = gateway.listeners.filter((l) => l.state === "not built yet").map((l) => l.protocol);
-  const walkthrough = [
-    `Gatehouse demo is running. Admin API: ${api}   data: ${dataDir}`,
+  const postgres = gateway.address("postgres") ?? "";
+  const walkthrough = renderWalkthrough({
+    api: `http://${gateway.api.address}`,
+    postgres,
+    token: minted.token,
+    dataDir,
+    cli: options.cli,
+    notBuilt: gateway.listeners.filter((l) => l.state === "not built yet").map((l) => l.protocol),
+  });
+  return {
+    gateway,
+    token: minted.token,
+    postgres,
+    walkthrough,
+    stop: async () => {
+      await gateway.stop("demo stopped");
+      await target.stop();
+    },
+  };
+}
+
+function renderWalkthrough(w: {
+  api: string;
+  postgres: string;
+  token: string;
+  dataDir: string;
+  cli: string;
+  notBuilt: string[];
+}): string {
+  const [pgHost, pgPort] = [
+    w.postgres.slice(0, w.postgres.lastIndexOf(":")),
+    w.postgres.slice(w.postgres.lastIndexOf(":") + 1),
+  ];
+  const config = join(w.dataDir, "gatehouse.yaml");
+  return [
+    `Gatehouse demo is running.`,
+    `  PostgreSQL listener: ${w.postgres} -> connection "demo-db" (an embedded PGlite database with a users table)`,
+    `  Admin API: ${w.api}    data, config and evidence: ${w.dataDir}`,
     ``,
-    `Demo identity "${DEMO_SUBJECT}" (group demo), a gateway-minted token valid for 1 hour:`,
-    `  export GATEHOUSE_TOKEN=${minted.token}`,
+    `Demo identity "${DEMO_SUBJECT}" (group demo) holds a gateway-minted token valid for 1 hour. In another terminal:`,
+    `  export PGPASSWORD=${w.token}`,
+    `  psql "host=${pgHost} port=${pgPort} dbname=demo-db user=${DEMO_SUBJECT}"`,
     ``,
-    `Try, in another terminal (from this directory):`,
-    `  1. Which identity does the token carry?`,
-    `       curl -s -H "Authorization: Bearer $GATEHOUSE_TOKEN" ${api}/api/whoami`,
-    `  2. A forged token is refused, and the refusal is recorded:`,
-    `       curl -s -H "Authorization: Bearer forged.token.value" ${api}/api/whoami`,
-    `  3. The demo policy, and the decisions it makes for sample requests:`,
-    `       ${cli} policy check --config ${configPath}`,
-    `       ${cli} policy test --config ${configPath} ${casesPath}`,
-    `  4. The tamper-evident audit log (gateway start, token issued, failed logins...):`,
-    `       ${cli} audit tail --data ${dataDir}`,
-    `       ${cli} audit verify --data ${dataDir}`,
+    `Then try (the token is the password; the database's own credentials stay in the gateway):`,
+    `  SELECT * FROM users;                  -- email and password masked by column, the card number by content`,
+    `  SELECT name, email AS e FROM customer_contacts;   -- masked through an alias and a view too`,
+    `  DROP TABLE users;                     -- refused: SQLSTATE 42501 naming the guardrail`,
+    `  DELETE FROM orders;                   -- refused: delete without WHERE`,
+    `  DELETE FROM orders WHERE id = 12;     -- allowed, and recorded`,
+    `  ALTER TABLE users ADD COLUMN x int;   -- needs a DBA's approval (the approval workflow is not built yet: refused)`,
     ``,
-    `Not built yet: the ${notBuilt.join(", ")} adapters. Until they land the gateway verifies identities,`,
-    `decides policy and keeps evidence, but proxies no protocol. Press Ctrl-C to stop.`,
+    `What the gateway recorded, and proof that nobody changed it:`,
+    `  ${w.cli} audit tail --data ${w.dataDir}`,
+    `  ${w.cli} audit verify --data ${w.dataDir}`,
+    `The policy, and the decisions it makes for sample requests:`,
+    `  ${w.cli} policy check --config ${config}`,
+    `  ${w.cli} policy test --config ${config} ${join(w.dataDir, "policy-cases.yaml")}`,
+    `Which identity a token carries:  curl -s -H "Authorization: Bearer $PGPASSWORD" ${w.api}/api/whoami`,
+    ``,
+    ...(w.notBuilt.length ? [`Not built yet: the ${w.notBuilt.join(", ")} adapters.`] : []),
+    `Press Ctrl-C to stop.`,
   ].join("\n");
-  return { gateway, token: minted.token, walkthrough };
 }
