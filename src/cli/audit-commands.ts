@@ -3,26 +3,8 @@ import type { Command } from "commander";
 import { verifyEvidence, type VerifyReport } from "../core/evidence/verify.js";
 import { keyIdOf, publicKeyFromPem } from "../core/evidence/signing.js";
 import type { AuditRecord } from "../core/evidence/audit-event.js";
-import { openStore } from "../core/store/open.js";
-import type { Store } from "../core/store/types.js";
 import { CliError } from "./cli-error.js";
-
-const DEFAULT_DATA = process.env["GATEHOUSE_DATA"] ?? "./data";
-
-async function withStore<T>(dataDir: string, work: (store: Store) => Promise<T>): Promise<T> {
-  let store: Store;
-  try {
-    // read-only: verification must never change the evidence it checks
-    store = await openStore({ dataDir, readonly: true });
-  } catch (err) {
-    throw new CliError(`cannot open the store in ${dataDir}: ${err instanceof Error ? err.message : String(err)}`);
-  }
-  try {
-    return await work(store);
-  } finally {
-    await store.close();
-  }
-}
+import { DEFAULT_DATA_DIR, withReadOnlyStore } from "./read-store.js";
 
 function readPinnedKey(path: string) {
   try {
@@ -61,12 +43,14 @@ export function registerAuditCommands(program: Command): void {
   audit
     .command("verify")
     .description("Recompute the audit hash chain, checkpoint signatures and session seals; exit 1 on any break")
-    .option("-d, --data <dir>", "data directory holding gatehouse.db (env GATEHOUSE_DATA)", DEFAULT_DATA)
+    .option("-d, --data <dir>", "data directory holding gatehouse.db (env GATEHOUSE_DATA)", DEFAULT_DATA_DIR)
     .option("--public-key <file>", "trust only this Ed25519 public key (PEM) instead of the keys in the store")
     .option("--json", "print the full report as JSON")
     .action(async (opts: { data: string; publicKey?: string; json?: boolean }) => {
       const publicKey = opts.publicKey !== undefined ? readPinnedKey(opts.publicKey) : undefined;
-      const report = await withStore(opts.data, (store) => verifyEvidence(store, publicKey ? { publicKey } : {}));
+      const report = await withReadOnlyStore(opts.data, (store) =>
+        verifyEvidence(store, publicKey ? { publicKey } : {}),
+      );
       if (opts.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
       if (report.ok) {
         if (!opts.json) {
@@ -86,13 +70,13 @@ export function registerAuditCommands(program: Command): void {
   audit
     .command("tail")
     .description("Print the latest audit records")
-    .option("-d, --data <dir>", "data directory holding gatehouse.db (env GATEHOUSE_DATA)", DEFAULT_DATA)
+    .option("-d, --data <dir>", "data directory holding gatehouse.db (env GATEHOUSE_DATA)", DEFAULT_DATA_DIR)
     .option("-n, --lines <n>", "how many records", "20")
     .option("--json", "print records as JSON lines")
     .action(async (opts: { data: string; lines: string; json?: boolean }) => {
       const n = Number(opts.lines);
       if (!Number.isInteger(n) || n < 1) throw new CliError(`-n ${opts.lines}: expected a positive integer`, 2);
-      const records = await withStore(opts.data, (store) => store.tailAudit(n));
+      const records = await withReadOnlyStore(opts.data, (store) => store.tailAudit(n));
       for (const r of records) process.stdout.write(`${opts.json ? JSON.stringify(r) : formatRecord(r)}\n`);
     });
 }

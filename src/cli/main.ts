@@ -1,6 +1,7 @@
 import { Command, CommanderError } from "commander";
 import { registerAuditCommands } from "./audit-commands.js";
 import { registerPolicyCommands } from "./policy-commands.js";
+import { registerReplayCommands } from "./replay-commands.js";
 import { registerServeCommands } from "./serve-commands.js";
 import { registerTokenCommands } from "./token-commands.js";
 import { CliError } from "./cli-error.js";
@@ -13,6 +14,7 @@ export function buildProgram(): Command {
   registerServeCommands(program);
   registerPolicyCommands(program);
   registerAuditCommands(program);
+  registerReplayCommands(program);
   registerTokenCommands(program);
   return program;
 }

@@ -5,6 +5,8 @@ import { join } from "node:path";
 import pg from "pg";
 import { afterEach, describe, expect, it } from "vitest";
 import { COLUMN_MASK } from "../core/masking/index.js";
+import { readRecording } from "../core/evidence/recorder.js";
+import { renderText } from "../core/evidence/replay.js";
 import { verifyEvidence } from "../core/evidence/verify.js";
 import { openStore } from "../core/store/open.js";
 import { startDemo } from "./demo.js";
@@ -77,6 +79,18 @@ describe("gatehouse demo", () => {
       expect(types).toContain("auth.failed");
       expect(types.at(-1)).toBe("gateway.stop");
       expect((await verifyEvidence(store)).ok).toBe(true);
+
+      // the recording replays as a timeline that holds what the client saw: masked values, the refusal
+      const records = await store.readAudit();
+      const sessionId = records.find((r) => r.type === "session.start")?.session_id ?? "";
+      const session = await store.getSession(sessionId);
+      expect(session?.seal?.reason).toBeDefined();
+      const text = await renderText(session!, readRecording(store, sessionId));
+      expect(text).toContain("request   SELECT id, email, password, note FROM users ORDER BY id");
+      expect(text).toMatch(/1 +\| \*{8} +\| \*{8} +\| card on file \*\*\*\* \*\*\*\* \*\*\*\* 1111/);
+      expect(text).toContain("decision  deny by connections[0].guardrails[0]");
+      expect(text).not.toContain("ada@example.com");
+      expect(text).not.toContain("4111 1111 1111 1111");
     } finally {
       await store.close();
     }

@@ -203,6 +203,7 @@ export class GatedSession {
     if (!handler) {
       // Without the workflow a held request can never be approved: refuse rather than forward unapproved.
       const message = `${decision.reason}; no approval workflow is configured on this gateway`;
+      this.#note({ refused: message });
       const record = await this.#append("request.blocked", request, "approve", decision.rule, { reason: message });
       return { forward: false, kind: "denied", message, rule: decision.rule, record };
     }
@@ -264,6 +265,14 @@ export class GatedSession {
       ...(rule ? { rule: rule.path } : {}),
       data: { protocol: this.protocol, text: request.text, ...request.data, ...extra },
     });
+  }
+
+  #note(data: Record<string, unknown>): void {
+    try {
+      this.recording.record("notice", data);
+    } catch {
+      // recording buffer full: the audit record carries the same fact
+    }
   }
 
   #recordDecision(request: GateRequest, decision: Decision): void {

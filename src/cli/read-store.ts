@@ -1,0 +1,21 @@
+import { openStore } from "../core/store/open.js";
+import type { Store } from "../core/store/types.js";
+import { CliError } from "./cli-error.js";
+
+/** `--data` default for commands that read the evidence directly from a data directory. */
+export const DEFAULT_DATA_DIR = process.env["GATEHOUSE_DATA"] ?? "./data";
+
+/** Opens the store read-only (reading evidence must never change it), runs `work`, closes. */
+export async function withReadOnlyStore<T>(dataDir: string, work: (store: Store) => Promise<T>): Promise<T> {
+  let store: Store;
+  try {
+    store = await openStore({ dataDir, readonly: true });
+  } catch (err) {
+    throw new CliError(`cannot open the store in ${dataDir}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  try {
+    return await work(store);
+  } finally {
+    await store.close();
+  }
+}
