@@ -69,7 +69,7 @@ describe("replay rendering", () => {
     expect(text).toContain("+1.200s    request   ls");
     expect(text).toContain("+1.200s    decision  allow by connections[0].access");
     expect(text).toContain("+2.000s    result    SELECT 2 — 2 rows in 3 ms");
-    expect(text).toMatch(/id \| email\n +---\+---------\n +1  \| \*{8}\n +2  \| NULL/);
+    expect(text).toMatch(/id \| email\n +---\+---------\n +1 {2}\| \*{8}\n +2 {2}\| NULL/);
   });
 
   it("json: the session and every event as stored", async () => {
