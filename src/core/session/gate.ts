@@ -50,6 +50,21 @@ export interface GateRequest {
   facts: RequestFacts;
   /** Protocol details for the audit event: parameters (already redacted), statement name, byte sizes... */
   data?: Record<string, unknown>;
+  /**
+   * Called by the approval workflow as soon as the request is held, so the adapter can tell the client in its
+   * own protocol that it waits and where to approve (PostgreSQL: a NoticeResponse).
+   */
+  onHold?: (hold: HoldNotice) => void;
+}
+
+/** What a client is told when its request is held for approval. */
+export interface HoldNotice {
+  approvalId: string;
+  rule: RuleRef;
+  /** When the hold runs out and the request is refused. */
+  expiresAt: Date;
+  /** One line for people: what is held, and the command / URL that approves it. */
+  message: string;
 }
 
 /** Why a request was not forwarded; the adapter turns it into its protocol's refusal. */

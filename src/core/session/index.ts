@@ -6,6 +6,7 @@ export {
   type ApprovalHandler,
   type GateDeps,
   type GateRequest,
+  type HoldNotice,
   type OpenSessionRequest,
   type RefusalKind,
 } from "./gate.js";
