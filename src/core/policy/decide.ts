@@ -94,8 +94,14 @@ export function checkAccess(identity: Identity, connection: CompiledConnection):
  * approvals (first match holds), else allow. Guardrails run before approvals so that no approver can let through
  * what a deny rule forbids; with on_unparseable approve/allow they still run on whatever facts were extracted.
  */
-export function decide(identity: Identity, connection: CompiledConnection, facts: RequestFacts): Decision {
-  const access = checkAccess(identity, connection);
+export function decide(
+  identity: Identity,
+  connection: CompiledConnection,
+  facts: RequestFacts,
+  /** Access already established another way (an approved time-window grant): skips the access list. */
+  granted?: Extract<Decision, { outcome: "allow" }>,
+): Decision {
+  const access = granted ?? checkAccess(identity, connection);
   if (access.outcome !== "allow") return access;
 
   const unparseable = facts.unparseable;
@@ -164,9 +170,14 @@ export class CompiledPolicy {
     return this.byName.get(name);
   }
 
-  decide(identity: Identity, connection: string | CompiledConnection, facts: RequestFacts): Decision {
+  decide(
+    identity: Identity,
+    connection: string | CompiledConnection,
+    facts: RequestFacts,
+    granted?: Extract<Decision, { outcome: "allow" }>,
+  ): Decision {
     const c = typeof connection === "string" ? this.byName.get(connection) : connection;
-    return c ? decide(identity, c, facts) : unknownConnection(connection as string);
+    return c ? decide(identity, c, facts, granted) : unknownConnection(connection as string);
   }
 
   checkAccess(identity: Identity, connection: string | CompiledConnection): Decision {

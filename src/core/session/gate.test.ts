@@ -130,7 +130,7 @@ describe("Gate", () => {
       hold: async () =>
         verdict
           ? { approved: true, approvalId: "a1", approvers: ["dba-alice"] }
-          : { approved: false, approvalId: "a2", reason: "denied by dba-alice" },
+          : { approved: false, approvalId: "a2", outcome: "denied", reason: "denied by dba-alice" },
     };
     const { gate, store } = await setup({ approvals });
     const session = await gate.openSession({ identity: ciBot, connection: "app-db", protocol: "postgres" });

@@ -20,7 +20,20 @@ export interface GateDeps {
   recorder: SessionRecorder;
   /** Holds requests that need a human; absent until the approval workflow is configured. */
   approvals?: ApprovalHandler;
+  /** Approved time-window access: lets an identity outside a connection's `access` list in until it runs out. */
+  grants?: AccessGrants;
 }
+
+/** How a held request ended. Outcomes that mean different things stay apart, so adapters can word them. */
+export type HoldOutcome =
+  | { approved: true; approvalId: string; approvers: string[] }
+  | {
+      approved: false;
+      approvalId: string;
+      /** pending: `hold: 0`, refused now, the identical request runs once after approval. */
+      outcome: "denied" | "expired" | "cancelled" | "pending";
+      reason: string;
+    };
 
 /** Plugged in by the approval workflow: resolves once humans decided (or the hold ran out). */
 export interface ApprovalHandler {
@@ -28,10 +41,23 @@ export interface ApprovalHandler {
     session: GatedSession,
     request: GateRequest,
     decision: Extract<Decision, { outcome: "approve" }>,
-  ): Promise<
-    | { approved: true; approvalId: string; approvers: string[] }
-    | { approved: false; approvalId: string; reason: string }
-  >;
+  ): Promise<HoldOutcome>;
+  /** The session ended: requests it still waits on can never resume and are cancelled. */
+  sessionClosed?(session: GatedSession): Promise<void>;
+}
+
+/** An approved time-window access grant. */
+export interface AccessGrant {
+  /** The approval request that granted it; named in every audit record of the sessions it admits. */
+  id: string;
+  until: Date;
+  approvers: string[];
+  /** The config path of the rule it was granted under. */
+  rule: string;
+}
+
+export interface AccessGrants {
+  find(identity: Identity, connection: string): Promise<AccessGrant | undefined>;
 }
 
 export interface OpenSessionRequest {
@@ -55,6 +81,12 @@ export interface GateRequest {
    * own protocol that it waits and where to approve (PostgreSQL: a NoticeResponse).
    */
   onHold?: (hold: HoldNotice) => void;
+  /** Aborted when the client goes away: a request held for approval is then cancelled. */
+  signal?: AbortSignal;
+  /** Bound parameters, when known at admission: part of what makes a `hold: 0` retry identical. */
+  parameters?: readonly (string | null)[];
+  /** The analyzer's normalized fingerprint (literals removed), shown to approvers. */
+  fingerprint?: string;
 }
 
 /** What a client is told when its request is held for approval. */
@@ -68,7 +100,14 @@ export interface HoldNotice {
 }
 
 /** Why a request was not forwarded; the adapter turns it into its protocol's refusal. */
-export type RefusalKind = "denied" | "approval_denied" | "approval_expired" | "evidence_unavailable";
+export type RefusalKind =
+  | "denied"
+  | "approval_denied"
+  | "approval_expired"
+  | "approval_cancelled"
+  /** `hold: 0`: refused now with the approval id; the identical request runs once after approval. */
+  | "approval_pending"
+  | "evidence_unavailable";
 
 export type Admission =
   | { forward: true; record: AuditRecord; rule?: RuleRef; approvalId?: string }
@@ -130,7 +169,12 @@ export class Gate {
         .catch(() => undefined);
       throw new SessionRefusedError("unknown_connection", `no connection named "${req.connection}"`);
     }
-    const access = policy.checkAccess(req.identity, connection);
+    let access = policy.checkAccess(req.identity, connection);
+    let grant: AccessGrant | undefined;
+    if (access.outcome !== "allow" && this.deps.grants) {
+      grant = await this.deps.grants.find(req.identity, req.connection).catch(() => undefined);
+      if (grant) access = grantAccess(grant);
+    }
     if (access.outcome !== "allow") {
       const rule = access.rule;
       await audit
@@ -150,6 +194,7 @@ export class Gate {
         session_id: sessionId,
         decision: "allow",
         ...(access.rule ? { rule: access.rule.path } : {}),
+        ...(grant ? { data: { ...base.data, grant_id: grant.id, grant_until: grant.until.toISOString() } } : {}),
       });
       const recording = await recorder.start({
         sessionId,
@@ -157,7 +202,7 @@ export class Gate {
         protocol: req.protocol,
         identity,
       });
-      return new GatedSession(this.deps, sessionId, req.identity, identity, connection, recording, req.protocol);
+      return new GatedSession(this.deps, sessionId, req.identity, identity, connection, recording, req.protocol, grant);
     } catch (err) {
       throw new SessionRefusedError("evidence_unavailable", evidenceMessage(err));
     }
@@ -177,6 +222,8 @@ export class GatedSession {
     readonly connection: CompiledConnection,
     readonly recording: SessionRecording,
     readonly protocol: string,
+    /** Set when the session exists thanks to a time-window grant rather than the access list. */
+    readonly grant?: AccessGrant,
   ) {}
 
   get requestCount(): number {
@@ -189,7 +236,24 @@ export class GatedSession {
    */
   async admit(request: GateRequest): Promise<Admission> {
     this.#requests++;
-    const decision = this.deps.policy.decide(this.identity, this.connection, request.facts);
+    const grant = this.grant;
+    if (grant && Date.now() >= grant.until.getTime()) {
+      // the grant ran out mid-session: nothing more passes under it
+      const message = `access grant ${grant.id} expired at ${grant.until.toISOString()}`;
+      this.#recordDecision(request, { outcome: "deny", rule: { path: grant.rule, summary: message }, reason: message });
+      try {
+        const record = await this.#append("request.blocked", request, "deny", undefined, { reason: message });
+        return { forward: false, kind: "denied", message, record };
+      } catch (err) {
+        return { forward: false, kind: "evidence_unavailable", message: evidenceMessage(err) };
+      }
+    }
+    const decision = this.deps.policy.decide(
+      this.identity,
+      this.connection,
+      request.facts,
+      grant ? grantAccess(grant) : undefined,
+    );
     this.#recordDecision(request, decision);
     try {
       switch (decision.outcome) {
@@ -222,7 +286,20 @@ export class GatedSession {
       const record = await this.#append("request.blocked", request, "approve", decision.rule, { reason: message });
       return { forward: false, kind: "denied", message, rule: decision.rule, record };
     }
-    const outcome = await handler.hold(this, request, decision);
+    // the recording shows the wait: when the request was held, and how it ended
+    const held: GateRequest = {
+      ...request,
+      onHold: (notice) => {
+        this.#note({ held: notice.approvalId, rule: notice.rule.path, expires_at: notice.expiresAt.toISOString() });
+        request.onHold?.(notice);
+      },
+    };
+    const outcome = await handler.hold(this, held, decision);
+    this.#note(
+      outcome.approved
+        ? { approved: outcome.approvalId, approvers: outcome.approvers }
+        : { [outcome.outcome]: outcome.approvalId, reason: outcome.reason },
+    );
     if (outcome.approved) {
       const record = await this.#append("request", request, "approve", decision.rule, {
         approval_id: outcome.approvalId,
@@ -236,7 +313,7 @@ export class GatedSession {
     });
     return {
       forward: false,
-      kind: outcome.reason.includes("expired") ? "approval_expired" : "approval_denied",
+      kind: REFUSAL_BY_OUTCOME[outcome.outcome],
       message: outcome.reason,
       rule: decision.rule,
       approvalId: outcome.approvalId,
@@ -258,6 +335,7 @@ export class GatedSession {
   close(reason: string, data?: Record<string, unknown>): Promise<void> {
     this.#closed ??= (async () => {
       const results = await Promise.allSettled([
+        this.deps.approvals?.sessionClosed?.(this),
         this.audit({ type: "session.end", data: { reason, requests: this.#requests, ...data } }),
         this.recording.seal(reason),
       ]);
@@ -278,7 +356,14 @@ export class GatedSession {
       type,
       decision,
       ...(rule ? { rule: rule.path } : {}),
-      data: { protocol: this.protocol, text: request.text, ...request.data, ...extra },
+      data: {
+        protocol: this.protocol,
+        text: request.text,
+        ...request.data,
+        // every use of a time-window grant is attributed to it
+        ...(this.grant ? { grant_id: this.grant.id } : {}),
+        ...extra,
+      },
     });
   }
 
@@ -302,6 +387,20 @@ export class GatedSession {
       // the recording's buffer is full: the audit record below still decides whether the request may pass
     }
   }
+}
+
+const REFUSAL_BY_OUTCOME = {
+  denied: "approval_denied",
+  expired: "approval_expired",
+  cancelled: "approval_cancelled",
+  pending: "approval_pending",
+} as const satisfies Record<Extract<HoldOutcome, { approved: false }>["outcome"], RefusalKind>;
+
+function grantAccess(grant: AccessGrant): Extract<Decision, { outcome: "allow" }> {
+  return {
+    outcome: "allow",
+    rule: { path: grant.rule, summary: `access grant ${grant.id} until ${grant.until.toISOString()}` },
+  };
 }
 
 function evidenceMessage(err: unknown): string {

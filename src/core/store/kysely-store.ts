@@ -1,8 +1,9 @@
 import type { CompiledQuery, Kysely, Selectable } from "kysely";
+import type { ApprovalQuery, ApprovalRecord } from "../approvals/types.js";
 import type { AuditIdentity, AuditRecord } from "../evidence/audit-event.js";
 import type { Checkpoint, RecordingEvent, SessionHeader, SessionRecord, SessionSeal } from "../evidence/records.js";
 import type { SigningKeyRecord } from "../evidence/signing.js";
-import type { AuditEventsTable, Database, RecordingEventsTable, SessionsTable } from "./schema.js";
+import type { ApprovalsTable, AuditEventsTable, Database, RecordingEventsTable, SessionsTable } from "./schema.js";
 import {
   CorruptRecordError,
   type AuditCommit,
@@ -106,6 +107,26 @@ function recordingEvent(row: Selectable<RecordingEventsTable>): RecordingEvent {
   if (row.data !== null) ev.data = parseJson("recording_events", `${row.session_id}#${seq}`, "data", row.data);
   const { prev_hash, hash, ...rest } = ev;
   return { ...rest, prev_hash, hash };
+}
+
+function approvalRow(r: ApprovalRecord): ApprovalsTable {
+  return {
+    id: r.id,
+    kind: r.kind,
+    status: r.status,
+    connection: r.connection,
+    requester_subject: r.requester.subject,
+    exact_key: r.exact_key ?? null,
+    created_at: r.created_at,
+    version: r.version,
+    body: JSON.stringify(r),
+  };
+}
+
+function approvalRecord(row: Selectable<ApprovalsTable>): ApprovalRecord {
+  const body = parseJson("approvals", row.id, "body", row.body) as ApprovalRecord;
+  // the indexed columns are what updates compare against; they win over the JSON copy
+  return { ...body, status: row.status as ApprovalRecord["status"], version: Number(row.version) };
 }
 
 /**
@@ -331,6 +352,42 @@ export class KyselyStore implements Store {
       .limit(options.limit ?? DEFAULT_PAGE)
       .execute();
     return rows.map(recordingEvent);
+  }
+
+  async insertApproval(record: ApprovalRecord): Promise<void> {
+    await this.runBatch([this.db.insertInto("approvals").values(approvalRow(record)).compile()]);
+  }
+
+  async getApproval(id: string): Promise<ApprovalRecord | undefined> {
+    const row = await this.db.selectFrom("approvals").selectAll().where("id", "=", id).executeTakeFirst();
+    return row && approvalRecord(row);
+  }
+
+  async listApprovals(query: ApprovalQuery = {}): Promise<ApprovalRecord[]> {
+    let q = this.db.selectFrom("approvals").selectAll();
+    if (query.statuses) q = q.where("status", "in", query.statuses.length > 0 ? [...query.statuses] : [""]);
+    if (query.kind !== undefined) q = q.where("kind", "=", query.kind);
+    if (query.exactKey !== undefined) q = q.where("exact_key", "=", query.exactKey);
+    if (query.connection !== undefined) q = q.where("connection", "=", query.connection);
+    if (query.requesterSubject !== undefined) q = q.where("requester_subject", "=", query.requesterSubject);
+    const rows = await q
+      .orderBy("created_at", "desc")
+      .orderBy("id", "desc")
+      .limit(query.limit ?? DEFAULT_PAGE)
+      .execute();
+    return rows.map(approvalRecord);
+  }
+
+  async updateApproval(record: ApprovalRecord): Promise<boolean> {
+    const next = { ...record, version: record.version + 1 };
+    const { id: _id, ...row } = approvalRow(next);
+    const result = await this.db
+      .updateTable("approvals")
+      .set(row)
+      .where("id", "=", record.id)
+      .where("version", "=", record.version)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
   }
 
   async close(): Promise<void> {

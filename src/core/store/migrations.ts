@@ -71,6 +71,24 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  "0002_approvals": {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable("approvals")
+        .addColumn("id", "text", (c) => c.primaryKey())
+        .addColumn("kind", "text", (c) => c.notNull())
+        .addColumn("status", "text", (c) => c.notNull())
+        .addColumn("connection", "text", (c) => c.notNull())
+        .addColumn("requester_subject", "text", (c) => c.notNull())
+        .addColumn("exact_key", "text")
+        .addColumn("created_at", "text", (c) => c.notNull())
+        .addColumn("version", "bigint", (c) => c.notNull())
+        .addColumn("body", "text", (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex("approvals_status").on("approvals").columns(["status", "created_at"]).execute();
+      await db.schema.createIndex("approvals_exact_key").on("approvals").column("exact_key").execute();
+    },
+  },
 };
 
 const provider: MigrationProvider = { getMigrations: () => Promise.resolve(migrations) };

@@ -56,10 +56,24 @@ export interface RecordingEventsTable {
   hash: string;
 }
 
+/** Approval requests: the whole record as JSON in `body`, plus the columns that queries filter on. */
+export interface ApprovalsTable {
+  id: string;
+  kind: string;
+  status: string;
+  connection: string;
+  requester_subject: string;
+  exact_key: string | null;
+  created_at: string;
+  version: number;
+  body: string;
+}
+
 export interface Database {
   audit_events: AuditEventsTable;
   audit_checkpoints: AuditCheckpointsTable;
   signing_keys: SigningKeysTable;
   sessions: SessionsTable;
   recording_events: RecordingEventsTable;
+  approvals: ApprovalsTable;
 }

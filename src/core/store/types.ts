@@ -1,5 +1,6 @@
 import type { AuditRecord } from "../evidence/audit-event.js";
 import type { Checkpoint, RecordingEvent, SessionHeader, SessionRecord, SessionSeal } from "../evidence/records.js";
+import type { ApprovalStore } from "../approvals/types.js";
 import type { SigningKeyRecord } from "../evidence/signing.js";
 
 /** Everything written by one audit commit, in one transaction: the records and what vouches for them. */
@@ -36,7 +37,7 @@ export interface SessionListOptions {
  * (shared, multi-replica; later). Each method that writes is one transaction and resolves only once that
  * transaction is durably committed.
  */
-export interface Store {
+export interface Store extends ApprovalStore {
   readonly kind: "sqlite" | "postgres";
   readonly location: string;
 
