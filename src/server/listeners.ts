@@ -94,6 +94,11 @@ async function startPostgres(ctx: ListenerContext): Promise<RunningListener> {
   return { protocol: "postgres", address: running.address, close: () => running.close() };
 }
 
+async function startSsh(ctx: ListenerContext): Promise<RunningListener> {
+  const { startSshListener } = await import("../protocols/ssh/index.js");
+  return startSshListener(ctx);
+}
+
 /**
  * The protocol adapters this build knows. An adapter gets a `start` when it lands (PostgreSQL, MySQL, SSH,
  * Kubernetes, HTTP each have their own issue).
@@ -101,7 +106,7 @@ async function startPostgres(ctx: ListenerContext): Promise<RunningListener> {
 export const PROTOCOL_LISTENERS: readonly ProtocolListener[] = [
   listener("postgres", "postgres", startPostgres),
   listener("mysql", "mysql"),
-  listener("ssh", "ssh"),
+  listener("ssh", "ssh", startSsh),
   listener("kubernetes", "http"),
   listener("http", "http"),
 ];
