@@ -14,6 +14,8 @@ export interface ApprovalSettings {
   publicUrl?: string;
   /** After a `hold: 0` request is granted, its identical retry may run once within this window. */
   retryWindowMs: number;
+  /** How long a request nobody waits on (`hold: 0`, access) stays approvable. */
+  pendingMs: number;
 }
 
 export interface NewApproval {

@@ -233,6 +233,27 @@ function approvalRule(type: ConnectionType) {
     });
 }
 
+/** Who may grant time-window access to a connection (`gatehouse access request CONN --for 30m`). */
+const accessRequests = z
+  .object({
+    approvers: subjectList,
+    min_approvals: z.number().int().min(1).max(MAX_APPROVALS).default(1),
+    max: duration({ ms: 30 * 24 * HOUR, text: "30d" }).default(8 * HOUR),
+    reason_required: z.boolean().default(false),
+  })
+  .strict()
+  .superRefine((rule, ctx) => {
+    const possible = new SubjectSet(rule.approvers.filter((a) => !("error" in parseSubject(a)))).namedSubjectCount;
+    if (possible < rule.min_approvals) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["min_approvals"],
+        message: `${rule.min_approvals} approvals required but approvers name only ${possible} subject(s)`,
+      });
+    }
+    if (rule.max <= 0) ctx.addIssue({ code: "custom", path: ["max"], message: "max must be longer than 0" });
+  });
+
 function masking(type: ConnectionType) {
   const sql = type === "postgres" || type === "mysql";
   return z
@@ -312,6 +333,7 @@ function connection<T extends ConnectionType, S extends z.ZodType>(type: T, targ
       access: subjectList,
       guardrails: z.array(z.object({ deny: matcher(type) }).strict()).default([]),
       approvals: z.array(approvalRule(type)).default([]),
+      access_requests: accessRequests.optional(),
       masking: masking(type).optional(),
       on_unparseable: z.enum(["deny", "approve", "allow"]).default("deny"),
     })
@@ -452,6 +474,45 @@ const audit = z
   })
   .strict();
 
+// ---------------------------------------------------------------- approvals workflow
+
+const notifier = z
+  .object({
+    webhook: z
+      .object({
+        url: url(["https", "http"]),
+        secret: z.string().min(16, "the webhook secret must be at least 16 characters (use ${env:NAME})"),
+      })
+      .strict()
+      .optional(),
+    slack: z
+      .object({ url: url(["https", "http"]) })
+      .strict()
+      .optional(),
+  })
+  .strict()
+  .superRefine((n, ctx) => {
+    if ((n.webhook === undefined) === (n.slack === undefined))
+      ctx.addIssue({ code: "custom", message: "a notifier has exactly one of webhook, slack" });
+  });
+
+const approvalsWorkflow = z
+  .object({
+    /** Public base URL of the gateway (API / UI), for links in notices and notifications. */
+    url: url(["https", "http"]).optional(),
+    /** `hold: 0`: after approval, the identical request may run once within this window. */
+    hold_zero_window: duration({ ms: 7 * 24 * HOUR, text: "7d" }).default(10 * MINUTE),
+    /** How long a request nobody waits on (`hold: 0`, access requests) stays approvable. */
+    pending: duration({ ms: 7 * 24 * HOUR, text: "7d" }).default(HOUR),
+    notify: z.array(notifier).default([]),
+  })
+  .strict()
+  .superRefine((a, ctx) => {
+    if (a.hold_zero_window <= 0)
+      ctx.addIssue({ code: "custom", path: ["hold_zero_window"], message: "must be longer than 0" });
+    if (a.pending <= 0) ctx.addIssue({ code: "custom", path: ["pending"], message: "must be longer than 0" });
+  });
+
 // ---------------------------------------------------------------- top level
 
 export const DEFAULT_API_LISTEN: HostPort = { host: "127.0.0.1", port: 18000 };
@@ -513,6 +574,7 @@ export const configSchema = z
     audit: audit.default({ sinks: [] }),
     recordings: z.object({ retention: duration().optional() }).strict().default({}),
     postgres: postgresListener.default({ tls: { enabled: true, require: "remote" } }),
+    approvals: approvalsWorkflow.default({ hold_zero_window: 10 * MINUTE, pending: HOUR, notify: [] }),
   })
   .strict()
   .superRefine((c, ctx) => {
@@ -565,6 +627,9 @@ export type HttpConnectionConfig = Extract<ConnectionConfig, { type: "http" }>;
 export type MatcherConfig = z.output<ReturnType<typeof matcher>>;
 export type GuardrailConfig = ConnectionConfig["guardrails"][number];
 export type ApprovalRuleConfig = ConnectionConfig["approvals"][number];
+export type AccessRequestsConfig = NonNullable<ConnectionConfig["access_requests"]>;
+export type ApprovalsWorkflowConfig = GatehouseConfig["approvals"];
+export type ApprovalNotifierConfig = ApprovalsWorkflowConfig["notify"][number];
 export type MaskingConfig = NonNullable<ConnectionConfig["masking"]>;
 export type OidcIssuerConfig = GatehouseConfig["identity"]["oidc"][number];
 export type StaticTokenConfig = GatehouseConfig["identity"]["tokens"][number];
