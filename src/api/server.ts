@@ -1,15 +1,20 @@
 import Fastify, { type FastifyInstance } from "fastify";
+import type { ApprovalWorkflow } from "../core/approvals/index.js";
 import type { AuditLog } from "../core/evidence/audit-log.js";
 import { AuthError, parseAuthorizationHeader, type IdentityVerifier } from "../core/identity/index.js";
+import type { CompiledPolicy } from "../core/policy/decide.js";
 import type { HostPort } from "../core/policy/schema.js";
 import { toAuditIdentity } from "../core/session/audit-identity.js";
 import type { Store } from "../core/store/types.js";
+import { registerApprovalRoutes } from "./approvals.js";
 
 export interface ApiDeps {
   address: HostPort;
   verifier: IdentityVerifier;
   audit: AuditLog;
   store: Store;
+  /** The approval workflow and the policy it reads access-request rules from; without them no approval routes. */
+  approvals?: { workflow: ApprovalWorkflow; policy: CompiledPolicy };
 }
 
 export interface ApiServer {
@@ -45,6 +50,15 @@ export async function startApi(deps: ApiDeps): Promise<ApiServer> {
       return reply.code(401).header("www-authenticate", "Bearer").send({ error: err.message, code: err.code });
     }
   });
+
+  if (deps.approvals) {
+    registerApprovalRoutes(app, {
+      verifier: deps.verifier,
+      audit: deps.audit,
+      approvals: deps.approvals.workflow,
+      policy: deps.approvals.policy,
+    });
+  }
 
   await app.listen({ host: deps.address.host, port: deps.address.port });
   const bound = app.server.address();

@@ -1,5 +1,6 @@
 import { join } from "node:path";
 import type { AuditEventInput } from "../core/evidence/audit-event.js";
+import { createApprovals, type ApprovalWorkflow } from "../core/approvals/index.js";
 import { AuditLog } from "../core/evidence/audit-log.js";
 import { SessionRecorder } from "../core/evidence/recorder.js";
 import { createSinks, SinkForwarder } from "../core/evidence/sinks/index.js";
@@ -41,6 +42,7 @@ export class Gateway {
     readonly listeners: ListenerReport[],
     readonly sinks: SinkForwarder,
     private readonly running: RunningListener[],
+    readonly approvals: ApprovalWorkflow,
   ) {}
 
   /** The bound address of a protocol listener ("host:port"), if it runs. */
@@ -68,8 +70,21 @@ export class Gateway {
       const tokens = GatewayTokenIssuer.fromDataDir(config.data);
       const verifier = new IdentityVerifier(config.identity, { gatewayIssuer: { publicKey: tokens.publicKey } });
       const policy = CompiledPolicy.for(config);
-      const gate = new Gate({ policy, audit, recorder });
-      const api = await startApi({ address: options.apiListen ?? config.listen.api, verifier, audit, store });
+      const approvals = createApprovals(config.approvals, {
+        store,
+        audit,
+        ...(options.log ? { log: options.log } : {}),
+      });
+      await approvals.service.start(); // held requests of a previous run become cancelled
+      closeOnFailure.unshift(async () => approvals.service.stop());
+      const gate = new Gate({ policy, audit, recorder, approvals, grants: approvals });
+      const api = await startApi({
+        address: options.apiListen ?? config.listen.api,
+        verifier,
+        audit,
+        store,
+        approvals: { workflow: approvals, policy },
+      });
       closeOnFailure.unshift(() => api.close());
       const log =
         options.log ??
@@ -96,7 +111,20 @@ export class Gateway {
           listeners: listeners.map((l) => ({ protocol: l.protocol, address: l.address, state: l.state })),
         },
       });
-      return new Gateway(config, store, audit, recorder, verifier, tokens, gate, api, listeners, sinks, running);
+      return new Gateway(
+        config,
+        store,
+        audit,
+        recorder,
+        verifier,
+        tokens,
+        gate,
+        api,
+        listeners,
+        sinks,
+        running,
+        approvals,
+      );
     } catch (err) {
       for (const close of closeOnFailure) await close().catch(() => undefined);
       throw err;
@@ -113,6 +141,7 @@ export class Gateway {
     // listeners first: their sessions end (session.end, recording seal) while the evidence writers still run
     for (const r of this.running) await r.close().catch(() => undefined);
     await this.api.close();
+    this.approvals.service.stop();
     await this.audit.append({ type: "gateway.stop", data: { reason } }).catch(() => undefined);
     await this.recorder.close();
     await this.audit.close();
