@@ -15,6 +15,7 @@ import { loadOrCreateEd25519Key } from "../core/keys.js";
 import { parseDuration } from "../core/policy/duration.js";
 import { CliError } from "./cli-error.js";
 import { DEFAULT_CONFIG_PATH, loadCliConfig } from "./load-config.js";
+import { registerSshCertCommand } from "./ssh-cert-command.js";
 
 /** Same rule as `identity.tokens[].name` in the config schema, so a printed snippet always validates. */
 const TOKEN_NAME = /^[A-Za-z0-9][A-Za-z0-9._@-]*$/;
@@ -116,6 +117,8 @@ export function registerTokenCommands(program: Command): void {
         }
       },
     );
+
+  registerSshCertCommand(token);
 
   token
     .command("verify")

@@ -12,3 +12,15 @@ export {
   type MintedToken,
 } from "./gateway-tokens.js";
 export { generateStaticToken, sha256Hex, STATIC_TOKEN_PREFIX } from "./static-tokens.js";
+export {
+  loadSshCa,
+  MAX_SSH_CERT_TTL_MS,
+  signSshUserCert,
+  SSH_CERT_ALGO,
+  SSH_CERT_ISSUER,
+  sshCaKeyPath,
+  verifySshUserCert,
+  type SignedSshCert,
+  type SshCertRequest,
+  type VerifiedSshCert,
+} from "./ssh-cert.js";

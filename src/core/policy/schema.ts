@@ -392,6 +392,21 @@ const staticToken = z
   })
   .strict();
 
+/** An SSH public key that logs in to the SSH listener as an identity (no token needed). */
+const SSH_PUBLIC_KEY = /^(?:ssh-(?:ed25519|rsa)|ecdsa-sha2-nistp(?:256|384|521)) [A-Za-z0-9+/]+={0,2}(?: [^\n]*)?$/;
+
+const sshKey = z
+  .object({
+    name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._@-]*$/, "invalid key name (letters, digits, '.', '_', '@', '-')"),
+    key: z
+      .string()
+      .transform((k) => k.trim())
+      .pipe(z.string().regex(SSH_PUBLIC_KEY, 'expected one public key line ("ssh-ed25519 AAAA... comment")')),
+    groups: z.array(groupName).default([]),
+    kind: z.enum(["bot", "human"]).default("bot"),
+  })
+  .strict();
+
 // ---------------------------------------------------------------- audit
 
 const SYSLOG_FACILITIES = [
@@ -567,9 +582,13 @@ export const configSchema = z
     data: nonEmpty.default("./data"),
     store: url(["postgres", "postgresql"]).optional(),
     identity: z
-      .object({ oidc: z.array(oidcIssuer).default([]), tokens: z.array(staticToken).default([]) })
+      .object({
+        oidc: z.array(oidcIssuer).default([]),
+        tokens: z.array(staticToken).default([]),
+        ssh_keys: z.array(sshKey).default([]),
+      })
       .strict()
-      .default({ oidc: [], tokens: [] }),
+      .default({ oidc: [], tokens: [], ssh_keys: [] }),
     connections: z.array(connectionSchema).default([]),
     audit: audit.default({ sinks: [] }),
     recordings: z.object({ retention: duration().optional() }).strict().default({}),
@@ -581,6 +600,9 @@ export const configSchema = z
     unique(ctx, c.connections, (x) => x.name, "connections", "name", "connection");
     unique(ctx, c.identity.tokens, (x) => x.name, "identity.tokens", "name", "token");
     unique(ctx, c.identity.tokens, (x) => x.sha256, "identity.tokens", "sha256", "token hash");
+    unique(ctx, c.identity.ssh_keys, (x) => x.name, "identity.ssh_keys", "name", "key name");
+    // the key blob alone: one key must not log in as two identities
+    unique(ctx, c.identity.ssh_keys, (x) => x.key.split(/\s+/)[1] ?? "", "identity.ssh_keys", "key", "key");
     unique(ctx, c.identity.oidc, (x) => x.issuer.replace(/\/+$/, ""), "identity.oidc", "issuer", "issuer");
     const seen = new Map<string, string>();
     for (const [name, addr] of Object.entries(c.listen)) {
@@ -633,6 +655,7 @@ export type ApprovalNotifierConfig = ApprovalsWorkflowConfig["notify"][number];
 export type MaskingConfig = NonNullable<ConnectionConfig["masking"]>;
 export type OidcIssuerConfig = GatehouseConfig["identity"]["oidc"][number];
 export type StaticTokenConfig = GatehouseConfig["identity"]["tokens"][number];
+export type SshKeyConfig = GatehouseConfig["identity"]["ssh_keys"][number];
 export type AuditConfig = GatehouseConfig["audit"];
 export type RecordingsConfig = GatehouseConfig["recordings"];
 export type ListenConfig = GatehouseConfig["listen"];
