@@ -1,4 +1,5 @@
 import { Command, CommanderError } from "commander";
+import { registerApprovalCommands } from "./approval-commands.js";
 import { registerAuditCommands } from "./audit-commands.js";
 import { registerPolicyCommands } from "./policy-commands.js";
 import { registerReplayCommands } from "./replay-commands.js";
@@ -16,6 +17,7 @@ export function buildProgram(): Command {
   registerAuditCommands(program);
   registerReplayCommands(program);
   registerTokenCommands(program);
+  registerApprovalCommands(program);
   return program;
 }
 
