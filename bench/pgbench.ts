@@ -1,0 +1,72 @@
+/**
+ * pgbench -S (read-only, simple protocol) direct vs through the gateway, in the same run, with full evidence on:
+ * every SELECT is analysed, decided, and its audit record committed (group commit) before it is forwarded.
+ *
+ *   node --import tsx bench/pgbench.ts [--seconds 10] [--clients 4]
+ */
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import { parseArgs } from "node:util";
+import { servicesUp, startBenchGateway } from "./_pg-common.js";
+
+const { values: args } = parseArgs({
+  options: { seconds: { type: "string", default: "10" }, clients: { type: "string", default: "4,16" } },
+});
+const { env, down } = servicesUp();
+const direct = {
+  PGHOST: env.GH_TEST_PG_HOST,
+  PGPORT: env.GH_TEST_PG_PORT,
+  PGUSER: env.GH_TEST_PG_SCRAM_USER,
+  PGPASSWORD: env.GH_TEST_PG_SCRAM_PASSWORD,
+  PGDATABASE: env.GH_TEST_PG_DATABASE,
+};
+
+const execFileAsync = promisify(execFile);
+
+/** Async on purpose: the gateway runs in this process, so a synchronous child would stall it. */
+async function pgbench(extraEnv: Record<string, string>, ...argv: string[]): Promise<string> {
+  const { stdout } = await execFileAsync("pgbench", argv, { encoding: "utf8", env: { ...process.env, ...extraEnv } });
+  return stdout;
+}
+
+function tps(out: string): number {
+  const m = /tps = ([\d.]+) \((?:without initial connection time|excluding connections establishing)\)/.exec(out);
+  if (!m) throw new Error(`no tps in pgbench output:\n${out}`);
+  return Number(m[1]);
+}
+
+await pgbench(direct, "-i", "-s", "1", "-q");
+const gw = await startBenchGateway(env);
+try {
+  const through = {
+    PGHOST: "127.0.0.1",
+    PGPORT: String(gw.port),
+    PGUSER: "bench",
+    PGPASSWORD: gw.token,
+    PGDATABASE: "app-db",
+    PGSSLMODE: "disable",
+  };
+  for (const c of args.clients.split(",")) {
+    const run = async (e: Record<string, string>) =>
+      tps(await pgbench(e, "-S", "-n", "-c", c, "-j", c, "-T", args.seconds));
+    // warm both paths (connections, SQLite pages), then measure one after the other
+    await pgbench(direct, "-S", "-n", "-c", c, "-j", c, "-T", "2");
+    await pgbench(through, "-S", "-n", "-c", c, "-j", c, "-T", "2");
+    const d = await run(direct);
+    const g = await run(through);
+    const audited = (await gw.gateway.store.lastAudit())?.seq ?? 0;
+    process.stderr.write(`pgbench: ${c} clients: direct ${d} TPS, gateway ${g} TPS (${audited} audit events so far)\n`);
+    console.log(
+      JSON.stringify({
+        name: `pgbench -S (${c} clients)`,
+        direct: Math.round(d),
+        gateway: Math.round(g),
+        unit: "TPS",
+        ratio: Math.round((g / d) * 1000) / 1000,
+      }),
+    );
+  }
+} finally {
+  await gw.stop();
+  down();
+}
