@@ -96,6 +96,22 @@ export class BackendRelay {
     this.#expect.push(e);
   }
 
+  readonly #injected: Buffer[] = [];
+
+  /**
+   * A message of the gateway's own (the NoticeResponse of a held request) goes to the client between two target
+   * messages, never into the middle of one still streaming through.
+   */
+  inject(msg: Buffer): void {
+    this.#injected.push(msg);
+    this.#drainInjected();
+  }
+
+  #drainInjected(): void {
+    if (this.#injected.length === 0 || this.#skip > 0 || this.#heldBytes > 0 || this.#waiting) return;
+    this.#write(this.#injected.splice(0));
+  }
+
   push(chunk: Buffer): void {
     if (this.#waiting) {
       this.#queue.push(chunk);
@@ -167,6 +183,7 @@ export class BackendRelay {
     }
     this.#flushRange(out, chunk, passStart, pos);
     this.#write(out);
+    this.#drainInjected();
   }
 
   /** Handles one complete message held across chunks; false when processing went async. */
@@ -202,6 +219,7 @@ export class BackendRelay {
       this.#waiting = false;
       if (!this.#clientBlocked) this.#opts.target.resume();
       while (!this.#waiting && this.#queue.length > 0) this.#process(this.#queue.shift() as Buffer);
+      this.#drainInjected();
     });
   }
 

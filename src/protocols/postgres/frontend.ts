@@ -1,7 +1,7 @@
 import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 import type { RequestFacts } from "../../core/policy/facts.js";
-import type { Admission, GatedSession } from "../../core/session/gate.js";
+import type { Admission, GatedSession, HoldNotice } from "../../core/session/gate.js";
 import type { BackendRelay } from "./backend.js";
 import { bodyOf, MessageBuffer, ProtocolError, type Frame } from "./framing.js";
 import { describePortal, errorResponse, MAX_CLIENT_MESSAGE, parse, query, readCString, SQLSTATE } from "./wire.js";
@@ -89,7 +89,15 @@ export class FrontendPipeline {
 
   close(): void {
     this.#closed = true;
+    // a request still held for approval is cancelled: nobody is left to resume it for
+    this.#abort.abort();
   }
+
+  readonly #abort = new AbortController();
+
+  /** Tells the waiting client (psql prints it at once) which approval request holds it and how to approve. */
+  readonly #onHold = (hold: HoldNotice): void =>
+    this.#o.relay.inject(errorResponse({ severity: "NOTICE", code: "01000", message: hold.message }, "N"));
 
   async #run(): Promise<void> {
     this.#running = true;
@@ -177,6 +185,9 @@ export class FrontendPipeline {
       text,
       facts: analysis.facts,
       data: { message: "query", kinds: analysis.statements.map((s) => s.kind) },
+      ...(analysis.fingerprint !== undefined ? { fingerprint: analysis.fingerprint } : {}),
+      onHold: this.#onHold,
+      signal: this.#abort.signal,
     });
     if (admission.forward) {
       this.#o.relay.expect({ kind: "query", track: { text, started: performance.now(), results: 0 } });
@@ -198,6 +209,9 @@ export class FrontendPipeline {
       text,
       facts: analysis.facts,
       data: { message: "parse", kinds: analysis.statements.map((s) => s.kind), ...(name ? { statement: name } : {}) },
+      ...(analysis.fingerprint !== undefined ? { fingerprint: analysis.fingerprint } : {}),
+      onHold: this.#onHold,
+      signal: this.#abort.signal,
     });
     if (admission.forward) {
       this.#statements.set(name, text);
@@ -228,6 +242,8 @@ export class FrontendPipeline {
         unparseable: { reason: "function call (fast-path interface)" },
       },
       data: { message: "function_call", function_oid: oid },
+      onHold: this.#onHold,
+      signal: this.#abort.signal,
     });
     if (admission.forward) {
       this.#o.relay.expect({ kind: "function" });
