@@ -93,7 +93,7 @@ describe("held statements (psql)", () => {
 
     const records = await h.gateway.store.tailAudit(40);
     const statement = records
-      .filter((r) => r.type === "request" && String(r.data?.["text"]).includes("gh_appr"))
+      .filter((r) => r.type === "request" && r.data?.["text"] === "ALTER TABLE gh_appr ADD COLUMN approved int")
       .at(-1);
     expect(statement).toMatchObject({ decision: "approve", data: { approval_id: pending.id, approvers: ["alice"] } });
     const types = records.filter((r) => r.data?.["approval_id"] === pending.id).map((r) => r.type);
