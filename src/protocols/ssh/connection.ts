@@ -1,0 +1,395 @@
+import ssh2 from "ssh2";
+import type { ShellAnalyzer } from "../../core/inspect/shell/index.js";
+import type { Identity } from "../../core/identity/index.js";
+import type { Masker } from "../../core/masking/index.js";
+import type { RequestFacts } from "../../core/policy/facts.js";
+import type { SshConnectionConfig } from "../../core/policy/schema.js";
+import { SessionRefusedError, type Gate, type GatedSession } from "../../core/session/gate.js";
+import { parseLoginUser, type SshAuthenticator } from "./auth.js";
+import { OutputMasker, RecordingTee } from "./output.js";
+import { SftpObserver } from "./sftp.js";
+import { ShellInput, type LineVerdict } from "./shell-input.js";
+import { connectTarget, TargetError } from "./target.js";
+
+export interface SshClientDeps {
+  gate: Gate;
+  auth: SshAuthenticator;
+  analyzer: ShellAnalyzer;
+  maskerFor(connection: SshConnectionConfig): Masker | undefined;
+  log: (msg: string, fields?: Record<string, unknown>) => void;
+  /** Registers the connection so the listener can end it on shutdown. */
+  track(end: () => Promise<void>): () => void;
+}
+
+/** Environment a client may set on the target (locale and time zone); everything else is refused. */
+const ALLOWED_ENV = /^(?:LANG|LANGUAGE|LC_[A-Z_]+|TZ)$/;
+const EXIT_DENIED = 126;
+
+interface Pty {
+  cols: number;
+  rows: number;
+  width: number;
+  height: number;
+  term: string;
+}
+
+/**
+ * One client connection: authenticate, open the gated session (access + session.start) and dial the target, then
+ * serve session channels. Every exec command, shell line and SFTP path operation goes through `session.admit`
+ * before its bytes reach the target.
+ */
+export function handleClient(deps: SshClientDeps, client: ssh2.Connection, info: ssh2.ClientInfo): void {
+  const clientAddress = `${info.ip}:${info.port}`;
+  let identity: Identity | undefined;
+  let method = "";
+  let username = "";
+  let session: GatedSession | undefined;
+  let target: ssh2.Client | undefined;
+  let refusal: string | undefined;
+  let ready: Promise<void> | undefined;
+  let closing: Promise<void> | undefined;
+
+  const finish = (reason: string): Promise<void> => {
+    closing ??= (async () => {
+      target?.end();
+      await session
+        ?.close(reason)
+        .catch((err: unknown) => deps.log("ssh: session evidence not sealed", { err: String(err) }));
+    })();
+    return closing;
+  };
+  const untrack = deps.track(async () => {
+    client.end();
+    await finish("gateway shutdown");
+  });
+
+  client.on("authentication", (ctx) => {
+    username = ctx.username;
+    const attempt = async () => {
+      if (ctx.method === "password") return deps.auth.password(ctx.password);
+      if (ctx.method === "publickey") return deps.auth.publicKey(ctx);
+      return undefined;
+    };
+    attempt().then(
+      async (result) => {
+        if (!result) return ctx.reject(["publickey", "password"]);
+        if (result.ok === "check") return ctx.accept();
+        if (result.ok === false) {
+          await deps.gate.authFailed({
+            protocol: "ssh",
+            connection: parseLoginUser(ctx.username).connection,
+            clientAddress,
+            code: result.code,
+            message: `${ctx.method}: ${result.message}`,
+          });
+          return ctx.reject(["publickey", "password"]);
+        }
+        identity = result.identity;
+        method = result.method;
+        ctx.accept();
+      },
+      (err: unknown) => {
+        deps.log("ssh: authentication error", { err: String(err) });
+        ctx.reject();
+      },
+    );
+  });
+
+  client.on("ready", () => {
+    ready = open();
+  });
+
+  async function open(): Promise<void> {
+    if (!identity) return;
+    const login = parseLoginUser(username);
+    try {
+      session = await deps.gate.openSession({
+        identity,
+        connection: login.connection,
+        protocol: "ssh",
+        clientAddress,
+        data: { ssh_user: username, auth_method: method, client_version: info.header.versions.software },
+      });
+    } catch (err) {
+      refusal = err instanceof SessionRefusedError ? err.message : `session refused: ${String(err)}`;
+      return;
+    }
+    const config = session.connection.config;
+    if (config.type !== "ssh") {
+      refusal = `connection "${config.name}" is a ${config.type} connection, not ssh`;
+      await finish("not an ssh connection");
+      return;
+    }
+    const targetUser = login.targetUser ?? config.target.user;
+    try {
+      target = await connectTarget(config.target, targetUser);
+      target.on("error", (err) => deps.log("ssh: target error", { err: err.message, session: session?.id }));
+      target.on("close", () => client.end());
+      await session.audit({ type: "ssh.target", data: { target_user: targetUser, host: config.target.host } });
+    } catch (err) {
+      refusal = err instanceof TargetError ? err.message : `target unavailable: ${String(err)}`;
+      await session.audit({ type: "session.error", data: { reason: refusal } }).catch(() => undefined);
+      await finish(err instanceof TargetError ? `target ${err.code}` : "target unavailable");
+    }
+  }
+
+  /** Waits for the session and target; on refusal answers the channel with the reason on stderr. */
+  async function usable(ch: ssh2.ServerChannel): Promise<{ session: GatedSession; target: ssh2.Client } | undefined> {
+    await ready;
+    if (session && target && !refusal) return { session, target };
+    ch.stderr.write(`gatehouse: ${refusal ?? "session is not available"}\r\n`);
+    ch.exit(1);
+    ch.end();
+    return undefined;
+  }
+
+  client.on("session", (accept) => {
+    const channel = accept();
+    let pty: Pty | undefined;
+    let live: ssh2.ClientChannel | undefined;
+    const env: Record<string, string> = {};
+    const resize = (p: Pty) => {
+      try {
+        session?.recording.record("resize", { cols: p.cols, rows: p.rows });
+      } catch {
+        // recording full: the session is ended by the output path
+      }
+    };
+
+    channel.on("pty", (acc, _rej, p) => {
+      pty = { cols: p.cols, rows: p.rows, width: p.width, height: p.height, term: p.term };
+      acc?.();
+    });
+    channel.on("window-change", (acc, _rej, w) => {
+      if (pty) {
+        pty = { ...pty, cols: w.cols, rows: w.rows, width: w.width, height: w.height };
+        live?.setWindow(w.rows, w.cols, w.height, w.width);
+        resize(pty);
+      }
+      acc?.();
+    });
+    channel.on("env", (acc, rej, e) => {
+      if (ALLOWED_ENV.test(e.key)) {
+        env[e.key] = e.val;
+        acc?.();
+      } else {
+        rej?.();
+      }
+    });
+    channel.on("auth-agent", (_acc, rej) => rej?.());
+    channel.on("x11", (_acc, rej) => rej?.());
+    channel.on("signal", (acc, _rej, s) => {
+      live?.signal(s.name);
+      acc?.();
+    });
+
+    channel.on("exec", (acc, _rej, e) => {
+      const ch = acc();
+      void (async () => {
+        const ok = await usable(ch);
+        if (!ok) return;
+        if (pty) resize(pty);
+        const analysis = deps.analyzer.analyze(e.command);
+        const verdict = await submit(ok.session, e.command, analysis.facts, { channel: "exec" }, ch);
+        if (!verdict.forward) {
+          ch.stderr.write(`gatehouse: ${verdict.message}\r\n`);
+          ch.exit(EXIT_DENIED);
+          ch.end();
+          return;
+        }
+        ok.target.exec(e.command, { pty: pty ? ptyOptions(pty) : false, env }, (err, tch) => {
+          if (err) return failChannel(ch, `target refused the command channel: ${err.message}`);
+          live = tch;
+          pipe(ok.session, ch, tch);
+        });
+      })();
+    });
+
+    channel.on("shell", (acc) => {
+      const ch = acc();
+      void (async () => {
+        const ok = await usable(ch);
+        if (!ok) return;
+        if (pty) resize(pty);
+        const input = new ShellInput({
+          pty: pty !== undefined,
+          analyze: (text) => deps.analyzer.analyze(text),
+          submit: (text, facts) => submit(ok.session, text, facts, { channel: "shell" }, ch),
+          toTarget: (b) => live?.write(b),
+          toClient: (b) => ch.write(b),
+        });
+        ok.target.shell(pty ? ptyOptions(pty) : false, { env }, (err, tch) => {
+          if (err) return failChannel(ch, `target refused the shell: ${err.message}`);
+          live = tch;
+          pipe(ok.session, ch, tch, input);
+        });
+      })();
+    });
+
+    channel.on("subsystem", (acc, rej, s) => {
+      if (s.name !== "sftp") return rej?.();
+      const ch = acc();
+      void (async () => {
+        const ok = await usable(ch);
+        if (!ok) return;
+        const facts: RequestFacts = {
+          statements: [],
+          commands: [{ name: "sftp", argv: ["sftp"] }],
+          pipelines: ["sftp"],
+          apiCalls: [],
+          httpCalls: [],
+        };
+        const verdict = await submit(ok.session, "sftp", facts, { channel: "subsystem" }, ch);
+        if (!verdict.forward) {
+          ch.stderr.write(`gatehouse: ${verdict.message}\r\n`);
+          ch.exit(1);
+          ch.end();
+          return;
+        }
+        ok.target.subsys("sftp", (err, tch) => {
+          if (err) return failChannel(ch, `target refused sftp: ${err.message}`);
+          live = tch;
+          sftp(ok.session, ch, tch);
+        });
+      })();
+    });
+  });
+
+  // port forwarding (-L, -R) and streamlocal are refused
+  client.on("tcpip", (_acc, rej, t) => {
+    void session?.audit({
+      type: "ssh.forward.refused",
+      data: { kind: "direct-tcpip", dest: `${t.destIP}:${t.destPort}` },
+    });
+    rej();
+  });
+  client.on("request", (_acc, rej, name) => {
+    void session?.audit({ type: "ssh.forward.refused", data: { kind: name } });
+    rej?.();
+  });
+
+  client.on("error", (err) => deps.log("ssh: client connection error", { err: err.message, client: clientAddress }));
+  client.on("close", () => {
+    untrack();
+    void finish("client disconnected");
+  });
+
+  function submit(
+    s: GatedSession,
+    text: string,
+    facts: RequestFacts,
+    data: Record<string, unknown>,
+    ch: ssh2.ServerChannel,
+  ): Promise<LineVerdict> {
+    return s
+      .admit({ text, facts, data, onHold: (n) => ch.stderr.write(`gatehouse: ${n.message}\r\n`) })
+      .then((a) =>
+        a.forward ? { forward: true } : { forward: false, message: `${a.kind.replace(/_/g, " ")}: ${a.message}` },
+      );
+  }
+
+  function pipe(s: GatedSession, ch: ssh2.ServerChannel, tch: ssh2.ClientChannel, input?: ShellInput): void {
+    const config = s.connection.config as SshConnectionConfig;
+    const masker = deps.maskerFor(config);
+    const tee = new RecordingTee(s.recording);
+    let paused = 0;
+    const pause = () => {
+      if (paused++ === 0) tch.pause();
+    };
+    const resume = () => {
+      if (--paused === 0) tch.resume();
+    };
+    const deliver = (stream: "stdout" | "stderr") => (bytes: Buffer) => {
+      const ok = stream === "stdout" ? ch.write(bytes) : ch.stderr.write(bytes);
+      if (!ok) {
+        pause();
+        (stream === "stdout" ? ch : ch.stderr).once("drain", resume);
+      }
+      try {
+        if (!tee.record("output", bytes, stream)) {
+          pause();
+          void s.recording.drain().then(resume, resume);
+        }
+      } catch (err) {
+        // evidence cannot keep up or is gone: end the session rather than show unrecorded output
+        failChannel(ch, `recording unavailable, session ended: ${String(err)}`);
+        tch.close();
+      }
+    };
+    const out = new OutputMasker(masker, deliver("stdout"));
+    const err = new OutputMasker(masker, deliver("stderr"));
+    tch.on("data", (b: Buffer) => {
+      input?.observeOutput(b);
+      out.write(b);
+    });
+    tch.stderr.on("data", (b: Buffer) => err.write(b));
+    ch.on("data", (b: Buffer) => {
+      try {
+        tee.record("input", b);
+      } catch {
+        // input is also reflected in the requests' audit records
+      }
+      if (input) input.push(b);
+      else tch.write(b);
+    });
+    ch.on("end", () => {
+      if (input) void input.end().then(() => tch.end());
+      else tch.end();
+    });
+    tch.on("exit", (code: number | null, signal?: string) => {
+      out.flush();
+      err.flush();
+      if (signal) ch.exit(signal, false, "");
+      else ch.exit(code ?? 0);
+    });
+    tch.on("close", () => {
+      out.flush();
+      err.flush();
+      ch.end();
+    });
+    ch.on("close", () => tch.close());
+  }
+
+  function sftp(s: GatedSession, ch: ssh2.ServerChannel, tch: ssh2.ClientChannel): void {
+    const observer = new SftpObserver({
+      submit: (text, facts) => submit(s, text, facts, { channel: "sftp" }, ch),
+      toTarget: (b) => tch.write(b),
+      toClient: (b) => ch.write(b),
+      onTransfer: (t) => {
+        try {
+          s.recording.record("result", { sftp: t.op, path: t.path, bytes_read: t.read, bytes_written: t.written });
+        } catch {
+          // the audit event below carries the same facts
+        }
+        void s.audit({
+          type: "sftp.transfer",
+          data: { op: t.op, path: t.path, bytes_read: t.read, bytes_written: t.written },
+        });
+      },
+      onProtocolError: (message) => {
+        deps.log("ssh: sftp stream", { message });
+        ch.close();
+        tch.close();
+      },
+    });
+    tch.on("data", (b: Buffer) => observer.fromTarget(b));
+    ch.on("data", (b: Buffer) => observer.fromClient(b));
+    ch.on("end", () => tch.end());
+    tch.on("exit", (code: number | null) => ch.exit(code ?? 0));
+    tch.on("close", () => {
+      observer.close();
+      ch.end();
+    });
+    ch.on("close", () => tch.close());
+  }
+}
+
+function ptyOptions(p: Pty): ssh2.PseudoTtyOptions {
+  return { rows: p.rows, cols: p.cols, height: p.height, width: p.width, term: p.term };
+}
+
+function failChannel(ch: ssh2.ServerChannel, message: string): void {
+  ch.stderr.write(`gatehouse: ${message}\r\n`);
+  ch.exit(1);
+  ch.end();
+}
