@@ -163,6 +163,22 @@ describe("held statements (psql)", () => {
     expect(after.rowCount).toBe(0);
     expect(notices.join("\n")).toContain(pending.id);
   });
+
+  it("a client that disconnects while it waits cancels its request", async () => {
+    const client = await h.client();
+    const run = client.query("ALTER TABLE gh_ext ADD COLUMN gone int").catch((err: Error) => err);
+    const pending = await pendingApproval(h, "hold");
+    (client as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy();
+    expect(await run).toBeInstanceOf(Error);
+    const ended = await eventually(async () => {
+      const r = await h.gateway.approvals.service.get(pending.id);
+      return r?.status === "pending" ? undefined : r;
+    });
+    expect(ended).toMatchObject({ status: "cancelled" });
+    const refused = await gatehouse(h, alice, ["approvals", "approve", pending.id]);
+    expect(refused.stderr).toMatch(/was cancelled/);
+    expect(await columns("gh_ext")).not.toContain("gone");
+  });
 });
 
 describe("hold: 0 and access requests", () => {
