@@ -40,11 +40,18 @@ export class ScramError extends Error {
 }
 
 export class ScramClient {
-  readonly #nonce = randomBytes(18).toString("base64");
-  readonly #clientFirstBare = `n=*,r=${this.#nonce}`;
+  readonly #nonce: string;
+  readonly #clientFirstBare: string;
   #serverSignature: Buffer | undefined;
 
-  constructor(private readonly password: string) {}
+  /** `options` exist for the RFC 7677 test vector; PostgreSQL gets a random nonce and an empty SCRAM user. */
+  constructor(
+    private readonly password: string,
+    options: { nonce?: string; user?: string } = {},
+  ) {
+    this.#nonce = options.nonce ?? randomBytes(18).toString("base64");
+    this.#clientFirstBare = `n=${options.user ?? "*"},r=${this.#nonce}`;
+  }
 
   /** client-first-message */
   first(): Buffer {
