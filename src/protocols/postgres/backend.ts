@@ -80,6 +80,8 @@ export class BackendRelay {
   #rows = 0;
   #hits = 0;
   #sample: (string | null)[][] = [];
+  /** Inside a text-format COPY OUT with detectors on: CopyData rows are scanned. */
+  #copyScan = false;
   #resultStarted = performance.now();
 
   constructor(opts: BackendRelayOptions) {
@@ -267,7 +269,7 @@ export class BackendRelay {
   /** Messages that never need their content: rows past the sample when no masking applies, COPY data. */
   #streamable(type: number): boolean {
     if (type === 0x44 /* D */) return this.#plan === undefined && this.#sample.length >= this.#opts.sampleRows;
-    return type === 0x64; /* d */
+    return type === 0x64 /* d */ && !this.#copyScan;
   }
 
   #count(type: number): void {
@@ -280,6 +282,17 @@ export class BackendRelay {
     switch (type) {
       case "D":
         return this.#dataRow(body);
+      case "H": {
+        // CopyOutResponse: overall format 0 is text, where detectors can scan each row
+        const masker = this.#opts.masking?.masker;
+        this.#copyScan = body[0] === 0 && masker?.hasDetectors === true;
+        return "pass";
+      }
+      case "d":
+        return this.#copyRow(body);
+      case "c":
+        this.#copyScan = false;
+        return "pass";
       case "T":
         return this.#rowDescription(body);
       case "C": {
@@ -338,6 +351,20 @@ export class BackendRelay {
     return out;
   }
 
+  #copyRow(body: Buffer): Verdict {
+    const masker = this.#opts.masking?.masker;
+    if (!this.#copyScan || !masker) return "pass";
+    const masked = masker.maskText(body.toString("utf8"));
+    if (!masked) return "pass";
+    this.#hits++;
+    const text = Buffer.from(masked.text, "utf8");
+    const out = Buffer.allocUnsafe(5 + text.length);
+    out[0] = 0x64;
+    out.writeInt32BE(4 + text.length, 1);
+    text.copy(out, 5);
+    return out;
+  }
+
   #rowDescription(body: Buffer): Verdict | Promise<Verdict> {
     const head = this.#head();
     const injected = head?.kind === "describe" && head.injected === true;
@@ -388,6 +415,7 @@ export class BackendRelay {
   }
 
   #completeAtReady(): void {
+    this.#copyScan = false;
     while (this.#expect.length > 0) {
       const e = this.#expect.shift() as Expectation;
       if (e.kind === "query" || e.kind === "function" || e.kind === "sync") break;

@@ -232,6 +232,7 @@ async function runSession(
     target: targetSocket,
     relay,
     describeBeforeExecute: masking?.masker.hasColumnRules === true,
+    refuseCopyOut: masking?.masker.hasColumnRules === true,
     onFatal: (code, message) => {
       fatal(client, code, message);
       close("protocol violation");

@@ -10,7 +10,13 @@ import { describePortal, errorResponse, MAX_CLIENT_MESSAGE, parse, query, readCS
 export interface SqlAnalyzerLike {
   analyze(sql: string): {
     facts: RequestFacts;
-    statements: { kind: string; text: string; tables: string[]; hasWhere?: boolean }[];
+    statements: {
+      kind: string;
+      text: string;
+      tables: string[];
+      hasWhere?: boolean;
+      copy?: { direction: "from" | "to"; via: "stdio" | "file" | "program" };
+    }[];
     fingerprint?: string;
     error?: string;
   };
@@ -40,6 +46,11 @@ export interface FrontendOptions {
   relay: BackendRelay;
   /** Insert a Describe before each Execute so the masker always knows the portal's columns. */
   describeBeforeExecute: boolean;
+  /**
+   * Column masking is configured: COPY ... TO STDOUT is refused, because CopyData rows carry no column identity
+   * and could not be masked by column (fail closed).
+   */
+  refuseCopyOut: boolean;
   /** Protocol violation: answer FATAL and close this connection only. */
   onFatal: (code: string, message: string) => void;
   onTerminate: () => void;
@@ -181,6 +192,13 @@ export class FrontendPipeline {
     const [text] = readCString(bodyOf(frame), 0);
     const analysis = this.#o.analyzer.analyze(text);
     this.#flush();
+    const copyOut = await this.#copyOutRefusal(text, analysis);
+    if (copyOut) {
+      this.#o.relay.expect({ kind: "query", refusal: copyOut });
+      this.#out.push(query(ABORT_SQL));
+      this.#flush();
+      return;
+    }
     const admission = await this.#o.session.admit({
       text,
       facts: analysis.facts,
@@ -205,6 +223,15 @@ export class FrontendPipeline {
     const [text] = readCString(body, afterName);
     const analysis = this.#o.analyzer.analyze(text);
     this.#flush();
+    const copyOut = await this.#copyOutRefusal(text, analysis);
+    if (copyOut) {
+      this.#statements.delete(name);
+      this.#o.relay.expect({ kind: "parse", refusal: copyOut });
+      this.#out.push(parse(ABORT_SQL));
+      this.#skipToSync = true;
+      this.#flush();
+      return;
+    }
     const admission = await this.#o.session.admit({
       text,
       facts: analysis.facts,
@@ -253,6 +280,29 @@ export class FrontendPipeline {
       this.#out.push(query(ABORT_SQL));
     }
     this.#flush();
+  }
+
+  /** The refusal for COPY TO STDOUT on a connection with column masking, recorded as a blocked request. */
+  async #copyOutRefusal(text: string, analysis: ReturnType<SqlAnalyzerLike["analyze"]>): Promise<Buffer | undefined> {
+    if (!this.#o.refuseCopyOut) return undefined;
+    if (!analysis.statements.some((s) => s.copy?.direction === "to" && s.copy.via === "stdio")) return undefined;
+    const session = this.#o.session;
+    const rule = `connections[${session.connection.index}].masking`;
+    const reason = "COPY ... TO STDOUT cannot be masked by column on a connection with column masking";
+    try {
+      session.recording.record("request", { text, refused: reason });
+    } catch {
+      // recording full: the audit record below is what counts
+    }
+    await session
+      .audit({ type: "request.blocked", decision: "deny", rule, data: { protocol: "postgres", text, reason } })
+      .catch(() => undefined); // refused either way
+    return errorResponse({
+      severity: "ERROR",
+      code: SQLSTATE.insufficientPrivilege,
+      message: `gatehouse: blocked by ${rule} (${reason})`,
+      hint: "select the rows instead: query results are masked",
+    });
   }
 
   /** Records the bound parameters (text as text, binary as hex), bounded in size and count. */

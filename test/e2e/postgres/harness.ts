@@ -43,6 +43,11 @@ export interface HarnessOptions {
   appDb?: string;
   /** Extra top-level YAML. */
   top?: string;
+  /**
+   * More connections (YAML list items at column 2); `TARGET` in the text is replaced by the test PostgreSQL's
+   * host/port/database and the SCRAM user's credentials.
+   */
+  connections?: string;
   targetUser?: "scram" | "md5" | "trust";
 }
 
@@ -81,6 +86,10 @@ ${(options.appDb ?? "").replace(/^/gm, "    ")}
     type: postgres
     target: { host: ${svc.GH_TEST_PG_HOST}, port: ${svc.GH_TEST_PG_PORT}, database: ${svc.GH_TEST_PG_DATABASE}, user: ${svc.GH_TEST_PG_TRUST_USER} }
     access: [group:ci]
+${(options.connections ?? "").replaceAll(
+  "TARGET",
+  `host: ${svc.GH_TEST_PG_HOST}, port: ${svc.GH_TEST_PG_PORT}, database: ${svc.GH_TEST_PG_DATABASE}, user: ${svc.GH_TEST_PG_SCRAM_USER}, password: ${svc.GH_TEST_PG_SCRAM_PASSWORD}`,
+)}
 ${options.top ?? ""}
 `;
   const config = parseConfig(yaml, { source: "test.yaml", baseDir: dir });

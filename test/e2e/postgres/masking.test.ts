@@ -13,6 +13,12 @@ let h: Harness;
 beforeAll(async () => {
   h = await startHarness({
     appDb: `masking:\n  columns: ["${users}.email", "*.password", "${users}.age"]\n  detectors: [credit_card]`,
+    connections: `
+  - name: detect-db
+    type: postgres
+    target: { TARGET }
+    access: [group:ci]
+    masking: { detectors: [credit_card, email] }`,
   });
   const setup = await h.psql(
     [
@@ -69,6 +75,28 @@ describe("postgres gateway: masking", () => {
     const r = await c.query(`select note from ${orders} order by id`);
     expect(r.rows[0].note).not.toContain("4111 1111 1111 1111");
     expect(r.rows[1].note).toBe("no card");
+  });
+
+  it("refuses COPY TO STDOUT where columns are masked, and scans COPY rows where only detectors apply", async () => {
+    const refused = await h.psql(`\\copy (select email from ${users}) to stdout`);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(
+      /gatehouse: blocked by connections\[0\]\.masking \(COPY \.\.\. TO STDOUT cannot be masked/,
+    );
+    expect(refused.stdout).not.toContain("alice@example.com");
+    const blocked = await h.gateway.store.tailAudit(5);
+    expect(blocked.some((r) => r.type === "request.blocked" && r.rule === "connections[0].masking")).toBe(true);
+
+    const copied = await h.psql(
+      `\\copy (select u.email, o.note from ${users} u join ${orders} o on o.user_id = u.id order by o.id) to stdout`,
+      {
+        database: "detect-db",
+      },
+    );
+    expect(copied.stderr).toBe("");
+    expect(copied.stdout).not.toContain("alice@example.com");
+    expect(copied.stdout).not.toContain("4111 1111 1111 1111");
+    expect(copied.stdout.split("\n")).toHaveLength(2);
   });
 
   it("records what the client saw (masked) in the session recording", async () => {

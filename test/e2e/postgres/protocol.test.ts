@@ -73,6 +73,28 @@ describe("postgres gateway: login", () => {
     expect((await c.query("select 1 as one")).rows).toEqual([{ one: 1 }]);
   });
 
+  it("speaks TLS to the target per target.tls.mode (the test server has ssl=off)", async () => {
+    const t = await startHarness({
+      connections: `
+  - name: tls-prefer
+    type: postgres
+    target: { TARGET, tls: { mode: prefer } }
+    access: [group:ci]
+  - name: tls-require
+    type: postgres
+    target: { TARGET, tls: { mode: require } }
+    access: [group:ci]`,
+    });
+    try {
+      expect((await t.psql("select 1", { database: "tls-prefer" })).stdout).toBe("1");
+      const err = await t.client("tls-require").catch((e) => e);
+      expect(err.code).toBe("08006");
+      expect(err.message).toMatch(/does not support TLS \(tls.mode: require\)/);
+    } finally {
+      await t.stop();
+    }
+  });
+
   it("never shows the target password to the client, in logs or in evidence", async () => {
     const password = services().GH_TEST_PG_SCRAM_PASSWORD;
     // a transparent proxy in front of the gateway captures every byte the client receives
