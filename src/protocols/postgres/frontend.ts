@@ -203,7 +203,7 @@ export class FrontendPipeline {
       text,
       facts: analysis.facts,
       data: { message: "query", kinds: analysis.statements.map((s) => s.kind) },
-      ...(analysis.fingerprint !== undefined ? { fingerprint: analysis.fingerprint } : {}),
+      ...this.#fingerprint(analysis),
       onHold: this.#onHold,
       signal: this.#abort.signal,
     });
@@ -236,7 +236,7 @@ export class FrontendPipeline {
       text,
       facts: analysis.facts,
       data: { message: "parse", kinds: analysis.statements.map((s) => s.kind), ...(name ? { statement: name } : {}) },
-      ...(analysis.fingerprint !== undefined ? { fingerprint: analysis.fingerprint } : {}),
+      ...this.#fingerprint(analysis),
       onHold: this.#onHold,
       signal: this.#abort.signal,
     });
@@ -280,6 +280,16 @@ export class FrontendPipeline {
       this.#out.push(query(ABORT_SQL));
     }
     this.#flush();
+  }
+
+  /**
+   * The analyzer computes fingerprints lazily (~20 us each); only approvers ever see one, so a connection without
+   * approval rules never pays for it.
+   */
+  #fingerprint(analysis: ReturnType<SqlAnalyzerLike["analyze"]>): { fingerprint?: string } {
+    if (this.#o.session.connection.approvals.length === 0) return {};
+    const fingerprint = analysis.fingerprint;
+    return fingerprint !== undefined ? { fingerprint } : {};
   }
 
   /** The refusal for COPY TO STDOUT on a connection with column masking, recorded as a blocked request. */
