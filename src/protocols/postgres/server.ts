@@ -51,7 +51,7 @@ export async function startPostgresListener(opts: PostgresListenerOptions): Prom
   const log = opts.log ?? (() => undefined);
   const sockets = new Set<Socket>();
   const closing = new Set<Promise<unknown>>();
-  const server: Server = createServer({ noDelay: true, pauseOnConnect: false }, (socket) => {
+  const server: Server = createServer({ noDelay: true, highWaterMark: 1024 * 1024 }, (socket) => {
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
     void serveConnection(socket, {
