@@ -41,6 +41,7 @@ describe("postgres gateway: guardrails and evidence", () => {
     const marker = `m${randomUUID().replaceAll("-", "")}`;
     const t = `ev_${marker.slice(1, 9)}`;
     let dir = "";
+    let sessionId = "";
     try {
       await fresh(h, t);
       const c = await h.client();
@@ -79,6 +80,7 @@ describe("postgres gateway: guardrails and evidence", () => {
       }
       const blocked = audit.filter((a) => a.type === "request.blocked" && JSON.stringify(a.data).includes(marker));
       expect(blocked.length).toBe(evasions(marker, t).length + 2);
+      sessionId = String(blocked[0]?.session_id);
       dir = h.dir;
     } finally {
       await h.stop({ keepDir: true });
@@ -87,6 +89,14 @@ describe("postgres gateway: guardrails and evidence", () => {
       encoding: "utf8",
     });
     expect(verify.status, verify.stdout + verify.stderr).toBe(0);
+    // the session replays as a query/result timeline
+    const replay = spawnSync(process.execPath, ["--import", "tsx", cli, "replay", sessionId, "--data", dir], {
+      encoding: "utf8",
+    });
+    expect(replay.status, replay.stderr).toBe(0);
+    expect(replay.stdout).toContain("dRoP/**/TABLE");
+    expect(replay.stdout).toMatch(/result +SELECT 1/);
+    expect(replay.stdout).toMatch(/connections\[0\]\.guardrails\[0\]/);
     rmSync(dir, { recursive: true, force: true });
   });
 
