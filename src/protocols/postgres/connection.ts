@@ -168,6 +168,7 @@ async function runSession(
   targetSocket.on("error", () => undefined);
 
   let closing = false;
+  let terminated = false;
   let side: Promise<SideQueryConnection> | undefined;
   const masking = deps.maskerFor(config);
   const key = deps.cancels.register({
@@ -215,7 +216,7 @@ async function runSession(
     closing = true;
     pipeline.close();
     key.release();
-    if (!targetSocket.destroyed) targetSocket.end(Buffer.from([0x58, 0, 0, 0, 4]));
+    if (!targetSocket.destroyed && !terminated) targetSocket.end(Buffer.from([0x58, 0, 0, 0, 4]));
     if (!client.destroyed) client.end();
     void side?.then((s) => s.close()).catch(() => undefined);
     deps.track(
@@ -237,7 +238,13 @@ async function runSession(
       fatal(client, code, message);
       close("protocol violation");
     },
-    onTerminate: () => close("client terminated"),
+    onTerminate: () => {
+      // The target answers everything sent before Terminate and then closes; the client gets those answers
+      // first (the relay writes them as they arrive), and the session ends when the target has closed.
+      terminated = true;
+      if (!targetSocket.destroyed) targetSocket.end(Buffer.from([0x58, 0, 0, 0, 4]));
+      setTimeout(() => close("client terminated"), 5000).unref();
+    },
   });
 
   // The client logs in with the target's session parameters but the gateway's own cancel key.
@@ -250,7 +257,8 @@ async function runSession(
 
   targetSocket.on("data", (chunk: Buffer) => relay.push(chunk));
   targetSocket.on("close", () => {
-    if (!closing) {
+    if (terminated) close("client terminated");
+    else if (!closing) {
       fatal(client, SQLSTATE.adminShutdown, "gatehouse: the target closed the connection");
       close("target closed");
     }

@@ -161,6 +161,56 @@ describe("postgres gateway: protocol", () => {
     expect((await c.query("select 'still fine' as ok")).rows).toEqual([{ ok: "still fine" }]);
   });
 
+  it("answers GSSENCRequest with N, and keeps pipelined requests in order around a refusal", async () => {
+    const blocked = await startHarness({ appDb: "guardrails:\n  - deny: { statements: [drop] }" });
+    try {
+      const s = connect(blocked.port, blocked.host);
+      await once(s, "connect");
+      const gss = Buffer.alloc(8);
+      gss.writeInt32BE(8, 0);
+      gss.writeInt32BE(80877104, 4);
+      const chunks: Buffer[] = [];
+      s.on("data", (d: Buffer) => chunks.push(d));
+      s.write(gss);
+      await new Promise((r) => setTimeout(r, 100));
+      expect(Buffer.concat(chunks).toString()).toBe("N");
+      chunks.length = 0;
+      s.write(startup({ user: "x", database: "app-db" }));
+      await new Promise((r) => setTimeout(r, 100));
+      s.write(Buffer.concat([Buffer.from("p"), len(blocked.token.length + 5), Buffer.from(`${blocked.token}\0`)]));
+      await new Promise((r) => setTimeout(r, 300));
+      chunks.length = 0;
+      const q = (sql: string) => Buffer.concat([Buffer.from("Q"), len(sql.length + 5), Buffer.from(`${sql}\0`)]);
+      // one write: allowed, refused, allowed; nothing may overtake the refused request or reorder answers
+      s.write(
+        Buffer.concat([q("select 'first'"), q("drop table nope"), q("select 'third'"), Buffer.from("X\0\0\0\x04")]),
+      );
+      await once(s, "close");
+      const text = Buffer.concat(chunks).toString("latin1");
+      const first = text.indexOf("first");
+      const refused = text.indexOf("42501");
+      const third = text.indexOf("third");
+      expect(first).toBeGreaterThan(-1);
+      expect(refused).toBeGreaterThan(first);
+      expect(third).toBeGreaterThan(refused);
+      expect(text.match(/Z\0\0\0\x05I/g)?.length).toBe(3);
+    } finally {
+      await blocked.stop();
+    }
+  });
+
+  it("requires TLS when configured (require: always) with 28000", async () => {
+    const strict = await startHarness({ top: "postgres: { tls: { require: always } }" });
+    try {
+      const plain = await strict.psql("select 1");
+      expect(plain.code).not.toBe(0);
+      expect(plain.stderr).toMatch(/requires TLS/);
+      expect((await strict.psql("select 1", { sslmode: "require" })).stdout).toBe("1");
+    } finally {
+      await strict.stop();
+    }
+  });
+
   it("keeps the transaction semantics of a refusal: BEGIN; blocked; ROLLBACK", async () => {
     const blocked = await startHarness({ appDb: "guardrails:\n  - deny: { statements: [drop] }" });
     try {
