@@ -182,8 +182,10 @@ describe("postgres gateway: protocol", () => {
       chunks.length = 0;
       const q = (sql: string) => Buffer.concat([Buffer.from("Q"), len(sql.length + 5), Buffer.from(`${sql}\0`)]);
       // one write: allowed, refused, allowed; nothing may overtake the refused request or reorder answers
+      // a fast-path FunctionCall of pg_backend_pid() (oid 2026): no SQL to analyze, so on_unparseable (deny) decides
+      const fn = Buffer.from([0x46, 0, 0, 0, 14, 0, 0, 0x07, 0xea, 0, 0, 0, 0, 0, 0]);
       s.write(
-        Buffer.concat([q("select 'first'"), q("drop table nope"), q("select 'third'"), Buffer.from("X\0\0\0\x04")]),
+        Buffer.concat([q("select 'first'"), q("drop table nope"), q("select 'third'"), fn, Buffer.from("X\0\0\0\x04")]),
       );
       await once(s, "close");
       const text = Buffer.concat(chunks).toString("latin1");
@@ -193,7 +195,9 @@ describe("postgres gateway: protocol", () => {
       expect(first).toBeGreaterThan(-1);
       expect(refused).toBeGreaterThan(first);
       expect(third).toBeGreaterThan(refused);
-      expect(text.split(Buffer.from([0x5a, 0, 0, 0, 5, 0x49]).toString("latin1")).length - 1).toBe(3);
+      expect(text.indexOf("42501", third)).toBeGreaterThan(third);
+      expect(text).toContain("function call");
+      expect(text.split(Buffer.from([0x5a, 0, 0, 0, 5, 0x49]).toString("latin1")).length - 1).toBe(4);
     } finally {
       await blocked.stop();
     }
