@@ -26,6 +26,8 @@ export interface ConnectionDeps {
   /** Rows per result kept in the recording. */
   sampleRows: number;
   log: (msg: string, fields?: Record<string, unknown>) => void;
+  /** Time allowed from accept to a logged-in session (default 60 s). */
+  loginTimeoutMs?: number;
   /** Told about each session's closing, so the listener can wait for the evidence of every session on stop. */
   track: (closing: Promise<unknown>) => void;
 }
@@ -57,9 +59,15 @@ export async function serveConnection(raw: Socket, deps: ConnectionDeps): Promis
   raw.on("error", () => undefined);
   const clientAddress = raw.remoteAddress ? `${raw.remoteAddress}:${raw.remotePort}` : undefined;
   let socket: Socket | TLSSocket = raw;
+  // like PostgreSQL's authentication_timeout: a client that never finishes logging in holds nothing for long
+  const loginTimer = setTimeout(() => {
+    fatal(socket, SQLSTATE.protocolViolation, "gatehouse: canceling authentication due to timeout");
+  }, deps.loginTimeoutMs ?? 60_000);
+  loginTimer.unref();
   try {
     const hello = await readClientHello(raw, deps.tls(raw.remoteAddress));
     if (hello.kind === "cancel") {
+      clearTimeout(loginTimer);
       raw.end();
       await deps.cancels.cancel(hello.pid, hello.secret).catch(() => undefined);
       return;
@@ -123,6 +131,7 @@ export async function serveConnection(raw: Socket, deps: ConnectionDeps): Promis
       }
       throw err;
     }
+    clearTimeout(loginTimer);
     await runSession(
       socket,
       hello.reader.detach(),
@@ -133,6 +142,7 @@ export async function serveConnection(raw: Socket, deps: ConnectionDeps): Promis
       deps,
     );
   } catch (err) {
+    clearTimeout(loginTimer);
     if (err instanceof StartupError) fatal(socket, err.code, err.message);
     else if (err instanceof ProtocolError) fatal(socket, SQLSTATE.protocolViolation, `gatehouse: ${err.message}`);
     else {
