@@ -58,7 +58,7 @@ export class SshAuthenticator {
         return { ok: false, code: "bad_certificate", message: (err as Error).message };
       }
       if (!ctx.signature || !ctx.blob) return { ok: "check" };
-      return verifySignature(null, ctx.blob, cert.key, ctx.signature)
+      return verifySignature(null, ctx.blob, cert.key, rawEd25519Signature(ctx.signature))
         ? { ok: true, identity: cert.identity, method: "certificate" }
         : { ok: false, code: "bad_signature", message: "signature does not verify with the certified key" };
     }
@@ -80,6 +80,20 @@ export class SshAuthenticator {
       },
     };
   }
+}
+
+/**
+ * ssh2 strips the `string algo, string sig` wrapper only when the algo equals the key's algorithm, which a
+ * certificate's (`ssh-ed25519-cert-v01@openssh.com` signed as `ssh-ed25519`) never does: unwrap it here.
+ */
+function rawEd25519Signature(sig: Buffer): Buffer {
+  if (sig.length === 64) return sig;
+  const algoLen = sig.length >= 4 ? sig.readUInt32BE(0) : 0;
+  if (algoLen > 0 && sig.subarray(4, 4 + algoLen).toString() === "ssh-ed25519" && sig.length >= 8 + algoLen) {
+    const n = sig.readUInt32BE(4 + algoLen);
+    return sig.subarray(8 + algoLen, 8 + algoLen + n);
+  }
+  return sig;
 }
 
 /** `CONN` or `targetuser%CONN`. */

@@ -1,4 +1,4 @@
-import ssh2 from "ssh2";
+import type ssh2 from "ssh2";
 import type { ShellAnalyzer } from "../../core/inspect/shell/index.js";
 import type { Identity } from "../../core/identity/index.js";
 import type { Masker } from "../../core/masking/index.js";

@@ -25,6 +25,8 @@ const UNTRACKABLE = new Set([0x01, 0x02, 0x05, 0x06, 0x09, 0x0b, 0x0e, 0x10, 0x1
 const PASTE_START = Buffer.from("\x1b[200~");
 const PASTE_END = Buffer.from("\x1b[201~");
 const MAX_LINE_BYTES = 64 * 1024;
+const ALT_SCREEN_ON = new RegExp(String.raw`\u001b\[\?(?:1049|1047|47)h`);
+const ALT_SCREEN_OFF = new RegExp(String.raw`\u001b\[\?(?:1049|1047|47)l`);
 
 /**
  * Best-effort reconstruction of what the user types at an interactive shell, so each submitted line can be
@@ -65,8 +67,8 @@ export class ShellInput {
   observeOutput(bytes: Buffer): void {
     if (!this.opts.pty) return;
     const text = bytes.toString("latin1");
-    if (/\x1b\[\?(?:1049|1047|47)h/.test(text)) this.#fullScreen = true;
-    if (/\x1b\[\?(?:1049|1047|47)l/.test(text)) this.#fullScreen = false;
+    if (ALT_SCREEN_ON.test(text)) this.#fullScreen = true;
+    if (ALT_SCREEN_OFF.test(text)) this.#fullScreen = false;
   }
 
   async #run(): Promise<void> {
