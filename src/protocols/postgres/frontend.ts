@@ -35,8 +35,6 @@ const QUEUE_HIGH_WATER = 8 * 1024 * 1024;
 /** Bound parameters kept in the recording per Bind. */
 const PARAM_RECORD_LIMIT = 1024;
 const PARAMS_RECORDED = 64;
-/** Parameters up to this size (all together) also go into the audit record of the statement they run. */
-const PARAMS_IN_AUDIT = 512;
 
 export interface FrontendOptions {
   session: GatedSession;
@@ -354,7 +352,7 @@ export class FrontendPipeline {
         text,
         params,
         ...(nParams > params.length ? { params_total: nParams } : {}),
-        ...(total <= PARAMS_IN_AUDIT ? {} : { params_bytes: total }),
+        params_bytes: total,
       });
     } catch {
       // recording buffer full: the request itself was already decided and audited at Parse
