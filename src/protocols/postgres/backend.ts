@@ -72,6 +72,8 @@ export class BackendRelay {
   #queue: Buffer[] = [];
   #waiting = false;
   #clientBlocked = false;
+  /** Finished statements waiting to be recorded once the current output is written. */
+  readonly #results: ResultSummary[] = [];
   #txStatus: "I" | "T" | "E" = "I";
 
   // current result
@@ -245,7 +247,12 @@ export class BackendRelay {
   }
 
   #write(out: Buffer[]): void {
-    if (out.length === 0) return;
+    if (out.length > 0) this.#send(out);
+    // recorded after the bytes are handed to the client socket: hashing a result event is not on its latency path
+    if (this.#results.length > 0) for (const r of this.#results.splice(0)) this.#opts.onResult(r);
+  }
+
+  #send(out: Buffer[]): void {
     const client = this.#opts.client;
     let ok = true;
     if (out.length === 1) ok = client.write(out[0] as Buffer);
@@ -437,7 +444,7 @@ export class BackendRelay {
     const track = this.#currentTrack();
     if (track) {
       const now = performance.now();
-      this.#opts.onResult({
+      this.#results.push({
         statement: ++track.results,
         ...(r.tag !== undefined ? { tag: r.tag } : {}),
         rows: r.rows ?? this.#rows,
