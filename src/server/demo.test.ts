@@ -23,6 +23,17 @@ function tempDir(): string {
   return d;
 }
 
+/** The id of the one pending approval request, as the approver sees it through the API. */
+async function waitForPending(api: string, token: string): Promise<string> {
+  for (let i = 0; i < 100; i++) {
+    const res = await fetch(`${api}/api/approvals?status=pending`, { headers: { authorization: `Bearer ${token}` } });
+    const body = (await res.json()) as { approvals: { id: string }[] };
+    if (body.approvals[0]) return body.approvals[0].id;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error("no pending approval request appeared");
+}
+
 describe("gatehouse demo", () => {
   it("proxies the embedded database with masking and guardrails, serves whoami, and leaves a verifiable log", async () => {
     const dataDir = tempDir();
@@ -55,6 +66,28 @@ describe("gatehouse demo", () => {
         expect((drop as Error).message).toMatch(/connections\[0\]\.guardrails\[0\]/);
         // the session stays usable and the table is still there
         expect((await client.query("SELECT count(*)::int AS n FROM users")).rows[0]).toEqual({ n: 3 });
+
+        // a schema change waits for the demo DBA; the bot cannot approve it itself
+        const notices: string[] = [];
+        client.on("notice", (n) => notices.push(n.message ?? ""));
+        const altered = client.query("ALTER TABLE users ADD COLUMN nickname text");
+        const pending = await waitForPending(api, demo.approverToken);
+        const self = await fetch(`${api}/api/approvals/${pending}/approve`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${demo.token}`, "content-type": "application/json" },
+          body: "{}",
+        });
+        expect(self.status).toBeGreaterThanOrEqual(400);
+        const ok = await fetch(`${api}/api/approvals/${pending}/approve`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${demo.approverToken}`, "content-type": "application/json" },
+          body: JSON.stringify({ reason: "reviewed" }),
+        });
+        expect(ok.status).toBe(200);
+        await altered;
+        expect(notices.join("\n")).toContain(pending);
+        const columns = await client.query("SELECT nickname FROM users WHERE id = 1");
+        expect(columns.rows).toEqual([{ nickname: null }]);
       } finally {
         await client.end();
       }
@@ -76,6 +109,7 @@ describe("gatehouse demo", () => {
       expect(types[0]).toBe("gateway.start");
       expect(types).toContain("session.start");
       expect(types).toContain("request.blocked");
+      expect(types).toContain("approval.granted");
       expect(types).toContain("auth.failed");
       expect(types.at(-1)).toBe("gateway.stop");
       expect((await verifyEvidence(store)).ok).toBe(true);

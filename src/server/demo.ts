@@ -6,6 +6,8 @@ import { startDemoTarget, type DemoTarget } from "./demo-target.js";
 import { Gateway } from "./gateway.js";
 
 export const DEMO_SUBJECT = "demo-bot";
+/** A second identity, in the approvers' group: nobody may approve their own request. */
+export const DEMO_APPROVER = "demo-dba";
 
 function hostPort(a: HostPort): string {
   return a.host.includes(":") ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
@@ -36,7 +38,7 @@ connections:
     approvals:
       - require: { statements: [alter_table, create_index] }
         approvers: [group:dba]
-        hold: 5m
+        hold: 10m
     masking:
       columns: ["users.email", "*.password"]
       detectors: [credit_card, email, jwt, private_key]
@@ -85,6 +87,8 @@ export interface DemoOptions {
 export interface RunningDemo {
   gateway: Gateway;
   token: string;
+  /** The demo DBA's token: it may approve what the bot's statements wait for. */
+  approverToken: string;
   /** "host:port" of the gateway's PostgreSQL listener. */
   postgres: string;
   walkthrough: string;
@@ -106,24 +110,31 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
     await target.stop();
     throw err;
   }
-  const minted = await gateway.tokens.mint({ subject: DEMO_SUBJECT, groups: ["demo"], kind: "bot", ttlMs: 3_600_000 });
-  await gateway.record({
-    type: "token.issued",
-    identity: { subject: DEMO_SUBJECT, kind: "bot", groups: ["demo"], issuer: "gatehouse", token_id: minted.jti },
-    data: { by: "gatehouse demo", expires_at: minted.expiresAt.toISOString() },
-  });
+  const mint = async (subject: string, groups: string[], kind: "bot" | "human") => {
+    const minted = await gateway.tokens.mint({ subject, groups, kind, ttlMs: 3_600_000 });
+    await gateway.record({
+      type: "token.issued",
+      identity: { subject, kind, groups, issuer: "gatehouse", token_id: minted.jti },
+      data: { by: "gatehouse demo", expires_at: minted.expiresAt.toISOString() },
+    });
+    return minted.token;
+  };
+  const token = await mint(DEMO_SUBJECT, ["demo"], "bot");
+  const approverToken = await mint(DEMO_APPROVER, ["dba"], "human");
   const postgres = gateway.address("postgres") ?? "";
   const walkthrough = renderWalkthrough({
     api: `http://${gateway.api.address}`,
     postgres,
-    token: minted.token,
+    token,
+    approverToken,
     dataDir,
     cli: options.cli,
     notBuilt: gateway.listeners.filter((l) => l.state === "not built yet").map((l) => l.protocol),
   });
   return {
     gateway,
-    token: minted.token,
+    token,
+    approverToken,
     postgres,
     walkthrough,
     stop: async () => {
@@ -137,6 +148,7 @@ function renderWalkthrough(w: {
   api: string;
   postgres: string;
   token: string;
+  approverToken: string;
   dataDir: string;
   cli: string;
   notBuilt: string[];
@@ -161,7 +173,12 @@ function renderWalkthrough(w: {
     `  DROP TABLE users;                     -- refused: SQLSTATE 42501 naming the guardrail`,
     `  DELETE FROM orders;                   -- refused: delete without WHERE`,
     `  DELETE FROM orders WHERE id = 12;     -- allowed, and recorded`,
-    `  ALTER TABLE users ADD COLUMN x int;   -- needs a DBA's approval (the approval workflow is not built yet: refused)`,
+    `  ALTER TABLE users ADD COLUMN x int;   -- held until a DBA approves: psql waits and prints the request id`,
+    ``,
+    `Approve it as the demo DBA "${DEMO_APPROVER}" (a different identity: nobody approves their own request), in a third terminal:`,
+    `  export GATEHOUSE_URL=${w.api} GATEHOUSE_TOKEN=${w.approverToken}`,
+    `  ${w.cli} approvals ls`,
+    `  ${w.cli} approvals approve REQUEST_ID --reason "reviewed"     (or: approvals deny REQUEST_ID --reason ...)`,
     ``,
     `What the gateway recorded, and proof that nobody changed it:`,
     `  ${w.cli} audit tail --data ${w.dataDir}`,
@@ -169,6 +186,7 @@ function renderWalkthrough(w: {
     `The policy, and the decisions it makes for sample requests:`,
     `  ${w.cli} policy check --config ${config}`,
     `  ${w.cli} policy test --config ${config} ${join(w.dataDir, "policy-cases.yaml")}`,
+    `  ${w.cli} replay SESSION_ID --data ${w.dataDir}     (SESSION_ID: the session_id in the audit log)`,
     `Which identity a token carries:  curl -s -H "Authorization: Bearer $PGPASSWORD" ${w.api}/api/whoami`,
     ``,
     ...(w.notBuilt.length ? [`Not built yet: the ${w.notBuilt.join(", ")} adapters.`] : []),
