@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { FastifyInstance } from "fastify";
 import {
   AccessRequestError,
   ApprovalNotFoundError,
@@ -9,7 +9,8 @@ import {
   type ApprovalWorkflow,
 } from "../core/approvals/index.js";
 import type { AuditLog } from "../core/evidence/audit-log.js";
-import { AuthError, parseAuthorizationHeader, type Identity, type IdentityVerifier } from "../core/identity/index.js";
+import type { IdentityVerifier } from "../core/identity/index.js";
+import { authenticate } from "./authenticate.js";
 import type { CompiledPolicy } from "../core/policy/decide.js";
 import { parseDuration } from "../core/policy/duration.js";
 
@@ -117,26 +118,6 @@ export function registerApprovalRoutes(app: FastifyInstance, deps: ApprovalRoute
 /** What the API shows of a record: everything, plus how many approvals it still needs. */
 function view(r: ApprovalRecord): ApprovalRecord & { approvals: number } {
   return { ...r, approvals: r.votes.filter((v) => v.vote === "approve").length };
-}
-
-async function authenticate(
-  deps: ApprovalRoutesDeps,
-  request: FastifyRequest,
-  reply: FastifyReply,
-): Promise<Identity | undefined> {
-  try {
-    return await deps.verifier.verify(parseAuthorizationHeader(request.headers.authorization));
-  } catch (err) {
-    if (!(err instanceof AuthError)) throw err;
-    await deps.audit
-      .append({
-        type: "auth.failed",
-        data: { protocol: "api", client: request.ip, code: err.code, message: err.message },
-      })
-      .catch(() => undefined);
-    await reply.code(401).header("www-authenticate", "Bearer").send({ error: err.message, code: err.code });
-    return undefined;
-  }
 }
 
 const PAGE_CSP = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'";

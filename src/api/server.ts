@@ -1,12 +1,13 @@
 import Fastify, { type FastifyInstance } from "fastify";
 import type { ApprovalWorkflow } from "../core/approvals/index.js";
 import type { AuditLog } from "../core/evidence/audit-log.js";
-import { AuthError, parseAuthorizationHeader, type IdentityVerifier } from "../core/identity/index.js";
+import type { IdentityVerifier } from "../core/identity/index.js";
 import type { CompiledPolicy } from "../core/policy/decide.js";
 import type { HostPort } from "../core/policy/schema.js";
 import { toAuditIdentity } from "../core/session/audit-identity.js";
 import type { Store } from "../core/store/types.js";
 import { registerApprovalRoutes } from "./approvals.js";
+import { authenticate } from "./authenticate.js";
 
 export interface ApiDeps {
   address: HostPort;
@@ -24,8 +25,8 @@ export interface ApiServer {
 }
 
 /**
- * The admin API. For now: health and `whoami` (how a bot checks which identity its token maps to). Sessions,
- * approvals and replay endpoints arrive with their features.
+ * The admin API: health, `whoami` (how a bot checks which identity its token maps to), approvals and access
+ * requests. Sessions, kill and replay endpoints arrive with their features.
  */
 export async function startApi(deps: ApiDeps): Promise<ApiServer> {
   const app: FastifyInstance = Fastify({ logger: false, bodyLimit: 1024 * 1024 });
@@ -36,19 +37,9 @@ export async function startApi(deps: ApiDeps): Promise<ApiServer> {
   });
 
   app.get("/api/whoami", async (request, reply) => {
-    try {
-      const identity = await deps.verifier.verify(parseAuthorizationHeader(request.headers.authorization));
-      return { identity: toAuditIdentity(identity), expires_at: identity.expiresAt?.toISOString() };
-    } catch (err) {
-      if (!(err instanceof AuthError)) throw err;
-      await deps.audit
-        .append({
-          type: "auth.failed",
-          data: { protocol: "api", client: request.ip, code: err.code, message: err.message },
-        })
-        .catch(() => undefined);
-      return reply.code(401).header("www-authenticate", "Bearer").send({ error: err.message, code: err.code });
-    }
+    const identity = await authenticate(deps, request, reply);
+    if (!identity) return reply;
+    return { identity: toAuditIdentity(identity), expires_at: identity.expiresAt?.toISOString() };
   });
 
   if (deps.approvals) {
