@@ -46,6 +46,8 @@ const FORWARDED_PARAMS = new Set([
   "idle_in_transaction_session_timeout",
 ]);
 
+class ClientGone extends Error {}
+
 function fatal(socket: Socket | TLSSocket, code: string, message: string): void {
   if (socket.destroyed) return;
   socket.end(errorResponse({ severity: "FATAL", code, message }));
@@ -164,18 +166,35 @@ async function runSession(
   const params: Record<string, string> = {};
   for (const [k, v] of startupParams) if (FORWARDED_PARAMS.has(k.toLowerCase())) params[k] = v;
   const database = otherDb ?? config.target.database ?? config.target.user;
+  // The client may already be gone (it closed while its token was verified or the session opened, when the
+  // startup reader consumed the close) or may go while the target is dialled: the session must still end.
+  let clientGone = client.destroyed;
+  const onEarlyClose = () => (clientGone = true);
+  client.once("close", onEarlyClose);
   let target: TargetConnection;
   try {
+    if (clientGone) throw new ClientGone();
     target = await connectTarget({ target: config.target, database, params });
   } catch (err) {
+    client.off("close", onEarlyClose);
+    if (err instanceof ClientGone) {
+      deps.track(session.close("client closed").catch(() => undefined));
+      return;
+    }
     const message = err instanceof TargetError || err instanceof Error ? err.message : String(err);
     await session.close("target unreachable", { error: message }).catch(() => undefined);
     const code =
       err instanceof TargetError ? (err.fields?.get("C") ?? SQLSTATE.connectionFailure) : SQLSTATE.connectionFailure;
     throw new StartupError(code, `gatehouse: could not connect to the target of "${config.name}": ${message}`);
   }
+  client.off("close", onEarlyClose);
   const targetSocket = target.socket;
   targetSocket.on("error", () => undefined);
+  if (clientGone || client.destroyed) {
+    targetSocket.destroy();
+    deps.track(session.close("client closed").catch(() => undefined));
+    return;
+  }
 
   let closing = false;
   let terminated = false;
