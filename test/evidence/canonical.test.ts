@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { canonicalHash, canonicalJson, toJsonValue } from "../../src/core/evidence/canonical.js";
+import { canonicalHash, canonicalize, canonicalJson, RawJson, toJsonValue } from "../../src/core/evidence/canonical.js";
 
 describe("canonical JSON", () => {
   it("sorts keys recursively, omits undefined members and has no whitespace", () => {
@@ -24,5 +24,53 @@ describe("canonical JSON", () => {
     const v = toJsonValue({ d: new Date(0), a: [undefined, NaN], u: undefined });
     expect(v).toEqual({ d: "1970-01-01T00:00:00.000Z", a: [null, null] });
     expect(canonicalHash(v)).toMatch(/^[0-9a-f]{64}$/);
+  });
+  it("canonicalize equals canonicalJson(toJsonValue(v)) in one pass, odd inputs included", () => {
+    class Point {
+      constructor(
+        readonly x: number,
+        readonly y?: number,
+      ) {}
+    }
+    const sparse: unknown[] = [1];
+    sparse[3] = "x";
+    let deep: unknown = { leaf: [1, { z: undefined, a: null }] };
+    for (let i = 0; i < 100; i++) deep = { [`k${i % 3}`]: deep, n: i };
+    const inputs: unknown[] = [
+      { b: 1, a: { d: [3, { z: 1, y: 2 }], c: "x" }, u: undefined },
+      { é: 1, Z: 2, a: 3, "\u{1F600}": 4, "\n": '\u2028"', lone: "\ud800" },
+      [1e21, 0.1, -0, 1.5e-7, 100, NaN, Infinity, -Infinity],
+      { d: new Date(0), a: [undefined, NaN, () => 1, Symbol("s")], u: undefined, f: () => 1 },
+      { toJSON: (k: string) => ({ key: k, z: 1, a: 2 }) },
+      { nested: { toJSON: () => [3, 2, 1] } },
+      [new Number(3), new String("s"), new Boolean(false)],
+      new Point(1),
+      { p: new Point(2, 3), m: new Map([[1, 2]]), s: new Set([1]), buf: Buffer.from("hi") },
+      Object.assign(Object.create(null) as object, { b: 2, a: 1 }),
+      { 10: "a", 2: "b", "1a": "c", "": "d" },
+      sparse,
+      deep,
+      "text",
+      42,
+      null,
+      true,
+      undefined,
+      () => 1,
+    ];
+    for (const v of inputs) {
+      const plain = toJsonValue(v);
+      expect(canonicalize(v)).toBe(plain === undefined ? undefined : canonicalJson(plain));
+    }
+  });
+  it("canonicalize refuses what JSON.stringify refuses", () => {
+    const cyclic: Record<string, unknown> = { a: 1 };
+    cyclic.self = cyclic;
+    expect(() => canonicalize(cyclic)).toThrow(TypeError);
+    expect(() => canonicalize({ n: 1n })).toThrow(TypeError);
+  });
+  it("splices RawJson verbatim, so a pre-encoded part hashes like the value it encodes", () => {
+    const data = { z: [1, "two"], a: { y: null } };
+    const text = canonicalize(data) ?? "";
+    expect(canonicalJson({ seq: 1, data: new RawJson(text) })).toBe(canonicalJson({ seq: 1, data }));
   });
 });

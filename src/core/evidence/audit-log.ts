@@ -1,8 +1,9 @@
 import type { Ed25519KeyPair } from "../keys.js";
 import type { Store } from "../store/types.js";
-import type { AuditEventInput, AuditRecord } from "./audit-event.js";
-import { toJsonValue, ZERO_HASH } from "./canonical.js";
-import { auditRecordHash, checkpointPayload } from "./chain.js";
+import type { AuditJsonText } from "../store/types.js";
+import type { AuditEventInput, AuditIdentity, AuditRecord } from "./audit-event.js";
+import { canonicalize, ZERO_HASH } from "./canonical.js";
+import { checkpointPayload, encodedAuditRecordHash } from "./chain.js";
 import { describeCause, EvidenceUnavailableError } from "./errors.js";
 import type { Checkpoint } from "./records.js";
 import { signCanonical, signingKeyRecord, toSigner, type EvidenceSigner } from "./signing.js";
@@ -37,8 +38,14 @@ export interface AuditLogStats {
 
 type Body = Omit<AuditRecord, "seq" | "time" | "prev_hash" | "hash">;
 
-interface Waiting {
+/** An event ready to chain: its fields, plus identity/data as canonical JSON (hashed and stored as is). */
+interface Encoded {
   body: Body;
+  identity: string | undefined;
+  data: string | undefined;
+}
+
+interface Waiting extends Encoded {
   resolve: (r: AuditRecord) => void;
   reject: (e: Error) => void;
 }
@@ -51,20 +58,28 @@ interface Head {
 
 const STRING_FIELDS = ["connection", "session_id", "decision", "rule"] as const;
 
-/** Copies the known fields as plain JSON, so the stored record hashes the same when it is read back. */
-function normalize(event: AuditEventInput): Body {
+/**
+ * Copies the known fields as plain JSON, so the stored record hashes the same when it is read back. identity
+ * and data are encoded once, here: that text is hashed and stored, and the record's values are parsed from it.
+ */
+function normalize(event: AuditEventInput): Encoded {
   if (typeof event?.type !== "string" || event.type === "") throw new TypeError("audit event needs a type");
   const body: Body = { type: event.type };
-  if (event.identity !== undefined && event.identity !== null) body.identity = toJsonValue(event.identity);
+  let identity: string | undefined;
+  if (event.identity !== undefined && event.identity !== null) {
+    identity = canonicalize(event.identity);
+    if (identity !== undefined) body.identity = JSON.parse(identity) as AuditIdentity;
+  }
   for (const f of STRING_FIELDS) {
     const v = event[f];
     if (v === undefined || v === null) continue;
     if (typeof v !== "string") throw new TypeError(`audit event ${f} must be a string`);
     (body as Record<string, unknown>)[f] = v;
   }
-  // after toJsonValue the body is plain JSON data, so hashing it at commit time cannot throw
-  if (event.data !== undefined) body.data = toJsonValue(event.data);
-  return body;
+  // encoded now, so hashing at commit time cannot throw
+  const data = event.data === undefined ? undefined : canonicalize(event.data);
+  if (data !== undefined) body.data = JSON.parse(data) as Record<string, unknown>;
+  return { body, identity, data };
 }
 
 /**
@@ -155,9 +170,9 @@ export class AuditLog {
   /** Appends one event; resolves with the stored record once it is durable. */
   append(event: AuditEventInput): Promise<AuditRecord> {
     if (this.#closed) return Promise.reject(new EvidenceUnavailableError("audit log is closed"));
-    let body: Body;
+    let encoded: Encoded;
     try {
-      body = normalize(event);
+      encoded = normalize(event);
     } catch (err) {
       return Promise.reject(err as Error);
     }
@@ -165,7 +180,7 @@ export class AuditLog {
       return Promise.reject(new EvidenceUnavailableError("audit log unavailable: too many appends waiting"));
     }
     return new Promise<AuditRecord>((resolve, reject) => {
-      this.#queue.push({ body, resolve, reject });
+      this.#queue.push({ ...encoded, resolve, reject });
       this.#kick();
     });
   }
@@ -238,10 +253,12 @@ export class AuditLog {
     timeMs = Math.max(timeMs, this.#now());
     const time = new Date(timeMs).toISOString();
     const records: AuditRecord[] = [];
+    const json: AuditJsonText[] = [];
     for (const w of batch) {
       const unhashed = { seq: ++seq, time, ...w.body, prev_hash: hash };
-      hash = auditRecordHash(unhashed);
+      hash = encodedAuditRecordHash(unhashed, w.identity, w.data);
       records.push({ ...unhashed, hash });
+      json.push({ identity: w.identity ?? null, data: w.data ?? null });
     }
     let checkpoint: Checkpoint | undefined;
     const dueByCount = seq - this.#checkpointSeq >= this.#every;
@@ -252,6 +269,7 @@ export class AuditLog {
     try {
       await this.#store.commitAudit({
         records,
+        json,
         ...(checkpoint ? { checkpoint } : {}),
         ...(this.#keyStored ? {} : { signingKey: signingKeyRecord(this.#signer, time) }),
       });

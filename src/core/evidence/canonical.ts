@@ -21,6 +21,8 @@ export function toJsonValue<T>(value: T): T {
  * how a value happens to be stringified.
  */
 export function canonicalJson(value: unknown): string {
+  // a part encoded earlier (canonicalize): spliced in rather than walked and stringified again
+  if (value instanceof RawJson) return value.text;
   switch (typeof value) {
     case "string":
       return JSON.stringify(value);
@@ -47,6 +49,64 @@ export function canonicalJson(value: unknown): string {
     default:
       throw new TypeError(`canonical JSON: unsupported ${typeof value}`);
   }
+}
+
+/** Canonical JSON text of a part of a record, already encoded; canonicalJson emits it verbatim. */
+export class RawJson {
+  constructor(readonly text: string) {}
+}
+
+// deeper than this the fast path hands the subtree to JSON.stringify, which reports cycles as TypeError
+const FAST_DEPTH = 64;
+
+/**
+ * `canonicalJson(toJsonValue(value))` in one pass, without building the normalised copy: undefined when
+ * JSON.stringify would give undefined. Plain objects, arrays and primitives are encoded directly; anything
+ * else (toJSON, Date, boxed primitives, class instances, deep nesting) goes through toJsonValue, so the
+ * result is identical by construction (test/evidence/canonical.test.ts compares both on odd inputs).
+ */
+export function canonicalize(value: unknown): string | undefined {
+  return encode(value, 0);
+}
+
+function encode(value: unknown, depth: number): string | undefined {
+  switch (typeof value) {
+    case "string":
+      return JSON.stringify(value);
+    case "number":
+      return Number.isFinite(value) ? JSON.stringify(value) : "null";
+    case "boolean":
+      return value ? "true" : "false";
+    case "undefined":
+    case "function":
+    case "symbol":
+      return undefined;
+    case "object": {
+      if (value === null) return "null";
+      if (depth < FAST_DEPTH && typeof (value as { toJSON?: unknown }).toJSON !== "function") {
+        const proto = Object.getPrototypeOf(value) as unknown;
+        if (proto === Array.prototype && Array.isArray(value)) {
+          let out = "[";
+          for (let i = 0; i < value.length; i++) out += `${i === 0 ? "" : ","}${encode(value[i], depth + 1) ?? "null"}`;
+          return `${out}]`;
+        }
+        if (proto === Object.prototype || proto === null) {
+          const obj = value as Record<string, unknown>;
+          let out = "{";
+          for (const key of Object.keys(obj).sort()) {
+            const v = encode(obj[key], depth + 1);
+            if (v !== undefined) out += `${out.length === 1 ? "" : ","}${JSON.stringify(key)}:${v}`;
+          }
+          return `${out}}`;
+        }
+      }
+      break;
+    }
+    default:
+      break; // bigint: toJsonValue throws the TypeError JSON.stringify would
+  }
+  const plain = toJsonValue(value);
+  return plain === undefined ? undefined : canonicalJson(plain);
 }
 
 export function sha256Hex(text: string): string {

@@ -1,9 +1,9 @@
 import { performance } from "node:perf_hooks";
 import type { Ed25519KeyPair } from "../keys.js";
-import type { Store } from "../store/types.js";
+import type { EncodedRecordingEvent, Store } from "../store/types.js";
 import type { AuditIdentity } from "./audit-event.js";
-import { canonicalJson, toJsonValue } from "./canonical.js";
-import { recordingEventHash, sealPayload, sessionHeadHash } from "./chain.js";
+import { canonicalize, canonicalJson, sha256Hex, toJsonValue } from "./canonical.js";
+import { encodedRecordingEventText, sealPayload, sessionHeadHash } from "./chain.js";
 import { describeCause, EvidenceUnavailableError } from "./errors.js";
 import type { RecordingEvent, RecordingEventKind, SessionHeader, SessionSeal } from "./records.js";
 import { signCanonical, signingKeyRecord, toSigner, type EvidenceSigner } from "./signing.js";
@@ -29,7 +29,7 @@ export interface StartSession {
 
 type Item =
   | { type: "session"; header: SessionHeader; bytes: number; done: Settle }
-  | { type: "event"; event: RecordingEvent; bytes: number }
+  | { type: "event"; event: EncodedRecordingEvent; bytes: number }
   | { type: "seal"; seal: SessionSeal; bytes: number; done: Settle };
 
 interface Settle {
@@ -102,7 +102,7 @@ export class SessionRecorder {
   }
 
   /** @internal used by SessionRecording */
-  enqueueEvent(event: RecordingEvent, bytes: number): boolean {
+  enqueueEvent(event: EncodedRecordingEvent, bytes: number): boolean {
     if (this.#buffered + bytes > this.#maxBuffered) {
       throw new EvidenceUnavailableError(
         `recording buffer full (${this.#buffered} bytes unwritten${this.#lastError ? `: ${describeCause(this.#lastError)}` : ""})`,
@@ -172,7 +172,7 @@ export class SessionRecorder {
     try {
       await this.#store.writeRecording({
         sessions: batch.flatMap((i) => (i.type === "session" ? [i.header] : [])),
-        events: batch.flatMap((i) => (i.type === "event" ? [i.event] : [])),
+        encodedEvents: batch.flatMap((i) => (i.type === "event" ? [i.event] : [])),
         seals: batch.flatMap((i) => (i.type === "seal" ? [i.seal] : [])),
         ...(this.#keyStored ? {} : { signingKey: signingKeyRecord(this.#signer, new Date().toISOString()) }),
       });
@@ -246,18 +246,13 @@ export class SessionRecording {
     if (this.#sealed) throw new Error(`session ${this.sessionId} recording is sealed`);
     // integer ms from the monotonic clock; Math.max guards the chain against any rounding step backwards
     this.#t = Math.max(this.#t, Math.floor(performance.now() - this.startedAt));
-    const unhashed: Omit<RecordingEvent, "hash"> = {
-      session_id: this.sessionId,
-      seq: this.#seq + 1,
-      t: this.#t,
-      kind,
-      ...(data !== undefined ? { data: toJsonValue(data) } : {}),
-      prev_hash: this.lastHash,
-    };
-    const text = canonicalJson(unhashed);
-    const hash = recordingEventHash(unhashed);
+    const fields = { session_id: this.sessionId, seq: this.#seq + 1, t: this.#t, kind, prev_hash: this.lastHash };
+    // data is encoded once: that text is hashed (inside the event's canonical text) and stored verbatim
+    const dataJson = data === undefined ? undefined : canonicalize(data);
+    const text = encodedRecordingEventText(fields, dataJson);
+    const hash = sha256Hex(text);
     // enqueue first: if it throws (buffer full) the chain has not advanced
-    const more = this.recorder.enqueueEvent({ ...unhashed, hash }, text.length + 64);
+    const more = this.recorder.enqueueEvent({ ...fields, data_json: dataJson ?? null, hash }, text.length + 64);
     this.#seq++;
     this.lastHash = hash;
     return more;

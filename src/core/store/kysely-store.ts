@@ -7,6 +7,7 @@ import type { ApprovalsTable, AuditEventsTable, Database, RecordingEventsTable, 
 import {
   CorruptRecordError,
   type AuditCommit,
+  type AuditJsonText,
   type PageOptions,
   type RecordingWrite,
   type SessionListOptions,
@@ -35,17 +36,17 @@ function parseJson(table: string, key: string, column: string, text: string): un
 // JSON columns keep JSON text even for null, so "present but null" and "absent" (SQL NULL) stay distinct
 const jsonOrNull = (v: unknown): string | null => (v === undefined ? null : JSON.stringify(v));
 
-function auditRow(r: AuditRecord): AuditEventsTable {
+function auditRow(r: AuditRecord, json?: AuditJsonText): AuditEventsTable {
   return {
     seq: r.seq,
     time: r.time,
     type: r.type,
-    identity: jsonOrNull(r.identity),
+    identity: json ? json.identity : jsonOrNull(r.identity),
     connection: r.connection ?? null,
     session_id: r.session_id ?? null,
     decision: r.decision ?? null,
     rule: r.rule ?? null,
-    data: jsonOrNull(r.data),
+    data: json ? json.data : jsonOrNull(r.data),
     prev_hash: r.prev_hash,
     hash: r.hash,
   };
@@ -174,7 +175,7 @@ export class KyselyStore implements Store {
     const qs: Statement[] = [];
     if (commit.signingKey) qs.push(this.#keyInsert(commit.signingKey));
     // one statement per row: the cached prepared statement is cheaper than varying multi-row shapes
-    for (const r of commit.records) qs.push(this.#insertRow("audit_events", auditRow(r)));
+    commit.records.forEach((r, i) => qs.push(this.#insertRow("audit_events", auditRow(r, commit.json?.[i]))));
     if (commit.checkpoint) qs.push(this.db.insertInto("audit_checkpoints").values(commit.checkpoint).compile());
     if (qs.length > 0) await this.runBatch(qs);
   }
@@ -289,6 +290,10 @@ export class KyselyStore implements Store {
           hash: e.hash,
         }),
       );
+    }
+    for (const e of w.encodedEvents ?? []) {
+      const { data_json, ...row } = e;
+      qs.push(this.#insertRow("recording_events", { ...row, data: data_json }));
     }
     for (const s of w.seals ?? []) qs.push(this.#sealUpdate(s));
     if (qs.length > 0) await this.runBatch(qs);

@@ -3,9 +3,23 @@ import type { Checkpoint, RecordingEvent, SessionHeader, SessionRecord, SessionS
 import type { ApprovalStore } from "../approvals/types.js";
 import type { SigningKeyRecord } from "../evidence/signing.js";
 
+/**
+ * The JSON columns of an audit record as the log already encoded them for hashing (canonical JSON; null for
+ * absent). Stored verbatim, so a commit does not stringify each record again.
+ */
+export interface AuditJsonText {
+  identity: string | null;
+  data: string | null;
+}
+
+/** A recording event whose data is already canonical JSON text (null: no data), stored verbatim. */
+export type EncodedRecordingEvent = Omit<RecordingEvent, "data"> & { data_json: string | null };
+
 /** Everything written by one audit commit, in one transaction: the records and what vouches for them. */
 export interface AuditCommit {
   records: AuditRecord[];
+  /** When given, index-aligned with `records`: their JSON columns' text. */
+  json?: readonly AuditJsonText[];
   checkpoint?: Checkpoint;
   /** Stored (if new) in the same transaction, so no checkpoint ever names a key the store lacks. */
   signingKey?: SigningKeyRecord;
@@ -15,6 +29,8 @@ export interface AuditCommit {
 export interface RecordingWrite {
   sessions?: SessionHeader[];
   events?: RecordingEvent[];
+  /** Events whose data the recorder already encoded (written after `events`). */
+  encodedEvents?: EncodedRecordingEvent[];
   seals?: SessionSeal[];
   signingKey?: SigningKeyRecord;
 }

@@ -1,0 +1,112 @@
+/**
+ * The evidence cost of one proxied statement, without a network or a target: what `session.admit` (decision,
+ * durable audit record, request/decision recording events) plus the `result` recording event cost, as a
+ * pgbench -S transaction pays them through the PostgreSQL adapter.
+ *
+ *   node --import tsx bench/evidence-admit.ts [--sessions 4] [--seconds 5] [--dir /dev/shm]
+ *
+ * Each session loops: a macrotask (like a socket read), admit, record the result. CPU is process-wide
+ * (main thread + SQLite writer thread, user + system); "main" is the event loop's busy time. Use a tmpfs
+ * `--dir` to take fsync out and see CPU alone. The last stdout line is JSON.
+ */
+import { generateKeyPairSync } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { performance } from "node:perf_hooks";
+import { parseArgs } from "node:util";
+import { AuditLog } from "../src/core/evidence/audit-log.js";
+import { SessionRecorder } from "../src/core/evidence/recorder.js";
+import type { Identity } from "../src/core/identity/identity.js";
+import { CompiledPolicy } from "../src/core/policy/decide.js";
+import { factsFrom } from "../src/core/policy/facts.js";
+import { parseConfig } from "../src/core/policy/loader.js";
+import { Gate } from "../src/core/session/gate.js";
+import { openStore } from "../src/core/store/open.js";
+
+const { values: args } = parseArgs({
+  options: {
+    sessions: { type: "string", default: "4" },
+    seconds: { type: "string", default: "5" },
+    dir: { type: "string", default: tmpdir() },
+  },
+});
+const SESSIONS = Number(args.sessions);
+const SECONDS = Number(args.seconds);
+
+const CONFIG = `
+connections:
+  - name: app-db
+    type: postgres
+    target: { host: 127.0.0.1, port: 5432, user: app, password: x }
+    access: [group:bench]
+    guardrails:
+      - deny: { statements: [drop, truncate] }
+`;
+const bot: Identity = { subject: "bench", kind: "bot", groups: ["bench"], issuer: "gatehouse", tokenId: "bench" };
+const facts = factsFrom({ statements: [{ kind: "select", tables: ["pgbench_accounts"] }] });
+// what the PostgreSQL adapter's relay reports for a pgbench -S result
+const result = (text: string) => ({ text, tag: "SELECT 1", rows: 1, ms: 0.1, sample: [["-2881"]] });
+
+const dir = mkdtempSync(join(args.dir, "gatehouse-evbench-"));
+const store = await openStore({ dataDir: dir });
+const signingKey = generateKeyPairSync("ed25519");
+const audit = await AuditLog.open(store, { signingKey });
+const recorder = new SessionRecorder(store, { signingKey });
+const gate = new Gate({ policy: CompiledPolicy.for(parseConfig(CONFIG, { source: "bench.yaml" })), audit, recorder });
+const sessions = await Promise.all(
+  Array.from({ length: SESSIONS }, () =>
+    gate.openSession({ identity: bot, connection: "app-db", protocol: "postgres" }),
+  ),
+);
+
+let stop = false;
+let count = 0;
+const latencies: number[] = [];
+async function loop(s: (typeof sessions)[number], n: number): Promise<void> {
+  for (let i = 0; !stop; i++) {
+    await new Promise((r) => setImmediate(r));
+    const text = `SELECT abalance FROM pgbench_accounts WHERE aid = ${(n * 7919 + i * 104729) % 100000};`;
+    const t0 = performance.now();
+    const a = await s.admit({ text, facts, data: { message: "query", kinds: ["select"] } });
+    latencies.push(performance.now() - t0);
+    if (!a.forward) throw new Error(`refused: ${a.message}`);
+    s.recording.record("result", result(text));
+    count++;
+  }
+}
+
+const cpu0 = process.cpuUsage();
+const elu0 = performance.eventLoopUtilization();
+const t0 = performance.now();
+setTimeout(() => (stop = true), SECONDS * 1000);
+await Promise.all(sessions.map((s, i) => loop(s, i)));
+const wall = (performance.now() - t0) / 1000;
+const cpu = process.cpuUsage(cpu0);
+const elu = performance.eventLoopUtilization(elu0);
+await Promise.all(sessions.map((s) => s.close("bench")));
+const { commits, largestBatch } = audit.stats;
+await recorder.close();
+await audit.close();
+await store.close();
+rmSync(dir, { recursive: true, force: true });
+
+latencies.sort((a, b) => a - b);
+const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))] ?? 0;
+const out = {
+  name: "evidence per statement",
+  sessions: SESSIONS,
+  statements_per_s: Math.round(count / wall),
+  cpu_us_per_statement: Math.round((cpu.user + cpu.system) / count),
+  main_us_per_statement: Math.round((elu.active * 1000) / count),
+  admit_p50_ms: Number(pct(0.5).toFixed(3)),
+  admit_p99_ms: Number(pct(0.99).toFixed(3)),
+  commits,
+  largest_batch: largestBatch,
+};
+process.stderr.write(
+  `${SESSIONS} sessions: ${out.statements_per_s} statements/s, ${out.cpu_us_per_statement} us CPU/statement ` +
+    `(main thread ${out.main_us_per_statement} us), admit p50 ${out.admit_p50_ms} ms p99 ${out.admit_p99_ms} ms, ` +
+    `${commits} audit commits (largest ${largestBatch})\n`,
+);
+console.log(JSON.stringify(out));
