@@ -1,0 +1,111 @@
+/**
+ * The gateway as a separate OS process (`gatehouse serve`), for tests that kill it or starve its disk. It runs
+ * the CLI from sources through tsx (test/e2e/approvals/cli.ts), so a stale dist/ cannot make a test pass or fail.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { join } from "node:path";
+import { generateStaticToken } from "../../../src/core/identity/static-tokens.js";
+import type { AuditRecord } from "../../../src/core/evidence/audit-event.js";
+import { withReadOnlyStore } from "../../../src/cli/read-store.js";
+import { services } from "../../support/services.js";
+
+const CLI = join(import.meta.dirname, "..", "approvals", "cli.ts");
+
+export interface GatewayProcess {
+  child: ChildProcess;
+  pid: number;
+  port: number;
+  output: () => string;
+  /** Resolves with the exit code or signal. */
+  exited: Promise<number | NodeJS.Signals>;
+}
+
+/** A port that was free a moment ago (the config schema wants a real port, not 0). */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const address = server.address();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  if (!address || typeof address !== "object") throw new Error("no port");
+  return address.port;
+}
+
+/** Writes a config with one app-db connection to the test PostgreSQL (SCRAM user); returns its path and token. */
+export async function writeConfig(dir: string, dataDir: string, extra = ""): Promise<{ path: string; token: string }> {
+  const svc = services();
+  const bot = generateStaticToken();
+  const path = join(dir, "gatehouse.yaml");
+  writeFileSync(
+    path,
+    `listen: { api: "127.0.0.1:${await freePort()}", postgres: "127.0.0.1:${await freePort()}" }
+data: ${dataDir}
+identity:
+  tokens:
+    - { name: ci-bot, sha256: ${bot.sha256}, groups: [ci] }
+connections:
+  - name: app-db
+    type: postgres
+    target: { host: ${svc.GH_TEST_PG_HOST}, port: ${svc.GH_TEST_PG_PORT}, database: ${svc.GH_TEST_PG_DATABASE}, user: ${svc.GH_TEST_PG_SCRAM_USER}, password: ${svc.GH_TEST_PG_SCRAM_PASSWORD} }
+    access: [group:ci]
+${extra}`,
+  );
+  return { path, token: bot.token };
+}
+
+/** Starts `gatehouse serve --config F` and waits for its PostgreSQL listener's address on stdout. */
+export async function startGatewayProcess(config: string): Promise<GatewayProcess> {
+  const child = spawn(process.execPath, ["--import", "tsx", CLI, "serve", "--config", config], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  child.stdout?.on("data", (d: Buffer) => (out += d.toString()));
+  child.stderr?.on("data", (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | NodeJS.Signals>((resolve) =>
+    child.on("exit", (code, signal) => resolve(signal ?? code ?? -1)),
+  );
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`gateway did not start within 30 s:\n${out}`)), 30_000);
+    const check = () => {
+      const m = /postgres: \w+ \(127\.0\.0\.1:(\d+)\)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve(Number(m[1]));
+      }
+    };
+    child.stdout?.on("data", check);
+    void exited.then((how) => {
+      clearTimeout(timer);
+      reject(new Error(`gateway exited (${how}) before it listened:\n${out}`));
+    });
+  });
+  return { child, pid: child.pid ?? -1, port, output: () => out, exited };
+}
+
+/** Runs the CLI (`audit verify ...`) and returns its exit code and output. */
+export function runCli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ["--import", "tsx", CLI, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+}
+
+/** Every audit record in a data directory (the gateway must not be running: the store is opened read-only). */
+export function readAudit(dataDir: string): Promise<AuditRecord[]> {
+  return withReadOnlyStore(dataDir, async (store) => {
+    const out: AuditRecord[] = [];
+    for await (const r of store.iterateAudit({ fromSeq: 1 })) out.push(r);
+    return out;
+  });
+}
+
+/** The statement text of a `log_statement=all` line ("... LOG:  statement: TEXT"), if it is one. */
+export function loggedStatement(line: string): string | undefined {
+  const m = /LOG: {2}(?:statement|execute [^:]*): (.*)$/.exec(line);
+  return m?.[1];
+}
