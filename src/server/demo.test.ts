@@ -143,25 +143,28 @@ describe("gatehouse demo", () => {
     let err = "";
     child.stdout.on("data", (d: Buffer) => (out += d.toString()));
     child.stderr.on("data", (d: Buffer) => (err += d.toString()));
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no walkthrough printed: ${out}`)), 20_000);
-      child.stdout.on("data", () => {
-        if (out.includes("Press Ctrl-C")) {
-          clearTimeout(timer);
-          resolve();
-        }
+    const exited = new Promise<string>((resolve) => child.on("exit", (code, signal) => resolve(`${code}/${signal}`)));
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no walkthrough printed: ${out}`)), 20_000);
+        child.stdout.on("data", () => {
+          if (out.includes("Press Ctrl-C")) {
+            clearTimeout(timer);
+            resolve();
+          }
+        });
+        void exited.then((how) => reject(new Error(`demo exited early (${how}): ${out}${err}`)));
       });
-      child.on("exit", (code) => reject(new Error(`demo exited early with ${code}: ${out}`)));
-    });
-    expect(out).toMatch(/export PGPASSWORD=ey/);
-    expect(out).toMatch(/psql "host=127\.0\.0\.1 port=\d+ dbname=demo-db user=demo-bot"/);
-    // the walkthrough names exactly the adapters this build lacks
-    const notBuilt = PROTOCOL_LISTENERS.filter((l) => !l.start).map((l) => l.protocol);
-    expect(out).toContain(`Not built yet: the ${notBuilt.join(", ")} adapters.`);
-    child.kill("SIGTERM");
-    const exit = await new Promise<string>((resolve) =>
-      child.on("exit", (code, signal) => resolve(`${code}/${signal}`)),
-    );
+      expect(out).toMatch(/export PGPASSWORD=ey/);
+      expect(out).toMatch(/psql "host=127\.0\.0\.1 port=\d+ dbname=demo-db user=demo-bot"/);
+      // the walkthrough names exactly the adapters this build lacks
+      const notBuilt = PROTOCOL_LISTENERS.filter((l) => !l.start).map((l) => l.protocol);
+      expect(out).toContain(`Not built yet: the ${notBuilt.join(", ")} adapters.`);
+    } finally {
+      // stop it whatever failed above, so a broken assertion never leaves a gateway running
+      child.kill("SIGTERM");
+    }
+    const exit = await exited;
     expect({ exit, err }).toEqual({ exit: "0/null", err: "" });
   });
 });
