@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 
 /** prev_hash of the first record of a chain (and of the first retained record when nothing was cut). */
 export const ZERO_HASH = "0".repeat(64);
@@ -110,7 +110,8 @@ function encode(value: unknown, depth: number): string | undefined {
 }
 
 export function sha256Hex(text: string): string {
-  return createHash("sha256").update(text, "utf8").digest("hex");
+  // one-shot hash (Node >= 20.12): half the cost of createHash().update().digest() for short inputs
+  return hash("sha256", text, "hex");
 }
 
 /** SHA-256 (hex) of the canonical JSON of `value`. */
