@@ -89,6 +89,14 @@ const migrations: Record<string, Migration> = {
       await db.schema.createIndex("approvals_exact_key").on("approvals").column("exact_key").execute();
     },
   },
+  "0003_lean_audit_events": {
+    async up(db: Kysely<unknown>) {
+      // Every audit commit waits for these on its fsync path (two more B-trees, more WAL pages per commit) and
+      // no query uses them; a search feature should index off the commit path (docs/evidence.md).
+      await db.schema.dropIndex("audit_events_session").ifExists().execute();
+      await db.schema.dropIndex("audit_events_time").ifExists().execute();
+    },
+  },
 };
 
 const provider: MigrationProvider = { getMigrations: () => Promise.resolve(migrations) };
