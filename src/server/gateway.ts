@@ -9,6 +9,7 @@ import { loadOrCreateEd25519Key } from "../core/keys.js";
 import { CompiledPolicy } from "../core/policy/decide.js";
 import type { GatehouseConfig, HostPort } from "../core/policy/schema.js";
 import { Gate } from "../core/session/gate.js";
+import { endInterruptedSessions } from "../core/session/interrupted.js";
 import { openStore } from "../core/store/open.js";
 import type { Store } from "../core/store/types.js";
 import { startApi, type ApiServer } from "../api/server.js";
@@ -67,6 +68,8 @@ export class Gateway {
       closeOnFailure.unshift(() => audit.close());
       const recorder = new SessionRecorder(store, { signingKey });
       closeOnFailure.unshift(() => recorder.close());
+      // before any listener opens: sessions a crashed run left open are ended as interrupted
+      const interrupted = await endInterruptedSessions(store, audit, recorder);
       const tokens = GatewayTokenIssuer.fromDataDir(config.data);
       const verifier = new IdentityVerifier(config.identity, { gatewayIssuer: { publicKey: tokens.publicKey } });
       const policy = CompiledPolicy.for(config);
@@ -109,6 +112,7 @@ export class Gateway {
           api: api.address,
           connections: config.connections.map((c) => ({ name: c.name, type: c.type })),
           listeners: listeners.map((l) => ({ protocol: l.protocol, address: l.address, state: l.state })),
+          interrupted_sessions: interrupted,
         },
       });
       return new Gateway(
