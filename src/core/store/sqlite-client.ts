@@ -4,13 +4,19 @@ import { dirname, join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { Worker } from "node:worker_threads";
 import { SqliteStoreError, type WorkerRequest, type WorkerResponse } from "./sqlite-protocol.js";
-import { SqliteSession, type SqlResult, type SqliteOpenOptions, type SqlStatement } from "./sqlite-session.js";
+import {
+  groupStatements,
+  SqliteSession,
+  type SqlResult,
+  type SqliteOpenOptions,
+  type SqlStatement,
+} from "./sqlite-session.js";
 
 /** Asynchronous access to one SQLite connection, wherever it runs. */
 export interface SqliteClient {
   query(statement: SqlStatement): Promise<SqlResult>;
   /** One transaction; resolves after the commit is durable. */
-  batch(statements: SqlStatement[]): Promise<number>;
+  batch(statements: readonly SqlStatement[]): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -27,7 +33,7 @@ export class InProcessSqliteClient implements SqliteClient {
       return Promise.reject(err as Error);
     }
   }
-  batch(statements: SqlStatement[]): Promise<number> {
+  batch(statements: readonly SqlStatement[]): Promise<number> {
     try {
       return Promise.resolve(this.#session.batch(statements));
     } catch (err) {
@@ -157,8 +163,8 @@ export class WorkerSqliteClient implements SqliteClient {
     return (await this.#call({ op: "query", statement })) as SqlResult;
   }
 
-  async batch(statements: SqlStatement[]): Promise<number> {
-    return (await this.#call({ op: "batch", statements })) as number;
+  async batch(statements: readonly SqlStatement[]): Promise<number> {
+    return (await this.#call({ op: "batch", groups: groupStatements(statements) })) as number;
   }
 
   async close(): Promise<void> {

@@ -98,8 +98,7 @@ export class ClientSqliteDialect implements Dialect {
   createIntrospector(db: Kysely<unknown>): DatabaseIntrospector {
     return new SqliteIntrospector(db);
   }
-  async batch(queries: readonly SqlStatement[]): Promise<void> {
-    const statements: SqlStatement[] = queries.map((q) => ({ sql: q.sql, parameters: q.parameters }));
+  async batch(statements: readonly SqlStatement[]): Promise<void> {
     const release = await this.#mutex.lock();
     try {
       await this.#client.batch(statements);

@@ -1,9 +1,9 @@
-import type { SqlResult, SqlStatement } from "./sqlite-session.js";
+import type { SqlGroup, SqlResult, SqlStatement } from "./sqlite-session.js";
 
 /** Messages from the store to its SQLite writer worker. */
 export type WorkerRequest =
   | { id: number; op: "query"; statement: SqlStatement }
-  | { id: number; op: "batch"; statements: SqlStatement[] }
+  | { id: number; op: "batch"; groups: SqlGroup[] }
   | { id: number; op: "close" };
 
 export interface SerializedError {

@@ -6,6 +6,26 @@ export interface SqlStatement {
   parameters: readonly unknown[];
 }
 
+/** Consecutive statements with the same SQL text: sent once, run once per parameter row. */
+export interface SqlGroup {
+  sql: string;
+  rows: (readonly unknown[])[];
+}
+
+/**
+ * Groups consecutive statements by SQL text, keeping their order. A group commit is mostly one insert repeated,
+ * so the worker message carries each SQL text once instead of once per row (and nothing but SQL and values).
+ */
+export function groupStatements(statements: readonly SqlStatement[]): SqlGroup[] {
+  const groups: SqlGroup[] = [];
+  let last: SqlGroup | undefined;
+  for (const s of statements) {
+    if (last?.sql === s.sql) last.rows.push(s.parameters);
+    else groups.push((last = { sql: s.sql, rows: [s.parameters] }));
+  }
+  return groups;
+}
+
 export interface SqlResult {
   rows: Record<string, unknown>[];
   changes?: number;
@@ -28,6 +48,8 @@ const STATEMENT_CACHE_LIMIT = 256;
 export class SqliteSession {
   readonly #db: Database.Database;
   readonly #cache = new Map<string, Database.Statement>();
+  // built once: better-sqlite3's transaction() defines a dozen properties on every call
+  readonly #runGroups: Database.Transaction<(groups: readonly SqlGroup[]) => number>;
 
   constructor(options: SqliteOpenOptions) {
     this.#db = new Database(options.path, {
@@ -38,6 +60,14 @@ export class SqliteSession {
     if (!options.readonly) this.#db.pragma("journal_mode = WAL");
     // FULL: in WAL mode the WAL is fsynced at every commit, so a resolved write survives power loss
     this.#db.pragma("synchronous = FULL");
+    this.#runGroups = this.#db.transaction((groups: readonly SqlGroup[]) => {
+      let changes = 0;
+      for (const g of groups) {
+        const stmt = this.#prepare(g.sql);
+        for (const row of g.rows) changes += stmt.run(...row).changes;
+      }
+      return changes;
+    });
   }
 
   #prepare(sql: string): Database.Statement {
@@ -60,12 +90,12 @@ export class SqliteSession {
 
   /** Runs all statements in one IMMEDIATE transaction (takes the write lock up front, so no upgrade deadlock). */
   batch(statements: readonly SqlStatement[]): number {
-    let changes = 0;
-    const run = this.#db.transaction(() => {
-      for (const s of statements) changes += this.#prepare(s.sql).run(...s.parameters).changes;
-    });
-    run.immediate();
-    return changes;
+    return this.batchGroups(groupStatements(statements));
+  }
+
+  /** `batch` for statements already grouped (what the writer worker receives). */
+  batchGroups(groups: readonly SqlGroup[]): number {
+    return this.#runGroups.immediate(groups);
   }
 
   close(): void {

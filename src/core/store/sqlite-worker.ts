@@ -26,7 +26,7 @@ port.on("message", (req: WorkerRequest) => {
         reply = { id: req.id, ok: true, result: session.query(req.statement) };
         break;
       case "batch":
-        reply = { id: req.id, ok: true, result: session.batch(req.statements) };
+        reply = { id: req.id, ok: true, result: session.batchGroups(req.groups) };
         break;
       case "close":
         session.close();
