@@ -71,7 +71,8 @@ async function loop(s: (typeof sessions)[number], n: number): Promise<void> {
     const a = await s.admit({ text, facts, data: { message: "query", kinds: ["select"] } });
     latencies.push(performance.now() - t0);
     if (!a.forward) throw new Error(`refused: ${a.message}`);
-    s.recording.record("result", result(text));
+    // back-pressure as an adapter should honour it: pause this session until the recorder caught up
+    if (!s.recording.record("result", result(text))) await s.recording.drain();
     count++;
   }
 }
