@@ -1,8 +1,9 @@
 /**
- * pgbench -S (read-only, simple protocol) direct vs through the gateway, in the same run, with full evidence on:
- * every SELECT is analysed, decided, and its audit record committed (group commit) before it is forwarded.
+ * pgbench direct vs through the gateway, in the same run, with full evidence on: every statement is analysed,
+ * decided, and its audit record committed (group commit) before it is forwarded. Cases: -S (read-only) at each
+ * client count, and the default TPC-B-like script (BEGIN, 3 UPDATEs, SELECT, INSERT, END per transaction).
  *
- *   node --import tsx bench/pgbench.ts [--seconds 10] [--clients 4]
+ *   node --import tsx bench/pgbench.ts [--seconds 10] [--clients 4,32] [--tpcb-clients 4]
  */
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
@@ -10,7 +11,11 @@ import { parseArgs } from "node:util";
 import { servicesUp, startBenchGateway } from "./_pg-common.js";
 
 const { values: args } = parseArgs({
-  options: { seconds: { type: "string", default: "10" }, clients: { type: "string", default: "4,16" } },
+  options: {
+    seconds: { type: "string", default: "10" },
+    clients: { type: "string", default: "4,32" },
+    "tpcb-clients": { type: "string", default: "4" },
+  },
 });
 const { env, down } = servicesUp();
 const direct = {
@@ -46,19 +51,25 @@ try {
     PGDATABASE: "app-db",
     PGSSLMODE: "disable",
   };
-  for (const c of args.clients.split(",")) {
-    const run = async (e: Record<string, string>) =>
-      tps(await pgbench(e, "-S", "-n", "-c", c, "-j", c, "-T", args.seconds));
+  const cases = [
+    ...args.clients.split(",").map((c) => ({ name: `pgbench -S (${c} clients)`, clients: c, script: ["-S"] })),
+    ...args["tpcb-clients"]
+      .split(",")
+      .filter(Boolean)
+      .map((c) => ({ name: `pgbench TPC-B-like (${c} clients)`, clients: c, script: [] as string[] })),
+  ];
+  for (const { name, clients: c, script } of cases) {
+    const argv = (seconds: string) => [...script, "-n", "-c", c, "-j", c, "-T", seconds];
     // warm both paths (connections, SQLite pages), then measure one after the other
-    await pgbench(direct, "-S", "-n", "-c", c, "-j", c, "-T", "2");
-    await pgbench(through, "-S", "-n", "-c", c, "-j", c, "-T", "2");
-    const d = await run(direct);
-    const g = await run(through);
+    await pgbench(direct, ...argv("2"));
+    await pgbench(through, ...argv("2"));
+    const d = tps(await pgbench(direct, ...argv(args.seconds)));
+    const g = tps(await pgbench(through, ...argv(args.seconds)));
     const audited = (await gw.gateway.store.lastAudit())?.seq ?? 0;
-    process.stderr.write(`pgbench: ${c} clients: direct ${d} TPS, gateway ${g} TPS (${audited} audit events so far)\n`);
+    process.stderr.write(`${name}: direct ${d} TPS, gateway ${g} TPS (${audited} audit events so far)\n`);
     console.log(
       JSON.stringify({
-        name: `pgbench -S (${c} clients)`,
+        name,
         direct: Math.round(d),
         gateway: Math.round(g),
         unit: "TPS",
