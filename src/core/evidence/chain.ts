@@ -3,7 +3,7 @@
  * functions, and docs/evidence.md restates them for independent verifiers.
  */
 import type { AuditRecord } from "./audit-event.js";
-import { canonicalHash, canonicalJson, RawJson } from "./canonical.js";
+import { canonicalHash, canonicalJson, sha256Hex } from "./canonical.js";
 import type { Checkpoint, RecordingEvent, SealPayload, SessionHeader, SessionSeal } from "./records.js";
 
 /** hash = SHA-256 of the canonical JSON of the record with every field except `hash`. */
@@ -12,18 +12,47 @@ export function auditRecordHash(record: Omit<AuditRecord, "hash"> & { hash?: str
   return canonicalHash(rest);
 }
 
-const raw = (text: string | undefined): RawJson | undefined => (text === undefined ? undefined : new RawJson(text));
+// The hot records have a fixed set of members, so their canonical JSON is written in key order directly instead
+// of sorting keys per record. The lists below must stay sorted by UTF-16 code units; chain.test.ts compares
+// each encoder with canonicalJson of the same record.
+type Member = readonly [key: string, json: string | undefined];
+const value = (v: unknown): string | undefined => (v === undefined ? undefined : canonicalJson(v));
+
+function members(list: readonly Member[]): string {
+  let out = "{";
+  for (const [key, json] of list) if (json !== undefined) out += `${out.length > 1 ? "," : ""}"${key}":${json}`;
+  return `${out}}`;
+}
 
 /**
- * auditRecordHash for a record whose `identity` and `data` are given as their canonical JSON text
- * (`canonicalize`): the same hash, without encoding those parts a second time.
+ * The canonical JSON that auditRecordHash hashes, for a record whose `identity` and `data` are given as their
+ * canonical JSON text (`canonicalize`): the same text, without encoding those parts a second time.
  */
+export function encodedAuditRecordText(
+  r: Omit<AuditRecord, "hash" | "identity" | "data">,
+  identity: string | undefined,
+  data: string | undefined,
+): string {
+  return members([
+    ["connection", value(r.connection)],
+    ["data", data],
+    ["decision", value(r.decision)],
+    ["identity", identity],
+    ["prev_hash", value(r.prev_hash)],
+    ["rule", value(r.rule)],
+    ["seq", value(r.seq)],
+    ["session_id", value(r.session_id)],
+    ["time", value(r.time)],
+    ["type", value(r.type)],
+  ]);
+}
+
 export function encodedAuditRecordHash(
   record: Omit<AuditRecord, "hash" | "identity" | "data">,
   identity: string | undefined,
   data: string | undefined,
 ): string {
-  return canonicalHash({ ...record, identity: raw(identity), data: raw(data) });
+  return sha256Hex(encodedAuditRecordText(record, identity, data));
 }
 
 /** A checkpoint signs exactly `{seq, hash, time}`. */
@@ -54,7 +83,14 @@ export function recordingEventHash(ev: Omit<RecordingEvent, "hash"> & { hash?: s
  * the recorder keeps this text's length for back-pressure and its SHA-256 is the event's hash.
  */
 export function encodedRecordingEventText(ev: Omit<RecordingEvent, "hash" | "data">, data: string | undefined): string {
-  return canonicalJson({ ...ev, data: raw(data) });
+  return members([
+    ["data", data],
+    ["kind", value(ev.kind)],
+    ["prev_hash", value(ev.prev_hash)],
+    ["seq", value(ev.seq)],
+    ["session_id", value(ev.session_id)],
+    ["t", value(ev.t)],
+  ]);
 }
 
 export function sealPayload(s: SealPayload | SessionSeal): SealPayload {
