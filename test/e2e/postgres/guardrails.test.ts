@@ -1,6 +1,8 @@
+import Database from "better-sqlite3";
 import { spawnSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { rmSync } from "node:fs";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import type { AuditRecord } from "../../../src/core/evidence/audit-event.js";
@@ -42,6 +44,7 @@ describe("postgres gateway: guardrails and evidence", () => {
     const t = `ev_${marker.slice(1, 9)}`;
     let dir = "";
     let sessionId = "";
+    let blockedSeq = 0;
     try {
       await fresh(h, t);
       const c = await h.client();
@@ -81,6 +84,7 @@ describe("postgres gateway: guardrails and evidence", () => {
       const blocked = audit.filter((a) => a.type === "request.blocked" && JSON.stringify(a.data).includes(marker));
       expect(blocked.length).toBe(evasions(marker, t).length + 2);
       sessionId = String(blocked[0]?.session_id);
+      blockedSeq = Number(blocked[0]?.seq);
       dir = h.dir;
     } finally {
       await h.stop({ keepDir: true });
@@ -97,6 +101,15 @@ describe("postgres gateway: guardrails and evidence", () => {
     expect(replay.stdout).toContain("dRoP/**/TABLE");
     expect(replay.stdout).toMatch(/result +SELECT 1/);
     expect(replay.stdout).toMatch(/connections\[0\]\.guardrails\[0\]/);
+    // an insider rewrites a blocked statement's record as allowed: verify fails and names that event
+    const db = new Database(join(dir, "gatehouse.db"));
+    db.prepare("UPDATE audit_events SET decision = 'allow' WHERE seq = ?").run(blockedSeq);
+    db.close();
+    const tampered = spawnSync(process.execPath, ["--import", "tsx", cli, "audit", "verify", "--data", dir], {
+      encoding: "utf8",
+    });
+    expect(tampered.status).toBe(1);
+    expect(tampered.stdout + tampered.stderr).toContain(`seq ${blockedSeq}`);
     rmSync(dir, { recursive: true, force: true });
   });
 
