@@ -29,6 +29,8 @@ export interface BenchGateway {
   gateway: Gateway;
   port: number;
   token: string;
+  /** libpq environment (PGHOST, PGPORT...) that points psql/pgbench at the gateway as the bench identity. */
+  libpqEnv: Record<string, string>;
   stop(): Promise<void>;
 }
 
@@ -57,10 +59,19 @@ ${extra}
     listen: { postgres: { host: "127.0.0.1", port: 0 } },
   });
   const address = gateway.address("postgres") ?? "";
+  const port = Number(address.slice(address.lastIndexOf(":") + 1));
   return {
     gateway,
-    port: Number(address.slice(address.lastIndexOf(":") + 1)),
+    port,
     token: bot.token,
+    libpqEnv: {
+      PGHOST: "127.0.0.1",
+      PGPORT: String(port),
+      PGUSER: "bench",
+      PGPASSWORD: bot.token,
+      PGDATABASE: "app-db",
+      PGSSLMODE: "disable",
+    },
     stop: async () => {
       await gateway.stop("bench");
       rmSync(dir, { recursive: true, force: true });

@@ -25,15 +25,7 @@ await run("pgbench", ["-i", "-s", "1", "-q"], {
   },
 });
 const gw = await startBenchGateway(env);
-const pgEnv = {
-  ...process.env,
-  PGHOST: "127.0.0.1",
-  PGPORT: String(gw.port),
-  PGUSER: "bench",
-  PGPASSWORD: gw.token,
-  PGDATABASE: "app-db",
-  PGSSLMODE: "disable",
-};
+const pgEnv = { ...process.env, ...gw.libpqEnv };
 const pgbench = async (...argv: string[]) => (await run("pgbench", argv, { encoding: "utf8", env: pgEnv })).stdout;
 try {
   const c = args.clients;

@@ -43,14 +43,7 @@ function tps(out: string): number {
 await pgbench(direct, "-i", "-s", "1", "-q");
 const gw = await startBenchGateway(env);
 try {
-  const through = {
-    PGHOST: "127.0.0.1",
-    PGPORT: String(gw.port),
-    PGUSER: "bench",
-    PGPASSWORD: gw.token,
-    PGDATABASE: "app-db",
-    PGSSLMODE: "disable",
-  };
+  const through = gw.libpqEnv;
   const cases = [
     ...args.clients.split(",").map((c) => ({ name: `pgbench -S (${c} clients)`, clients: c, script: ["-S"] })),
     ...args["tpcb-clients"]
