@@ -30,9 +30,10 @@ export class ApprovalWorkflow implements ApprovalHandler, AccessGrants {
   async hold(session: GatedSession, request: GateRequest, decision: ApproveDecision): Promise<HoldOutcome> {
     const held: HeldRequest = {
       protocol: session.protocol,
-      text: request.text,
-      fingerprint: request.fingerprint ?? roughFingerprint(request.text),
-      ...(request.parameters ? { parameters: request.parameters } : {}),
+      // approvers see what evidence shows (secrets redacted); the exact-retry key below uses the real request
+      text: request.shown?.text ?? request.text,
+      fingerprint: request.fingerprint ?? roughFingerprint(request.shown?.text ?? request.text),
+      ...(request.parameters ? { parameters: request.shown?.parameters ?? request.parameters } : {}),
     };
     return decision.approval.hold === 0
       ? this.#holdZero(session, request, decision, held)
@@ -106,7 +107,7 @@ export class ApprovalWorkflow implements ApprovalHandler, AccessGrants {
       toAuditIdentity(session.identity),
       session.connection.name,
       request.text,
-      held.parameters,
+      request.parameters,
     );
     const used = await this.service.consumeRetry(key);
     if (used) return { approved: true, approvalId: used.id, approvers: approversOf(used) };

@@ -85,6 +85,11 @@ export interface GateRequest {
   signal?: AbortSignal;
   /** Bound parameters, when known at admission: part of what makes a `hold: 0` retry identical. */
   parameters?: readonly (string | null)[];
+  /**
+   * The request as evidence and approvers see it when `text` / `parameters` hold secrets (a role's password, a
+   * card number in a bound value). Decisions and `hold: 0` retry matching still use the exact `text`.
+   */
+  shown?: { text?: string; parameters?: readonly (string | null)[] };
   /** The analyzer's normalized fingerprint (literals removed), shown to approvers. */
   fingerprint?: string;
 }
@@ -358,7 +363,7 @@ export class GatedSession {
       ...(rule ? { rule: rule.path } : {}),
       data: {
         protocol: this.protocol,
-        text: request.text,
+        text: request.shown?.text ?? request.text,
         ...request.data,
         // every use of a time-window grant is attributed to it
         ...(this.grant ? { grant_id: this.grant.id } : {}),
@@ -377,7 +382,7 @@ export class GatedSession {
 
   #recordDecision(request: GateRequest, decision: Decision): void {
     try {
-      this.recording.record("request", { text: request.text, ...request.data });
+      this.recording.record("request", { text: request.shown?.text ?? request.text, ...request.data });
       this.recording.record("decision", {
         outcome: decision.outcome,
         ...(decision.rule ? { rule: decision.rule.path, summary: decision.rule.summary } : {}),
