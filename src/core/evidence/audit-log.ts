@@ -58,6 +58,25 @@ interface Head {
 
 const STRING_FIELDS = ["connection", "session_id", "decision", "rule"] as const;
 
+interface EncodedIdentity {
+  text: string;
+  value: AuditIdentity;
+}
+
+/** A session's identity is one frozen object appended with every event of the session: encoded once. */
+const frozenIdentities = new WeakMap<object, EncodedIdentity>();
+
+function encodeIdentity(identity: AuditIdentity): EncodedIdentity | undefined {
+  const frozen = Object.isFrozen(identity) && Object.isFrozen(identity.groups);
+  let encoded = frozen ? frozenIdentities.get(identity) : undefined;
+  if (encoded) return encoded;
+  const text = canonicalize(identity);
+  if (text === undefined) return undefined;
+  encoded = { text, value: Object.freeze(JSON.parse(text) as AuditIdentity) };
+  if (frozen) frozenIdentities.set(identity, encoded);
+  return encoded;
+}
+
 /**
  * Copies the known fields as plain JSON, so the stored record hashes the same when it is read back. identity
  * and data are encoded once, here: that text is hashed and stored, and the record's values are parsed from it.
@@ -67,8 +86,9 @@ function normalize(event: AuditEventInput): Encoded {
   const body: Body = { type: event.type };
   let identity: string | undefined;
   if (event.identity !== undefined && event.identity !== null) {
-    identity = canonicalize(event.identity);
-    if (identity !== undefined) body.identity = JSON.parse(identity) as AuditIdentity;
+    const encoded = encodeIdentity(event.identity);
+    identity = encoded?.text;
+    if (encoded) body.identity = encoded.value;
   }
   for (const f of STRING_FIELDS) {
     const v = event[f];

@@ -13,15 +13,23 @@ export function auditRecordHash(record: Omit<AuditRecord, "hash"> & { hash?: str
 }
 
 // The hot records have a fixed set of members, so their canonical JSON is written in key order directly instead
-// of sorting keys per record. The lists below must stay sorted by UTF-16 code units; chain.test.ts compares
-// each encoder with canonicalJson of the same record.
-type Member = readonly [key: string, json: string | undefined];
-const value = (v: unknown): string | undefined => (v === undefined ? undefined : canonicalJson(v));
+// of sorting keys per record: plain string building, no intermediate arrays (this runs for every statement).
+// The member order below must stay sorted by UTF-16 code units; chain.test.ts compares each encoder with
+// canonicalJson of the same record.
+const json = JSON.stringify;
 
-function members(list: readonly Member[]): string {
-  let out = "{";
-  for (const [key, json] of list) if (json !== undefined) out += `${out.length > 1 ? "," : ""}"${key}":${json}`;
-  return `${out}}`;
+/** `,"key":value` for a member that may be absent; the caller strips the leading comma of the first member. */
+function opt(key: string, v: string | undefined): string {
+  return v === undefined ? "" : `,"${key}":${v}`;
+}
+
+function optString(key: string, v: string | undefined | null): string {
+  return v === undefined || v === null ? "" : `,"${key}":${json(v)}`;
+}
+
+/** seq and t are integers; anything else goes through canonicalJson, which refuses non-finite numbers. */
+function num(v: number): string {
+  return Number.isSafeInteger(v) ? String(v) : canonicalJson(v);
 }
 
 /**
@@ -33,18 +41,18 @@ export function encodedAuditRecordText(
   identity: string | undefined,
   data: string | undefined,
 ): string {
-  return members([
-    ["connection", value(r.connection)],
-    ["data", data],
-    ["decision", value(r.decision)],
-    ["identity", identity],
-    ["prev_hash", value(r.prev_hash)],
-    ["rule", value(r.rule)],
-    ["seq", value(r.seq)],
-    ["session_id", value(r.session_id)],
-    ["time", value(r.time)],
-    ["type", value(r.type)],
-  ]);
+  const members =
+    optString("connection", r.connection) +
+    opt("data", data) +
+    optString("decision", r.decision) +
+    opt("identity", identity) +
+    `,"prev_hash":${json(r.prev_hash)}` +
+    optString("rule", r.rule) +
+    `,"seq":${num(r.seq)}` +
+    optString("session_id", r.session_id) +
+    `,"time":${json(r.time)}` +
+    `,"type":${json(r.type)}`;
+  return `{${members.slice(1)}}`;
 }
 
 export function encodedAuditRecordHash(
@@ -83,14 +91,10 @@ export function recordingEventHash(ev: Omit<RecordingEvent, "hash"> & { hash?: s
  * the recorder keeps this text's length for back-pressure and its SHA-256 is the event's hash.
  */
 export function encodedRecordingEventText(ev: Omit<RecordingEvent, "hash" | "data">, data: string | undefined): string {
-  return members([
-    ["data", data],
-    ["kind", value(ev.kind)],
-    ["prev_hash", value(ev.prev_hash)],
-    ["seq", value(ev.seq)],
-    ["session_id", value(ev.session_id)],
-    ["t", value(ev.t)],
-  ]);
+  return (
+    `{${data === undefined ? "" : `"data":${data},`}"kind":${json(ev.kind)},"prev_hash":${json(ev.prev_hash)},` +
+    `"seq":${num(ev.seq)},"session_id":${json(ev.session_id)},"t":${num(ev.t)}}`
+  );
 }
 
 export function sealPayload(s: SealPayload | SessionSeal): SealPayload {

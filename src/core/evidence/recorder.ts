@@ -246,15 +246,23 @@ export class SessionRecording {
     if (this.#sealed) throw new Error(`session ${this.sessionId} recording is sealed`);
     // integer ms from the monotonic clock; Math.max guards the chain against any rounding step backwards
     this.#t = Math.max(this.#t, Math.floor(performance.now() - this.startedAt));
-    const fields = { session_id: this.sessionId, seq: this.#seq + 1, t: this.#t, kind, prev_hash: this.lastHash };
     // data is encoded once: that text is hashed (inside the event's canonical text) and stored verbatim
     const dataJson = data === undefined ? undefined : canonicalize(data);
-    const text = encodedRecordingEventText(fields, dataJson);
-    const hash = sha256Hex(text);
+    const event: EncodedRecordingEvent = {
+      session_id: this.sessionId,
+      seq: this.#seq + 1,
+      t: this.#t,
+      kind,
+      data_json: dataJson ?? null,
+      prev_hash: this.lastHash,
+      hash: "",
+    };
+    const text = encodedRecordingEventText(event, dataJson);
+    event.hash = sha256Hex(text);
     // enqueue first: if it throws (buffer full) the chain has not advanced
-    const more = this.recorder.enqueueEvent({ ...fields, data_json: dataJson ?? null, hash }, text.length + 64);
+    const more = this.recorder.enqueueEvent(event, text.length + 64);
     this.#seq++;
-    this.lastHash = hash;
+    this.lastHash = event.hash;
     return more;
   }
 

@@ -72,6 +72,18 @@ describe("replay rendering", () => {
     expect(text).toMatch(/id \| email\n +---\+---------\n +1 {2}\| \*{8}\n +2 {2}\| NULL/);
   });
 
+  it("text: a request event carrying its decision prints both lines (current recordings)", async () => {
+    const merged = [
+      ev(1, 400, "request", {
+        text: "DROP TABLE users",
+        decision: { outcome: "deny", rule: "connections[0].guardrails[0]", reason: "no drops" },
+      }),
+    ];
+    const text = await renderText(session, stream(merged));
+    expect(text).toContain("+0.400s    request   DROP TABLE users\n");
+    expect(text).toContain("+0.400s    decision  deny by connections[0].guardrails[0]: no drops");
+  });
+
   it("json: the session and every event as stored", async () => {
     const doc = JSON.parse(await renderJson(session, stream(events)));
     expect(doc.session.session_id).toBe("s_1");

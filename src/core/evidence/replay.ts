@@ -57,19 +57,28 @@ function table(columns: string[], rows: (string | null)[][], indent: string): st
   return [line(cells[0] ?? []), indent + widths.map((w) => "-".repeat(w)).join("-+-"), ...cells.slice(1).map(line)];
 }
 
+function isData(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function decisionLine(at: string, d: Record<string, unknown>): string {
+  const rule = str(d["rule"]);
+  const reason = str(d["reason"]);
+  return `${at} decision  ${String(d["outcome"] ?? "?")}${rule ? ` by ${rule}` : ""}${reason ? `: ${reason}` : ""}`;
+}
+
 function describeEvent(e: RecordingEvent): string[] {
   const d = asData(e);
   const at = seconds(e.t).padEnd(10);
   switch (e.kind) {
-    case "request":
-      return [`${at} request   ${oneLine(str(d["text"]) ?? JSON.stringify(d))}`];
-    case "decision": {
-      const rule = str(d["rule"]);
-      const reason = str(d["reason"]);
-      return [
-        `${at} decision  ${String(d["outcome"] ?? "?")}${rule ? ` by ${rule}` : ""}${reason ? `: ${reason}` : ""}`,
-      ];
+    case "request": {
+      const { decision, ...request } = d;
+      const line = `${at} request   ${oneLine(str(d["text"]) ?? JSON.stringify(request))}`;
+      // the gate records the decision inside the request event; older recordings have a separate event
+      return isData(decision) ? [line, decisionLine(at, decision)] : [line];
     }
+    case "decision":
+      return [decisionLine(at, d)];
     case "bind": {
       const params = Array.isArray(d["params"]) ? (d["params"] as unknown[]).map(String) : [];
       return [

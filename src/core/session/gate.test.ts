@@ -175,9 +175,15 @@ describe("Gate", () => {
       type: "session.end",
       data: { reason: "client closed", requests: 2 },
     });
-    const kinds: string[] = [];
-    for await (const e of readRecording(store, session.id)) kinds.push(e.kind);
-    expect(kinds).toEqual(["request", "decision", "request", "decision"]);
+    const events: { kind: string; decision?: unknown }[] = [];
+    for await (const e of readRecording(store, session.id)) {
+      events.push({ kind: e.kind, decision: (e.data as { decision?: unknown } | null)?.decision });
+    }
+    // one event per request, carrying its decision
+    expect(events).toMatchObject([
+      { kind: "request", decision: { outcome: "allow" } },
+      { kind: "request", decision: { outcome: "deny", rule: expect.any(String) as unknown } },
+    ]);
     expect((await store.getSession(session.id))?.seal?.reason).toBe("client closed");
     const report = await verifyEvidence(store, { publicKey: signingKey.publicKey });
     expect(report.ok).toBe(true);

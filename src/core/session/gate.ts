@@ -380,13 +380,17 @@ export class GatedSession {
     }
   }
 
+  /** One recording event per request: what was asked and how it was decided (one hash, one row). */
   #recordDecision(request: GateRequest, decision: Decision): void {
     try {
-      this.recording.record("request", { text: request.shown?.text ?? request.text, ...request.data });
-      this.recording.record("decision", {
-        outcome: decision.outcome,
-        ...(decision.rule ? { rule: decision.rule.path, summary: decision.rule.summary } : {}),
-        ...(decision.outcome !== "allow" ? { reason: decision.reason } : {}),
+      this.recording.record("request", {
+        text: request.shown?.text ?? request.text,
+        ...request.data,
+        decision: {
+          outcome: decision.outcome,
+          ...(decision.rule ? { rule: decision.rule.path, summary: decision.rule.summary } : {}),
+          ...(decision.outcome !== "allow" ? { reason: decision.reason } : {}),
+        },
       });
     } catch {
       // the recording's buffer is full: the audit record below still decides whether the request may pass
