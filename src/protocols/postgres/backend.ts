@@ -43,8 +43,18 @@ export interface ResultSummary {
 export interface BackendRelayOptions {
   client: Socket | TLSSocket;
   target: Socket | TLSSocket;
-  /** Called for each finished statement (CommandComplete or error). */
-  onResult: (summary: ResultSummary) => void;
+  /**
+   * Called for each finished statement (CommandComplete or error), after its bytes went to the client. A returned
+   * promise is back-pressure from the recorder: the relay reads nothing more from the target, and records no
+   * further result, until it settles.
+   */
+  onResult: (summary: ResultSummary) => Promise<void> | undefined;
+  /**
+   * The target started a binary COPY OUT on a connection with content detectors (a request that got past the
+   * frontend's check): nothing of it reaches the client and the relay stops; the caller refuses and closes.
+   * `text` is the request's text as evidence shows it.
+   */
+  onUnscannableCopy: (text: string) => void;
   /** First rows per result kept for the recording (after masking). */
   sampleRows: number;
   masking?: { masker: MaskerLike; resolver: ColumnResolver; maskText: string };
@@ -53,6 +63,11 @@ export interface BackendRelayOptions {
 type Verdict = "pass" | "drop" | Buffer;
 
 const HOLD_LIMIT = 1024 * 1024 * 1024;
+/**
+ * Finished statements that may wait unrecorded within one chunk of target data. Past this the relay records them
+ * before reading on, and stops in the middle of a chunk if the recorder asks it to wait.
+ */
+const RESULTS_PENDING_LIMIT = 32;
 /** A DataRow bigger than this is summarised rather than sampled. */
 const SAMPLE_VALUE_LIMIT = 256;
 
@@ -72,6 +87,10 @@ export class BackendRelay {
   #queue: Buffer[] = [];
   #waiting = false;
   #clientBlocked = false;
+  /** The recorder is over its high-water mark: results wait in #results, the target is not read. */
+  #recorderBlocked = false;
+  /** A binary COPY OUT the detectors cannot scan started: everything from the target is dropped from now on. */
+  #cut = false;
   /** Finished statements waiting to be recorded once the current output is written. */
   readonly #results: ResultSummary[] = [];
   #txStatus: "I" | "T" | "E" = "I";
@@ -117,7 +136,8 @@ export class BackendRelay {
   }
 
   push(chunk: Buffer): void {
-    if (this.#waiting) {
+    if (this.#cut) return;
+    if (this.#waiting || this.#recorderBlocked) {
       this.#queue.push(chunk);
       return;
     }
@@ -142,6 +162,7 @@ export class BackendRelay {
       this.#heldBytes = 0;
       pos = need;
       if (!this.#emit(whole, out, chunk.subarray(pos))) return;
+      if (this.#cut) return this.#cutOff(out);
     }
     let passStart = pos;
     while (pos < chunk.length) {
@@ -172,18 +193,28 @@ export class BackendRelay {
       }
       const msg = chunk.subarray(pos, pos + total);
       const verdict = this.#handle(msg);
-      if (verdict === "pass") {
-        pos += total;
-        continue;
+      if (verdict !== "pass") {
+        this.#flushRange(out, chunk, passStart, pos);
+        if (this.#cut) return this.#cutOff(out);
+        passStart = pos + total;
       }
-      this.#flushRange(out, chunk, passStart, pos);
       pos += total;
-      passStart = pos;
       if (verdict instanceof Promise) {
         this.#await(verdict, msg, out, chunk.subarray(pos));
         return;
       }
-      if (verdict !== "drop") out.push(verdict);
+      if (verdict !== "pass" && verdict !== "drop") out.push(verdict);
+      if (this.#results.length >= RESULTS_PENDING_LIMIT) {
+        // many statements finished in this chunk (a pipeline): record them now, and stop here if the recorder
+        // is full, so that at most this many results are ever held back from it
+        this.#flushRange(out, chunk, passStart, pos);
+        passStart = pos;
+        this.#write(out);
+        if (this.#recorderBlocked) {
+          if (pos < chunk.length) this.#queue.unshift(chunk.subarray(pos));
+          return;
+        }
+      }
     }
     this.#flushRange(out, chunk, passStart, pos);
     this.#write(out);
@@ -199,6 +230,7 @@ export class BackendRelay {
       return true;
     }
     const verdict = this.#handle(msg);
+    if (this.#cut) return true;
     if (verdict instanceof Promise) {
       this.#await(verdict, msg, out, rest);
       return false;
@@ -221,10 +253,51 @@ export class BackendRelay {
       () => this.#opts.client.write(msg),
     ).finally(() => {
       this.#waiting = false;
-      if (!this.#clientBlocked) this.#opts.target.resume();
-      while (!this.#waiting && this.#queue.length > 0) this.#process(this.#queue.shift() as Buffer);
-      this.#drainInjected();
+      this.#resumeTarget();
+      this.#drainQueue();
     });
+  }
+
+  /** Reads the target again once nothing holds it: an awaited verdict, a slow client, a full recorder. */
+  #resumeTarget(): void {
+    if (!this.#waiting && !this.#clientBlocked && !this.#recorderBlocked && !this.#cut) this.#opts.target.resume();
+  }
+
+  #drainQueue(): void {
+    while (!this.#waiting && !this.#recorderBlocked && !this.#cut && this.#queue.length > 0) {
+      this.#process(this.#queue.shift() as Buffer);
+    }
+    this.#drainInjected();
+  }
+
+  /** Records finished statements in order until the recorder asks to wait. */
+  #recordResults(): void {
+    const results = this.#results;
+    while (results.length > 0 && !this.#recorderBlocked) {
+      const wait = this.#opts.onResult(results.shift() as ResultSummary);
+      if (wait) {
+        this.#recorderBlocked = true;
+        this.#opts.target.pause();
+        const resume = () => {
+          this.#recorderBlocked = false;
+          this.#recordResults();
+          if (this.#recorderBlocked) return;
+          this.#resumeTarget();
+          this.#drainQueue();
+        };
+        void wait.then(resume, resume);
+      }
+    }
+  }
+
+  /** Stops relaying for good after an unscannable binary COPY OUT began; what came before it is delivered. */
+  #cutOff(out: Buffer[]): void {
+    this.#write(out);
+    this.#queue.length = 0;
+    this.#held = [];
+    this.#heldBytes = 0;
+    this.#opts.target.pause();
+    this.#opts.onUnscannableCopy(this.#currentTrack()?.text ?? "");
   }
 
   #heldNeed(chunk: Buffer): number | undefined {
@@ -249,7 +322,7 @@ export class BackendRelay {
   #write(out: Buffer[]): void {
     if (out.length > 0) this.#send(out);
     // recorded after the bytes are handed to the client socket: hashing a result event is not on its latency path
-    if (this.#results.length > 0) for (const r of this.#results.splice(0)) this.#opts.onResult(r);
+    if (this.#results.length > 0) this.#recordResults();
   }
 
   #send(out: Buffer[]): void {
@@ -268,7 +341,7 @@ export class BackendRelay {
       this.#opts.target.pause();
       client.once("drain", () => {
         this.#clientBlocked = false;
-        if (!this.#waiting) this.#opts.target.resume();
+        this.#resumeTarget();
       });
     }
   }
@@ -292,7 +365,13 @@ export class BackendRelay {
       case "H": {
         // CopyOutResponse: overall format 0 is text, where detectors can scan each row
         const masker = this.#opts.masking?.masker;
-        this.#copyScan = body[0] === 0 && masker?.hasDetectors === true;
+        if (masker?.hasDetectors !== true) return "pass";
+        if (body[0] !== 0) {
+          // binary rows cannot be scanned: none of them may reach the client (fail closed)
+          this.#cut = true;
+          return "drop";
+        }
+        this.#copyScan = true;
         return "pass";
       }
       case "d":

@@ -9,6 +9,7 @@ import type { CancelRegistry } from "./cancel.js";
 import { CatalogResolver } from "./catalog.js";
 import { ProtocolError } from "./framing.js";
 import { FrontendPipeline, type SqlAnalyzerLike } from "./frontend.js";
+import { paramMaskerFor } from "./params.js";
 import type { MaskerLike } from "./result-mask.js";
 import { SideQueryConnection } from "./side-query.js";
 import { readBearerPassword, readClientHello, StartupError, type StartupOptions } from "./startup.js";
@@ -217,10 +218,36 @@ async function runSession(
     sampleRows: deps.sampleRows,
     onResult: (summary: ResultSummary) => {
       try {
-        session.recording.record("result", summary);
+        // false: the recorder is past its high-water mark; the relay stops reading the target until it drained
+        if (!session.recording.record("result", summary)) return session.recording.drain();
       } catch {
-        // recording buffer full: the result already reached the client; the audit record of the request stands
+        // past the recorder's hard limit (its store is failing): the result already reached the client; the
+        // audit record of the request stands
       }
+      return undefined;
+    },
+    onUnscannableCopy: (text: string) => {
+      // a binary COPY OUT got past the frontend's check (its format spelled with escapes): no row of it was
+      // relayed; refuse it like the frontend would, and end the session, which is now in the middle of a COPY
+      const rule = `connections[${session.connection.index}].masking`;
+      const reason = "binary COPY ... TO STDOUT cannot be scanned by the content detectors of this connection";
+      try {
+        session.recording.record("notice", { refused: reason, text });
+      } catch {
+        // recording full: the audit record below is what counts
+      }
+      void session
+        .audit({
+          type: "request.blocked",
+          decision: "deny",
+          rule,
+          data: { protocol: "postgres", text, reason, stage: "output" },
+        })
+        .catch(() => undefined)
+        .finally(() => {
+          fatal(client, SQLSTATE.insufficientPrivilege, `gatehouse: blocked by ${rule} (${reason})`);
+          close("binary copy out refused");
+        });
     },
     ...(masking
       ? {
@@ -263,6 +290,8 @@ async function runSession(
     relay,
     describeBeforeExecute: masking?.masker.hasColumnRules === true,
     refuseCopyOut: masking?.masker.hasColumnRules === true,
+    refuseBinaryCopyOut: masking?.masker.hasDetectors === true,
+    paramMasker: paramMaskerFor(config),
     onFatal: (code, message) => {
       fatal(client, code, message);
       close("protocol violation");

@@ -1,9 +1,10 @@
 import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 import type { RequestFacts } from "../../core/policy/facts.js";
-import type { Admission, GatedSession, HoldNotice } from "../../core/session/gate.js";
+import type { Admission, GatedSession, GateRequest, HoldNotice } from "../../core/session/gate.js";
 import type { BackendRelay } from "./backend.js";
 import { bodyOf, MessageBuffer, ProtocolError, type Frame } from "./framing.js";
+import { readBind, type ParamMasker } from "./params.js";
 import { describePortal, errorResponse, MAX_CLIENT_MESSAGE, parse, query, readCString, SQLSTATE } from "./wire.js";
 
 /** What this adapter needs from the SQL analyzer (src/core/inspect). */
@@ -19,8 +20,15 @@ export interface SqlAnalyzerLike {
     }[];
     fingerprint?: string;
     error?: string;
+    /**
+     * The text with secrets replaced (a role's password in `ALTER ROLE x PASSWORD '...'`), present only when
+     * there was something to replace: evidence and approvers see it, the target gets the exact text.
+     */
+    redacted?: string;
   };
 }
+
+type Analysis = ReturnType<SqlAnalyzerLike["analyze"]>;
 
 /**
  * Sent to the target instead of a refused request, so the target itself produces an error at that point of the
@@ -32,9 +40,14 @@ export const ABORT_SQL = "gatehouse: request refused by policy";
 
 /** Pause reading the client when this much of its pipeline waits behind a decision. */
 const QUEUE_HIGH_WATER = 8 * 1024 * 1024;
-/** Bound parameters kept in the recording per Bind. */
-const PARAM_RECORD_LIMIT = 1024;
-const PARAMS_RECORDED = 64;
+
+/** Why reading the client is paused; it resumes when no reason is left. */
+const PAUSED_QUEUE = 1;
+const PAUSED_TARGET = 2;
+const PAUSED_RECORDER = 4;
+
+/** A COPY TO STDOUT option asking for binary output, in any of its plain spellings (see #copyOutReason). */
+const BINARY_WORD = /\bbinary\b/i;
 
 export interface FrontendOptions {
   session: GatedSession;
@@ -49,6 +62,13 @@ export interface FrontendOptions {
    * and could not be masked by column (fail closed).
    */
   refuseCopyOut: boolean;
+  /**
+   * Content detectors are configured: binary COPY ... TO STDOUT is refused, because detectors scan text and
+   * binary CopyData could not be scanned (fail closed; the relay closes the session if one gets through anyway).
+   */
+  refuseBinaryCopyOut: boolean;
+  /** Detectors over bound parameters: a hit is recorded masked. */
+  paramMasker: ParamMasker;
   /** Protocol violation: answer FATAL and close this connection only. */
   onFatal: (code: string, message: string) => void;
   onTerminate: () => void;
@@ -66,7 +86,10 @@ export class FrontendPipeline {
   #queuedBytes = 0;
   #running = false;
   #closed = false;
-  #readPaused = false;
+  /** PAUSED_* bits: why the client socket is not being read. */
+  #pausedBy = 0;
+  /** The recorder asked to slow down (record() returned false): wait for its drain before the next message. */
+  #recorderFull = false;
   /** After a refused Parse: drop messages until Sync, as a server does after an extended-protocol error. */
   #skipToSync = false;
   readonly #out: Buffer[] = [];
@@ -89,10 +112,7 @@ export class FrontendPipeline {
       this.#fatal(err);
       return;
     }
-    if (this.#queuedBytes > QUEUE_HIGH_WATER && !this.#readPaused) {
-      this.#readPaused = true;
-      this.#o.client.pause();
-    }
+    if (this.#queuedBytes > QUEUE_HIGH_WATER) this.#pause(PAUSED_QUEUE);
     if (!this.#running) void this.#run();
   }
 
@@ -115,6 +135,7 @@ export class FrontendPipeline {
         const frame = this.#frames.shift() as Frame;
         this.#queuedBytes -= frame.raw.length;
         await this.#handle(frame);
+        if (this.#recorderFull) await this.#drainRecorder();
       }
       this.#flush();
     } catch (err) {
@@ -122,10 +143,34 @@ export class FrontendPipeline {
     } finally {
       this.#running = false;
     }
-    if (this.#readPaused && this.#queuedBytes < QUEUE_HIGH_WATER / 2) {
-      this.#readPaused = false;
-      this.#o.client.resume();
+    if (this.#queuedBytes < QUEUE_HIGH_WATER / 2) this.#unpause(PAUSED_QUEUE);
+  }
+
+  /**
+   * The recorder holds more than its high-water mark: what was admitted goes to the target, then the client is
+   * not read (and nothing more is recorded for it) until the recorder has written its backlog, so no event of
+   * this session is ever dropped for a full buffer.
+   */
+  async #drainRecorder(): Promise<void> {
+    this.#recorderFull = false;
+    this.#flush();
+    this.#pause(PAUSED_RECORDER);
+    try {
+      await this.#o.session.recording.drain();
+    } finally {
+      this.#unpause(PAUSED_RECORDER);
     }
+  }
+
+  #pause(reason: number): void {
+    if (this.#pausedBy === 0) this.#o.client.pause();
+    this.#pausedBy |= reason;
+  }
+
+  #unpause(reason: number): void {
+    if ((this.#pausedBy & reason) === 0) return;
+    this.#pausedBy &= ~reason;
+    if (this.#pausedBy === 0 && !this.#closed) this.#o.client.resume();
   }
 
   async #handle(frame: Frame): Promise<void> {
@@ -139,7 +184,7 @@ export class FrontendPipeline {
       case "F":
         return this.#functionCall(frame);
       case "B":
-        this.#bind(frame);
+        if (!this.#bind(frame)) this.#recorderFull = true;
         relay.expect({ kind: "bind" });
         break;
       case "E": {
@@ -189,24 +234,28 @@ export class FrontendPipeline {
   async #query(frame: Frame): Promise<void> {
     const [text] = readCString(bodyOf(frame), 0);
     const analysis = this.#o.analyzer.analyze(text);
+    // what evidence shows: the text with its secrets replaced, when the analyzer found any
+    const shown = analysis.redacted ?? text;
     this.#flush();
-    const copyOut = await this.#copyOutRefusal(text, analysis);
+    const copyOut = this.#copyOutReason(analysis);
     if (copyOut) {
-      this.#o.relay.expect({ kind: "query", refusal: copyOut });
+      this.#o.relay.expect({ kind: "query", refusal: await this.#copyOutRefusal(shown, copyOut) });
       this.#out.push(query(ABORT_SQL));
       this.#flush();
       return;
     }
-    const admission = await this.#o.session.admit({
+    const request: GateRequest = {
       text,
       facts: analysis.facts,
       data: { message: "query", kinds: analysis.statements.map((s) => s.kind) },
       ...this.#fingerprint(analysis),
       onHold: this.#onHold,
       signal: this.#abort.signal,
-    });
+    };
+    if (shown !== text) request.shown = { text: shown };
+    const admission = await this.#o.session.admit(request);
     if (admission.forward) {
-      this.#o.relay.expect({ kind: "query", track: { text, started: performance.now(), results: 0 } });
+      this.#o.relay.expect({ kind: "query", track: { text: shown, started: performance.now(), results: 0 } });
       this.#out.push(frame.raw);
     } else {
       this.#o.relay.expect({ kind: "query", refusal: refusal(admission) });
@@ -220,26 +269,30 @@ export class FrontendPipeline {
     const [name, afterName] = readCString(body, 0);
     const [text] = readCString(body, afterName);
     const analysis = this.#o.analyzer.analyze(text);
+    const shown = analysis.redacted ?? text;
     this.#flush();
-    const copyOut = await this.#copyOutRefusal(text, analysis);
+    const copyOut = this.#copyOutReason(analysis);
     if (copyOut) {
       this.#statements.delete(name);
-      this.#o.relay.expect({ kind: "parse", refusal: copyOut });
+      this.#o.relay.expect({ kind: "parse", refusal: await this.#copyOutRefusal(shown, copyOut) });
       this.#out.push(parse(ABORT_SQL));
       this.#skipToSync = true;
       this.#flush();
       return;
     }
-    const admission = await this.#o.session.admit({
+    const request: GateRequest = {
       text,
       facts: analysis.facts,
       data: { message: "parse", kinds: analysis.statements.map((s) => s.kind), ...(name ? { statement: name } : {}) },
       ...this.#fingerprint(analysis),
       onHold: this.#onHold,
       signal: this.#abort.signal,
-    });
+    };
+    if (shown !== text) request.shown = { text: shown };
+    const admission = await this.#o.session.admit(request);
     if (admission.forward) {
-      this.#statements.set(name, text);
+      // kept for the bind and result evidence of this statement: the redacted text, never the secret
+      this.#statements.set(name, shown);
       this.#o.relay.expect({ kind: "parse" });
       this.#out.push(frame.raw);
     } else {
@@ -284,78 +337,78 @@ export class FrontendPipeline {
    * The analyzer computes fingerprints lazily (~20 us each); only approvers ever see one, so a connection without
    * approval rules never pays for it.
    */
-  #fingerprint(analysis: ReturnType<SqlAnalyzerLike["analyze"]>): { fingerprint?: string } {
+  #fingerprint(analysis: Analysis): { fingerprint?: string } {
     if (this.#o.session.connection.approvals.length === 0) return {};
     const fingerprint = analysis.fingerprint;
     return fingerprint !== undefined ? { fingerprint } : {};
   }
 
-  /** The refusal for COPY TO STDOUT on a connection with column masking, recorded as a blocked request. */
-  async #copyOutRefusal(text: string, analysis: ReturnType<SqlAnalyzerLike["analyze"]>): Promise<Buffer | undefined> {
-    if (!this.#o.refuseCopyOut) return undefined;
-    if (!analysis.statements.some((s) => s.copy?.direction === "to" && s.copy.via === "stdio")) return undefined;
+  /**
+   * Why a COPY ... TO STDOUT in this request cannot be let through, if it cannot. Costs nothing on a connection
+   * without masking.
+   *
+   * Binary output is recognised by the word `binary` anywhere in the statement (`WITH (FORMAT binary)`,
+   * `FORMAT 'binary'`, the older `COPY BINARY t` and `WITH BINARY`), so a column or literal of that name is
+   * refused too: the safe direction. The option spelled with escapes (`FORMAT E'\x62inary'`) is not seen here;
+   * the relay then sees the target's binary CopyOutResponse and closes the session before any row passes.
+   */
+  #copyOutReason(analysis: Analysis): CopyOutReason | undefined {
+    const o = this.#o;
+    if (!o.refuseCopyOut && !o.refuseBinaryCopyOut) return undefined;
+    for (const s of analysis.statements) {
+      if (s.copy?.direction !== "to" || s.copy.via !== "stdio") continue;
+      if (o.refuseCopyOut) return COPY_OUT_COLUMNS;
+      if (BINARY_WORD.test(s.text)) return COPY_OUT_BINARY;
+    }
+    return undefined;
+  }
+
+  /** The refusal for a COPY TO STDOUT that masking could not cover, recorded as a blocked request. */
+  async #copyOutRefusal(text: string, why: CopyOutReason): Promise<Buffer> {
     const session = this.#o.session;
     const rule = `connections[${session.connection.index}].masking`;
-    const reason = "COPY ... TO STDOUT cannot be masked by column on a connection with column masking";
     try {
-      session.recording.record("request", { text, refused: reason });
+      session.recording.record("request", { text, refused: why.reason });
     } catch {
       // recording full: the audit record below is what counts
     }
     await session
-      .audit({ type: "request.blocked", decision: "deny", rule, data: { protocol: "postgres", text, reason } })
+      .audit({
+        type: "request.blocked",
+        decision: "deny",
+        rule,
+        data: { protocol: "postgres", text, reason: why.reason },
+      })
       .catch(() => undefined); // refused either way
     return errorResponse({
       severity: "ERROR",
       code: SQLSTATE.insufficientPrivilege,
-      message: `gatehouse: blocked by ${rule} (${reason})`,
-      hint: "select the rows instead: query results are masked",
+      message: `gatehouse: blocked by ${rule} (${why.reason})`,
+      hint: why.hint,
     });
   }
 
-  /** Records the bound parameters (text as text, binary as hex), bounded in size and count. */
-  #bind(frame: Frame): void {
-    const body = bodyOf(frame);
-    const [portal, a] = readCString(body, 0);
-    const [statement, b] = readCString(body, a);
-    let off = b;
-    const nFormats = body.readInt16BE(off);
-    const formats: number[] = [];
-    for (let i = 0; i < nFormats; i++) formats.push(body.readInt16BE(off + 2 + 2 * i));
-    off += 2 + 2 * nFormats;
-    const nParams = body.readInt16BE(off);
-    off += 2;
-    const params: (string | null)[] = [];
-    let total = 0;
-    for (let i = 0; i < nParams; i++) {
-      const len = body.readInt32BE(off);
-      off += 4;
-      if (len < 0) {
-        if (params.length < PARAMS_RECORDED) params.push(null);
-        continue;
-      }
-      const binary = (nFormats === 1 ? formats[0] : formats[i]) === 1;
-      total += len;
-      if (params.length < PARAMS_RECORDED) {
-        const v = body.subarray(off, off + Math.min(len, PARAM_RECORD_LIMIT));
-        const shown = binary ? `\\x${v.toString("hex")}` : v.toString("utf8");
-        params.push(len > PARAM_RECORD_LIMIT ? `${shown}… (${len} bytes)` : shown);
-      }
-      off += len;
-    }
-    const text = this.#statements.get(statement) ?? "";
-    this.#portals.set(portal, { text, params });
+  /**
+   * Records the bound parameters (text as text, binary as hex, detector hits masked), bounded in size and
+   * count. False when the recorder asks the producer to wait for its drain.
+   */
+  #bind(frame: Frame): boolean {
+    const bind = readBind(frame, this.#o.paramMasker);
+    const text = this.#statements.get(bind.statement) ?? "";
+    this.#portals.set(bind.portal, { text, params: bind.params });
     try {
-      this.#o.session.recording.record("bind", {
-        ...(portal ? { portal } : {}),
-        ...(statement ? { statement } : {}),
+      return this.#o.session.recording.record("bind", {
+        ...(bind.portal ? { portal: bind.portal } : {}),
+        ...(bind.statement ? { statement: bind.statement } : {}),
         text,
-        params,
-        ...(nParams > params.length ? { params_total: nParams } : {}),
-        params_bytes: total,
+        params: bind.params,
+        ...(bind.total > bind.params.length ? { params_total: bind.total } : {}),
+        params_bytes: bind.bytes,
+        ...(bind.masked > 0 ? { params_masked: bind.masked } : {}),
       });
     } catch {
       // recording buffer full: the request itself was already decided and audited at Parse
+      return true;
     }
   }
 
@@ -367,13 +420,9 @@ export class FrontendPipeline {
     if (out.length === 1) ok = target.write(out[0] as Buffer);
     else ok = target.write(Buffer.concat(out));
     out.length = 0;
-    if (!ok && !this.#readPaused) {
-      this.#readPaused = true;
-      this.#o.client.pause();
-      target.once("drain", () => {
-        this.#readPaused = false;
-        this.#o.client.resume();
-      });
+    if (!ok && (this.#pausedBy & PAUSED_TARGET) === 0) {
+      this.#pause(PAUSED_TARGET);
+      target.once("drain", () => this.#unpause(PAUSED_TARGET));
     }
   }
 
@@ -385,6 +434,21 @@ export class FrontendPipeline {
     this.#o.onFatal(SQLSTATE.protocolViolation, `gatehouse: invalid message: ${message}`);
   }
 }
+
+interface CopyOutReason {
+  reason: string;
+  hint: string;
+}
+
+const COPY_OUT_COLUMNS: CopyOutReason = {
+  reason: "COPY ... TO STDOUT cannot be masked by column on a connection with column masking",
+  hint: "select the rows instead: query results are masked",
+};
+
+const COPY_OUT_BINARY: CopyOutReason = {
+  reason: "binary COPY ... TO STDOUT cannot be scanned by the content detectors of this connection",
+  hint: "use FORMAT text or csv: their rows are scanned and masked",
+};
 
 /** The ErrorResponse a refused request gets: names the rule (path and summary), not the raw matcher. */
 export function refusal(admission: Extract<Admission, { forward: false }>): Buffer {
