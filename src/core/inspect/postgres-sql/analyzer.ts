@@ -1,8 +1,11 @@
 import { fingerprintSync, loadModule, parseSync } from "libpg-query";
 import { emptyFacts, type RequestFacts, type StatementFact } from "../../policy/facts.js";
 import { parserStateChange } from "./guards.js";
+import { literalKey } from "./literal-key.js";
 import { LruCache } from "./lru.js";
 import { asFields, asList, asString, unwrap, type Fields } from "./node.js";
+import { passwordOptions, redactPasswords, redactUnparsed, type PasswordSite } from "./redact.js";
+import { TemplateCache, type ParseDetail } from "./templates.js";
 import { byteSlicer } from "./text.js";
 import { collectFacts } from "./walk.js";
 
@@ -36,6 +39,12 @@ export interface SqlAnalysis {
   fingerprint?: string;
   /** Why the text could not be analyzed; facts.unparseable carries the same reason. */
   error?: string;
+  /**
+   * The text with each role password (CREATE/ALTER ROLE/USER ... [ENCRYPTED] PASSWORD '...') replaced by
+   * '********', or a statement replaced by `<statement redacted: role password>` where the literal could not be
+   * located exactly. Present only when there was something to hide; for evidence and approvers, never the target.
+   */
+  redacted?: string;
 }
 
 export interface AnalyzerOptions {
@@ -43,6 +52,22 @@ export interface AnalyzerOptions {
   cacheSize?: number;
   /** Budget for the total length of cached texts, in characters. Default 8M. */
   cacheChars?: number;
+  /**
+   * Templates: analyses reused for texts that differ only in literal values (templates.ts). Default 5000; 0
+   * disables them, so every text missing the exact cache is parsed.
+   */
+  templateCacheSize?: number;
+  /** Budget for the total length of template keys, in characters. Default 4M. */
+  templateCacheChars?: number;
+}
+
+export interface AnalyzerStats {
+  /** analyze() calls answered by the exact-text cache. */
+  exactHits: number;
+  /** analyze() calls answered from a template. */
+  templateHits: number;
+  /** Templates currently held. */
+  templates: number;
 }
 
 /**
@@ -50,29 +75,61 @@ export interface AnalyzerOptions {
  * gateway sees statements exactly where the server will. Results are shared between callers and frozen.
  */
 export class PostgresSqlAnalyzer {
-  private constructor(private readonly cache: LruCache<SqlAnalysis>) {}
+  private exactHits = 0;
+
+  private constructor(
+    private readonly cache: LruCache<SqlAnalysis>,
+    private readonly templates: TemplateCache,
+  ) {}
 
   static async load(options: AnalyzerOptions = {}): Promise<PostgresSqlAnalyzer> {
     await loadModule();
     // the first parse pays a one-off WebAssembly warm-up of tens of milliseconds: pay it here, not on a query
     parseSync("SELECT 1");
-    return new PostgresSqlAnalyzer(new LruCache(options.cacheSize ?? 5000, options.cacheChars ?? 8_000_000));
+    return new PostgresSqlAnalyzer(
+      new LruCache(options.cacheSize ?? 5000, options.cacheChars ?? 8_000_000),
+      new TemplateCache(options.templateCacheSize ?? 5000, options.templateCacheChars ?? 4_000_000),
+    );
+  }
+
+  get stats(): AnalyzerStats {
+    return { exactHits: this.exactHits, templateHits: this.templates.hits, templates: this.templates.size };
   }
 
   /** Never throws: text that cannot be analyzed yields `error` and `facts.unparseable`. */
   analyze(sql: string): SqlAnalysis {
     const cached = this.cache.get(sql);
-    if (cached) return cached;
-    const result = deepFreeze(analyzeText(sql));
+    if (cached) {
+      this.exactHits++;
+      return cached;
+    }
+    const key = this.templates.enabled ? literalKey(sql) : undefined;
+    if (key) {
+      // not put in the exact cache: the template already stands for this text
+      const fromTemplate = this.templates.lookup(sql, key);
+      if (fromTemplate) return fromTemplate;
+    }
+    const { analysis, detail } = analyzeText(sql);
+    const result = deepFreeze(analysis);
     this.cache.set(sql, result);
+    if (key && detail) this.templates.consider(sql, key, result, detail);
     return result;
   }
 }
 
-function unparseable(reason: string): SqlAnalysis {
+interface Analyzed {
+  analysis: SqlAnalysis;
+  /** Present when the text parsed. */
+  detail?: ParseDetail;
+}
+
+function unparseable(sql: string, reason: string): Analyzed {
   const facts = emptyFacts();
   facts.unparseable = { reason };
-  return { facts, statements: [], error: reason };
+  const analysis: SqlAnalysis = { facts, statements: [], error: reason };
+  const redacted = redactUnparsed(sql);
+  if (redacted !== undefined) analysis.redacted = redacted;
+  return { analysis };
 }
 
 function describeParseError(err: unknown): string {
@@ -83,43 +140,48 @@ function describeParseError(err: unknown): string {
   return typeof pos === "number" && pos >= 0 ? `${message} (position ${pos + 1})` : message;
 }
 
-function analyzeText(sql: string): SqlAnalysis {
+function analyzeText(sql: string): Analyzed {
   // the parser reads a C string: text after a NUL would be invisible to it (and to the server)
-  if (sql.includes("\0")) return unparseable("query text contains a NUL character");
-  if (sql.length === 0) return { facts: emptyFacts(), statements: [] };
+  if (sql.includes("\0")) return unparseable(sql, "query text contains a NUL character");
+  if (sql.length === 0) return { analysis: { facts: emptyFacts(), statements: [] } };
 
   let tree: unknown;
   try {
     tree = parseSync(sql);
   } catch (err) {
-    return unparseable(describeParseError(err));
+    return unparseable(sql, describeParseError(err));
   }
 
   const slice = byteSlicer(sql);
   const facts = emptyFacts();
   const statements: AnalyzedStatement[] = [];
+  const bounds: ParseDetail["bounds"] = [];
+  const passwords: PasswordSite[] = [];
   let stateChange: string | undefined;
   for (const raw of asList(asFields(tree)?.stmts)) {
     const rawFields = asFields(raw) ?? {};
     const node = unwrap(rawFields.stmt);
-    if (!node) return unparseable("unexpected parse tree");
+    if (!node) return unparseable(sql, "unexpected parse tree");
     const [type, fields] = node;
+    const start = typeof rawFields.stmt_location === "number" ? rawFields.stmt_location : 0;
+    const len = typeof rawFields.stmt_len === "number" && rawFields.stmt_len > 0 ? rawFields.stmt_len : undefined;
+    const end = len === undefined ? undefined : start + len;
     const drafts = collectFacts(type, fields, (t, f) => {
       stateChange ??= parserStateChange(t, f);
+      for (const option of passwordOptions(t, f)) passwords.push({ option, stmtStart: start, stmtEnd: end });
     });
     facts.statements.push(...drafts.map(toFact));
 
-    const start = typeof rawFields.stmt_location === "number" ? rawFields.stmt_location : 0;
-    const len = typeof rawFields.stmt_len === "number" && rawFields.stmt_len > 0 ? rawFields.stmt_len : undefined;
     const top = drafts[0];
     const statement: AnalyzedStatement = {
       kind: top?.kind ?? "unknown",
-      text: slice(start, len === undefined ? undefined : start + len),
+      text: slice(start, end),
       tables: [...new Set(drafts.flatMap((d) => d.tables))],
     };
     if (top?.hasWhere !== undefined) statement.hasWhere = top.hasWhere;
     if (type === "CopyStmt") statement.copy = copyInfo(fields);
     statements.push(statement);
+    bounds.push({ start, end });
   }
 
   const result: SqlAnalysis = { facts, statements };
@@ -128,7 +190,8 @@ function analyzeText(sql: string): SqlAnalysis {
     facts.unparseable = { reason: stateChange };
     result.error = stateChange;
   }
-  return result;
+  if (passwords.length > 0) result.redacted = redactPasswords(sql, passwords);
+  return { analysis: result, detail: { tree, bounds } };
 }
 
 function toFact(d: StatementFact): StatementFact {

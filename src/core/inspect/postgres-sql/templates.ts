@@ -1,0 +1,168 @@
+import type { AnalyzedStatement, SqlAnalysis } from "./analyzer.js";
+import { keyToText, textToKey, type LiteralKey } from "./literal-key.js";
+import { LruCache } from "./lru.js";
+import { byteToIndex } from "./text.js";
+
+/**
+ * Analyses reused across texts that differ only in literal values (literal-key.ts). A template is the analysis of
+ * one such text; another text with the same key gets the template's facts and shapes, and its own statement text.
+ *
+ * Why that cannot change a decision. A key fixes every character outside the literals and each literal's class
+ * (integer, other number, string), so two texts with one key are the same token sequence except for literal values
+ * -- and a template is only made when
+ *   1. every fact, top-level or nested, and every top-level statement is one of TEMPLATE_KINDS, and nothing is a
+ *      COPY. For these kinds the walker (walk.ts) derives a fact from three things only: the node type
+ *      (kinds.ts; for SelectStmt whether it has an INTO clause), table names from RangeVars and relation fields
+ *      (identifiers, never A_Const values), and hasWhere, which asks whether the WHERE tree contains a ColumnRef.
+ *      No value of an A_Const is read for them. The one place that reads constant values, guards.ts, looks at SET
+ *      statements (standard_conforming_strings, client_encoding): SET is not in the list, so `= 'on'` can never
+ *      stand for `= 'off'`. Role statements (whose passwords SqlAnalysis.redacted hides) are not in it either.
+ *   2. the analysis has no error, so every text sharing the key must parse too: the literal values are the only
+ *      difference, and
+ *   3. each literal of the template text became an A_Const of the tree (at its own location, or at the minus sign
+ *      the grammar folds into a negative constant). The grammar consumes a few literals itself, sometimes checking
+ *      their value: `float(0)` is an error and `float(30)` a different type, `int[5]` and `CURRENT_TIME(3)` keep
+ *      the number outside any A_Const. Such texts fail this check and are never templates. Literals that become
+ *      A_Consts are only stored, so any other value of the same class yields the same tree except for A_Const
+ *      values -- which is also why the fingerprint (which ignores A_Const values) is shared.
+ * Texts longer than TEMPLATE_MAX_TEXT never use templates: a text with a huge literal is always parsed for real.
+ */
+
+/** Statement kinds whose facts depend only on node types, identifiers and tree shape. */
+const TEMPLATE_KINDS: ReadonlySet<string> = new Set(["select", "insert", "update", "delete", "merge"]);
+
+/** Longest text (in UTF-16 units) that is stored as, or served from, a template. */
+export const TEMPLATE_MAX_TEXT = 65_536;
+
+const MINUS = 0x2d;
+
+interface Template {
+  /** The frozen analysis of the text the template was made from. */
+  analysis: SqlAnalysis;
+  /** Each top-level statement's start and end as key offsets (end undefined: to the end of the text). */
+  starts: number[];
+  ends: (number | undefined)[];
+}
+
+/** What a parse produced besides the analysis, needed to decide whether it can be a template. */
+export interface ParseDetail {
+  tree: unknown;
+  /** Each top-level statement's byte range; end undefined means to the end of the text. */
+  bounds: { start: number; end: number | undefined }[];
+}
+
+export class TemplateCache {
+  private readonly lru: LruCache<Template>;
+  /** Analyses answered from a template. */
+  hits = 0;
+
+  constructor(maxEntries: number, maxChars: number) {
+    this.lru = new LruCache(maxEntries, maxChars);
+  }
+
+  get size(): number {
+    return this.lru.size;
+  }
+
+  get enabled(): boolean {
+    return this.lru.maxEntries > 0;
+  }
+
+  /** The analysis of `sql` from the template of its key, if there is one. */
+  lookup(sql: string, key: LiteralKey): SqlAnalysis | undefined {
+    if (key.spans.length === 0 || sql.length > TEMPLATE_MAX_TEXT) return undefined;
+    const template = this.lru.get(key.key);
+    if (template === undefined) return undefined;
+    this.hits++;
+    return instantiate(sql, key, template);
+  }
+
+  /** Keeps a freshly parsed analysis as the template of its key if that is safe (see the comment above). */
+  consider(sql: string, key: LiteralKey, analysis: SqlAnalysis, detail: ParseDetail): void {
+    if (!this.enabled || key.spans.length === 0 || sql.length > TEMPLATE_MAX_TEXT) return;
+    if (!hasTemplateKinds(analysis) || detail.bounds.length !== analysis.statements.length) return;
+    const index = byteToIndex(sql);
+    if (!literalsAreConstants(sql, key.spans, detail.tree, index)) return;
+    const starts: number[] = [];
+    const ends: (number | undefined)[] = [];
+    for (const { start, end } of detail.bounds) {
+      const s = textToKey(key.spans, index(start));
+      const e = end === undefined ? undefined : textToKey(key.spans, index(end));
+      if (s === undefined || (end !== undefined && e === undefined)) return;
+      starts.push(s);
+      ends.push(e);
+    }
+    this.lru.set(key.key, { analysis, starts, ends });
+  }
+}
+
+function hasTemplateKinds(a: SqlAnalysis): boolean {
+  if (a.error !== undefined || a.facts.unparseable !== undefined || a.redacted !== undefined) return false;
+  if (a.statements.length === 0) return false;
+  if (!a.facts.statements.every((f) => TEMPLATE_KINDS.has(f.kind))) return false;
+  return a.statements.every((s) => TEMPLATE_KINDS.has(s.kind) && s.copy === undefined);
+}
+
+/** Byte offsets of every A_Const in the tree (a location of 0 is left out of libpg-query's JSON). */
+function constantLocations(tree: unknown): number[] {
+  const out: number[] = [];
+  const stack: unknown[] = [tree];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (Array.isArray(v)) {
+      for (const item of v as unknown[]) stack.push(item);
+    } else if (typeof v === "object" && v !== null) {
+      for (const [key, value] of Object.entries(v)) {
+        if (key === "A_Const" && typeof value === "object" && value !== null) {
+          const location = (value as { location?: unknown }).location;
+          out.push(typeof location === "number" ? location : 0);
+        }
+        stack.push(value);
+      }
+    }
+  }
+  return out;
+}
+
+function isSpace(c: number): boolean {
+  return c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d;
+}
+
+/** Whether each literal of the text is an A_Const of its tree, at its own location or at a minus sign before it. */
+function literalsAreConstants(
+  sql: string,
+  spans: readonly number[],
+  tree: unknown,
+  index: (byte: number) => number,
+): boolean {
+  const constants = new Set(constantLocations(tree).map(index));
+  for (let i = 0; i < spans.length; i += 2) {
+    const start = spans[i] as number;
+    if (constants.has(start)) continue;
+    // `- 5` and `- -5` are one constant located at the first minus sign
+    let found = false;
+    for (let k = start - 1; k >= 0 && !found; k--) {
+      const c = sql.charCodeAt(k);
+      if (c === MINUS) found = constants.has(k);
+      else if (!isSpace(c)) break;
+    }
+    if (!found) return false;
+  }
+  return true;
+}
+
+function instantiate(sql: string, key: LiteralKey, template: Template): SqlAnalysis {
+  const source = template.analysis;
+  const statements = source.statements.map((s, i): AnalyzedStatement => {
+    const start = keyToText(key.spans, template.starts[i] as number);
+    const endKey = template.ends[i];
+    const text = sql.slice(start, endKey === undefined ? undefined : keyToText(key.spans, endKey));
+    const statement: AnalyzedStatement = { kind: s.kind, text, tables: s.tables };
+    if (s.hasWhere !== undefined) statement.hasWhere = s.hasWhere;
+    return Object.freeze(statement);
+  });
+  const result: SqlAnalysis = { facts: source.facts, statements: Object.freeze(statements) as AnalyzedStatement[] };
+  // libpg-query fingerprints ignore constant values: the template's fingerprint is this text's
+  Object.defineProperty(result, "fingerprint", { enumerable: true, get: () => source.fingerprint });
+  return Object.freeze(result);
+}
