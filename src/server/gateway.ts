@@ -52,7 +52,7 @@ export class Gateway {
   }
 
   static async start(config: GatehouseConfig, options: GatewayOptions = {}): Promise<Gateway> {
-    const store = await openStore({ dataDir: config.data });
+    const store = await openStore({ dataDir: config.data, durability: config.audit.durability });
     const closeOnFailure: (() => Promise<void>)[] = [() => store.close()];
     try {
       const signingKey = loadOrCreateEd25519Key(join(config.data, "keys", "audit-signing.pem"));

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { AuditRecord } from "../../src/core/evidence/audit-event.js";
 import { openStore, type Store } from "../../src/core/store/index.js";
+import { SqliteSession, type EvidenceDurability } from "../../src/core/store/sqlite-session.js";
 
 const dirs: string[] = [];
 const stores: Store[] = [];
@@ -85,5 +86,28 @@ describe.each([true, false])("sqlite store (worker=%s)", (worker) => {
     await store.commitAudit({ records: [rec(1)] });
     await expect(store.commitAudit({ records: [rec(2), rec(1)] })).rejects.toThrow(/UNIQUE|constraint/i);
     expect(await store.countAudit()).toBe(1);
+  });
+});
+
+describe("audit.durability", () => {
+  it("fsync (the default) fsyncs every commit; os leaves commits to the OS and fsyncs at checkpoints", () => {
+    const dir = tempDir();
+    const pragma = (durability?: EvidenceDurability) => {
+      const session = new SqliteSession({
+        path: join(dir, "d.db"),
+        readonly: false,
+        busyTimeoutMs: 100,
+        ...(durability ? { durability } : {}),
+      });
+      try {
+        return session.query({ sql: "PRAGMA synchronous", parameters: [] }).rows[0];
+      } finally {
+        session.close();
+      }
+    };
+    // SQLite: 2 = FULL (WAL fsynced at each commit), 1 = NORMAL (WAL fsynced at checkpoints only)
+    expect(pragma()).toEqual({ synchronous: 2 });
+    expect(pragma("fsync")).toEqual({ synchronous: 2 });
+    expect(pragma("os")).toEqual({ synchronous: 1 });
   });
 });

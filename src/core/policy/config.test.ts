@@ -101,6 +101,14 @@ describe("parseConfig: errors name file and path on one line", () => {
     );
   });
 
+  it("audit.durability: fsync by default, os when asked, anything else named", () => {
+    expect(parseConfig("data: ./d\n").audit.durability).toBe("fsync");
+    expect(parseConfig("audit: { durability: os }\n").audit.durability).toBe("os");
+    expect(errorOf("audit: { durability: never }\n")).toBe(
+      'gatehouse.yaml: audit.durability: invalid value "never" (expected one of fsync, os)',
+    );
+  });
+
   it("bad duration and out-of-range values", () => {
     expect(errorOf("audit: { retention: 5x }\n")).toBe(
       'gatehouse.yaml: audit.retention: invalid duration "5x" (expected e.g. 30s, 5m, 2h, 400d, 1h30m or 0)',

@@ -485,6 +485,11 @@ const audit = z
   .object({
     retention: duration().optional(),
     checkpoint_every: z.number().int().min(1).optional(),
+    /**
+     * What an audit record survives before its request is forwarded: `fsync` (default) = on disk, survives power
+     * loss; `os` = written to the operating system, survives a gateway crash or kill -9 but not a machine crash.
+     */
+    durability: z.enum(["fsync", "os"]).default("fsync"),
     sinks: z.array(sink).default([]),
   })
   .strict();
@@ -590,7 +595,7 @@ export const configSchema = z
       .strict()
       .default({ oidc: [], tokens: [], ssh_keys: [] }),
     connections: z.array(connectionSchema).default([]),
-    audit: audit.default({ sinks: [] }),
+    audit: audit.default({ durability: "fsync", sinks: [] }),
     recordings: z.object({ retention: duration().optional() }).strict().default({}),
     postgres: postgresListener.default({ tls: { enabled: true, require: "remote" } }),
     approvals: approvalsWorkflow.default({ hold_zero_window: 10 * MINUTE, pending: HOUR, notify: [] }),

@@ -6,6 +6,7 @@ import { migrateToLatest } from "./migrations.js";
 import type { Database } from "./schema.js";
 import { InProcessSqliteClient, WorkerSqliteClient, type SqliteClient } from "./sqlite-client.js";
 import { ClientSqliteDialect } from "./sqlite-dialect.js";
+import type { EvidenceDurability } from "./sqlite-session.js";
 import type { Store } from "./types.js";
 
 export const STORE_FILE = "gatehouse.db";
@@ -22,6 +23,8 @@ export interface OpenStoreOptions {
   worker?: boolean;
   /** How long a write waits for another process's lock before failing (default 5000 ms). */
   busyTimeoutMs?: number;
+  /** What a resolved write survives: `fsync` (default, power loss) or `os` (a gateway crash). */
+  durability?: EvidenceDurability;
 }
 
 /** Opens (creating and migrating when writable) the embedded SQLite store. */
@@ -34,7 +37,12 @@ export async function openStore(options: OpenStoreOptions): Promise<Store> {
   } else {
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   }
-  const sqliteOptions = { path, readonly, busyTimeoutMs: options.busyTimeoutMs ?? 5000 };
+  const sqliteOptions = {
+    path,
+    readonly,
+    busyTimeoutMs: options.busyTimeoutMs ?? 5000,
+    ...(options.durability ? { durability: options.durability } : {}),
+  };
   let client: SqliteClient;
   if (options.worker === false) {
     client = new InProcessSqliteClient(sqliteOptions);

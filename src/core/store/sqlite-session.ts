@@ -37,7 +37,17 @@ export interface SqliteOpenOptions {
   readonly: boolean;
   /** How long a write waits for another connection's lock before failing with SQLITE_BUSY. */
   busyTimeoutMs: number;
+  /** What a resolved commit survives (default "fsync"); see EvidenceDurability. */
+  durability?: EvidenceDurability;
 }
+
+/**
+ * What a committed write survives before the gateway acts on it. `fsync`: the WAL is fsynced at every commit,
+ * so a resolved write survives power loss. `os`: the commit is written to the operating system (a gateway crash
+ * or kill -9 loses nothing; a machine crash may lose the last commits) and fsynced at checkpoints, which keeps
+ * the database consistent either way (SQLite's synchronous=NORMAL in WAL mode).
+ */
+export type EvidenceDurability = "fsync" | "os";
 
 const STATEMENT_CACHE_LIMIT = 256;
 
@@ -59,7 +69,7 @@ export class SqliteSession {
     });
     if (!options.readonly) this.#db.pragma("journal_mode = WAL");
     // FULL: in WAL mode the WAL is fsynced at every commit, so a resolved write survives power loss
-    this.#db.pragma("synchronous = FULL");
+    this.#db.pragma(options.durability === "os" ? "synchronous = NORMAL" : "synchronous = FULL");
     this.#runGroups = this.#db.transaction((groups: readonly SqlGroup[]) => {
       let changes = 0;
       for (const g of groups) {
