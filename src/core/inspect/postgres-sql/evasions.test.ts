@@ -2,6 +2,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import type { Identity } from "../../identity/identity.js";
 import { CompiledPolicy, parseConfig, type StatementFact } from "../../policy/index.js";
 import { PostgresSqlAnalyzer } from "./analyzer.js";
+import { varyLiterals, visible } from "./test-helpers.js";
 
 /**
  * The evasion list of issue 3: each text must be seen for what it is. Every case names the one guardrail that must
@@ -174,5 +175,19 @@ describe("evasion list", () => {
     const a = analyzer.analyze("SELECT pg_catalog.set_config('role','postgres',false)");
     expect(a.facts.statements).toEqual([{ kind: "select", tables: [] }]);
     expect(full.decide(ci, "db", a.facts).outcome).toBe("allow");
+  });
+});
+
+describe("evasion list through literal templates", () => {
+  it.each(CASES)("$sql: the same with other literals, after a template was made", async ({ sql }) => {
+    const templated = await PostgresSqlAnalyzer.load();
+    const reference = await PostgresSqlAnalyzer.load({ cacheSize: 0, templateCacheSize: 0 });
+    const texts = [sql, varyLiterals(sql, () => 1), varyLiterals(sql, (n) => n - 1)];
+    for (const text of texts) {
+      if (text === undefined) continue;
+      const a = templated.analyze(text);
+      expect(visible(a)).toEqual(visible(reference.analyze(text)));
+      expect(full.decide(ci, "db", a.facts)).toEqual(full.decide(ci, "db", reference.analyze(text).facts));
+    }
   });
 });

@@ -67,9 +67,10 @@ function literalAfterPassword(tokens: readonly ScanToken[], i: number): { start:
   return { start, end };
 }
 
+/** The text's tokens without comments (the scanner reports those too), or undefined if it cannot be scanned. */
 function scan(sql: string): readonly ScanToken[] | undefined {
   try {
-    return scanSync(sql).tokens;
+    return scanSync(sql).tokens.filter((t) => t.tokenName !== "SQL_COMMENT" && t.tokenName !== "C_COMMENT");
   } catch {
     return undefined;
   }
