@@ -1,6 +1,8 @@
 /**
  * PostgreSQL SQL analysis cost per statement, in microseconds: a cold parse (a text never seen before), a cache
- * hit, the fingerprint, and a cached analysis plus the policy decision (what the adapter pays per repeated query).
+ * hit, the fingerprint, and a cached analysis plus the policy decision (what the adapter pays per repeated query);
+ * then pgbench -S texts (`... WHERE aid = <random>`), each new, parsed for real and answered from the literal
+ * template that the first of them made.
  *
  *   node --import tsx bench/sql-analyze.ts [--queries 5000] [--rounds 5]
  *
@@ -69,8 +71,8 @@ const hit: number[] = [];
 const fingerprint: number[] = [];
 const decision: number[] = [];
 for (let round = 0; round < ROUNDS; round++) {
-  // a fresh analyzer per round: every first analyze() is a real parse
-  const analyzer = await PostgresSqlAnalyzer.load({ cacheSize: N * 2 });
+  // a fresh analyzer per round: every first analyze() is a real parse (no literal templates)
+  const analyzer = await PostgresSqlAnalyzer.load({ cacheSize: N * 2, templateCacheSize: 0 });
   analyzer.analyze("SELECT 1"); // the first call pays one-off WebAssembly warm-up
   cold.push(...time((t) => analyzer.analyze(t), texts));
   hit.push(...time((t) => analyzer.analyze(t), texts));
@@ -78,11 +80,36 @@ for (let round = 0; round < ROUNDS; round++) {
   decision.push(...time((t) => policy.decide(identity, "db", analyzer.analyze(t).facts), texts));
 }
 
+// pgbench -S: one statement shape, a random account each time, so the exact-text cache never hits
+const PGBENCH_ACCOUNTS = 100_000 * 10; // scale 10
+function pgbenchTexts(): string[] {
+  const aids = new Set<number>();
+  while (aids.size < N) aids.add(1 + Math.floor(Math.random() * PGBENCH_ACCOUNTS));
+  return [...aids].map((aid) => `SELECT abalance FROM pgbench_accounts WHERE aid = ${aid};`);
+}
+const pgbenchCold: number[] = [];
+const templateHit: number[] = [];
+for (let round = 0; round < ROUNDS; round++) {
+  const parsing = await PostgresSqlAnalyzer.load({ cacheSize: N * 2, templateCacheSize: 0 });
+  parsing.analyze("SELECT 1");
+  pgbenchCold.push(...time((t) => parsing.analyze(t), pgbenchTexts()));
+
+  const templated = await PostgresSqlAnalyzer.load({ cacheSize: N * 2 });
+  templated.analyze("SELECT abalance FROM pgbench_accounts WHERE aid = 1;"); // parsed: becomes the template
+  const before = templated.stats.templateHits;
+  const inputs = pgbenchTexts().filter((t) => !t.endsWith(" 1;"));
+  templateHit.push(...time((t) => templated.analyze(t), inputs));
+  if (templated.stats.templateHits - before !== inputs.length)
+    throw new Error("expected every text to hit the template");
+}
+
 const results = [
   ["sql analyze (cold parse)", stats(cold)],
   ["sql analyze (cached)", stats(hit)],
   ["sql fingerprint (first read)", stats(fingerprint)],
   ["policy decision (cached)", stats(decision)],
+  ["sql analyze (pgbench -S, cold)", stats(pgbenchCold)],
+  ["sql analyze (template hit)", stats(templateHit)],
 ] as const;
 for (const [name, s] of results) {
   process.stderr.write(`${name.padEnd(30)} p50 ${s.p50.toFixed(2)} us   p99 ${s.p99.toFixed(2)} us\n`);

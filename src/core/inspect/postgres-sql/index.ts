@@ -3,6 +3,7 @@ export {
   PostgresSqlAnalyzer,
   type AnalyzedStatement,
   type AnalyzerOptions,
+  type AnalyzerStats,
   type CopyInfo,
   type SqlAnalysis,
 } from "./analyzer.js";

@@ -5,6 +5,8 @@
 export class LruCache<V> {
   private readonly map = new Map<string, V>();
   private chars = 0;
+  /** The most recently used key: hitting it again needs no reordering (one hot statement shape, as pgbench -S). */
+  private newest: string | undefined;
 
   constructor(
     readonly maxEntries: number,
@@ -17,10 +19,11 @@ export class LruCache<V> {
 
   get(key: string): V | undefined {
     const value = this.map.get(key);
-    if (value !== undefined) {
+    if (value !== undefined && key !== this.newest) {
       // Map keeps insertion order: re-inserting makes this the newest entry
       this.map.delete(key);
       this.map.set(key, value);
+      this.newest = key;
     }
     return value;
   }
@@ -29,6 +32,7 @@ export class LruCache<V> {
     if (this.maxEntries <= 0 || key.length > this.maxChars / 16) return;
     if (this.map.delete(key)) this.chars -= key.length;
     this.map.set(key, value);
+    this.newest = key;
     this.chars += key.length;
     while (this.map.size > this.maxEntries || this.chars > this.maxChars) {
       const oldest = this.map.keys().next();
