@@ -1,7 +1,6 @@
 import { fingerprintSync, loadModule, parseSync } from "libpg-query";
 import { emptyFacts, type RequestFacts, type StatementFact } from "../../policy/facts.js";
 import { parserStateChange } from "./guards.js";
-import { literalKey } from "./literal-key.js";
 import { LruCache } from "./lru.js";
 import { asFields, asList, asString, unwrap, type Fields } from "./node.js";
 import { passwordOptions, redactPasswords, redactUnparsed, type PasswordSite } from "./redact.js";
@@ -73,6 +72,10 @@ export interface AnalyzerStats {
 /**
  * PostgreSQL SQL -> policy facts, using PostgreSQL's own parser (libpg-query, compiled to WebAssembly), so the
  * gateway sees statements exactly where the server will. Results are shared between callers and frozen.
+ *
+ * Two caches spare the parse: analyses by exact text, and templates (templates.ts) by the text with its literals
+ * blanked out, so that `... WHERE aid = 48213` and `... WHERE aid = 7` are parsed once. Templates are only made
+ * where the facts cannot depend on literal values; a template hit reports what a parse would, with its own text.
  */
 export class PostgresSqlAnalyzer {
   private exactHits = 0;
@@ -103,7 +106,7 @@ export class PostgresSqlAnalyzer {
       this.exactHits++;
       return cached;
     }
-    const key = this.templates.enabled ? literalKey(sql) : undefined;
+    const key = this.templates.keyOf(sql);
     if (key) {
       // not put in the exact cache: the template already stands for this text
       const fromTemplate = this.templates.lookup(sql, key);

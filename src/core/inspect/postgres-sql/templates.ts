@@ -1,5 +1,5 @@
 import type { AnalyzedStatement, SqlAnalysis } from "./analyzer.js";
-import { keyToText, textToKey, type LiteralKey } from "./literal-key.js";
+import { keyToText, literalKey, textToKey, type LiteralKey } from "./literal-key.js";
 import { LruCache } from "./lru.js";
 import { byteToIndex } from "./text.js";
 
@@ -8,23 +8,23 @@ import { byteToIndex } from "./text.js";
  * one such text; another text with the same key gets the template's facts and shapes, and its own statement text.
  *
  * Why that cannot change a decision. A key fixes every character outside the literals and each literal's class
- * (integer, other number, string), so two texts with one key are the same token sequence except for literal values
- * -- and a template is only made when
- *   1. every fact, top-level or nested, and every top-level statement is one of TEMPLATE_KINDS, and nothing is a
+ * (integer, other number, string), so two texts with one key are the same token sequence except for literal
+ * values. A template is only made when
+ *   1. each literal of the template text became an A_Const of the tree (at its own location, or at the minus sign
+ *      the grammar folds into a negative constant). The grammar consumes a few literals itself, sometimes checking
+ *      their value: `float(0)` is an error and `float(30)` a different type, `int[5]` and `CURRENT_TIME(3)` keep
+ *      the number outside any A_Const. Such texts fail this check and are never templates. A literal that becomes
+ *      an A_Const is only stored, so any other value of the same class yields the same tree except for A_Const
+ *      values: it parses too (or the template would have failed to), with the same statement boundaries, and the
+ *      same fingerprint (libpg-query's fingerprint ignores A_Const values);
+ *   2. the analysis has no error, no facts.unparseable and nothing to redact;
+ *   3. every fact, top-level or nested, and every top-level statement is one of TEMPLATE_KINDS, and nothing is a
  *      COPY. For these kinds the walker (walk.ts) derives a fact from three things only: the node type
  *      (kinds.ts; for SelectStmt whether it has an INTO clause), table names from RangeVars and relation fields
  *      (identifiers, never A_Const values), and hasWhere, which asks whether the WHERE tree contains a ColumnRef.
- *      No value of an A_Const is read for them. The one place that reads constant values, guards.ts, looks at SET
+ *      No A_Const value is ever read for them. The one place that reads constant values, guards.ts, looks at SET
  *      statements (standard_conforming_strings, client_encoding): SET is not in the list, so `= 'on'` can never
- *      stand for `= 'off'`. Role statements (whose passwords SqlAnalysis.redacted hides) are not in it either.
- *   2. the analysis has no error, so every text sharing the key must parse too: the literal values are the only
- *      difference, and
- *   3. each literal of the template text became an A_Const of the tree (at its own location, or at the minus sign
- *      the grammar folds into a negative constant). The grammar consumes a few literals itself, sometimes checking
- *      their value: `float(0)` is an error and `float(30)` a different type, `int[5]` and `CURRENT_TIME(3)` keep
- *      the number outside any A_Const. Such texts fail this check and are never templates. Literals that become
- *      A_Consts are only stored, so any other value of the same class yields the same tree except for A_Const
- *      values -- which is also why the fingerprint (which ignores A_Const values) is shared.
+ *      stand for `= 'off'`. Nor are role statements, whose passwords SqlAnalysis.redacted hides per text.
  * Texts longer than TEMPLATE_MAX_TEXT never use templates: a text with a huge literal is always parsed for real.
  */
 
@@ -64,22 +64,23 @@ export class TemplateCache {
     return this.lru.size;
   }
 
-  get enabled(): boolean {
-    return this.lru.maxEntries > 0;
+  /** The key of `sql` if it can use templates: they are on, the text is short enough and has literals. */
+  keyOf(sql: string): LiteralKey | undefined {
+    if (this.lru.maxEntries <= 0 || sql.length > TEMPLATE_MAX_TEXT) return undefined;
+    const key = literalKey(sql);
+    return key && key.spans.length > 0 ? key : undefined;
   }
 
-  /** The analysis of `sql` from the template of its key, if there is one. */
+  /** The analysis of `sql` from the template of its key (from keyOf), if there is one. */
   lookup(sql: string, key: LiteralKey): SqlAnalysis | undefined {
-    if (key.spans.length === 0 || sql.length > TEMPLATE_MAX_TEXT) return undefined;
     const template = this.lru.get(key.key);
     if (template === undefined) return undefined;
     this.hits++;
     return instantiate(sql, key, template);
   }
 
-  /** Keeps a freshly parsed analysis as the template of its key if that is safe (see the comment above). */
+  /** Keeps a freshly parsed analysis as the template of its key (from keyOf) if that is safe (see above). */
   consider(sql: string, key: LiteralKey, analysis: SqlAnalysis, detail: ParseDetail): void {
-    if (!this.enabled || key.spans.length === 0 || sql.length > TEMPLATE_MAX_TEXT) return;
     if (!hasTemplateKinds(analysis) || detail.bounds.length !== analysis.statements.length) return;
     const index = byteToIndex(sql);
     if (!literalsAreConstants(sql, key.spans, detail.tree, index)) return;
