@@ -91,6 +91,8 @@ export class BackendRelay {
   #recorderBlocked = false;
   /** A binary COPY OUT the detectors cannot scan started: everything from the target is dropped from now on. */
   #cut = false;
+  /** The session is ending: results are recorded without waiting for the recorder. */
+  #finishing = false;
   /** Finished statements waiting to be recorded once the current output is written. */
   readonly #results: ResultSummary[] = [];
   #txStatus: "I" | "T" | "E" = "I";
@@ -133,6 +135,18 @@ export class BackendRelay {
   #drainInjected(): void {
     if (this.#injected.length === 0 || this.#skip > 0 || this.#heldBytes > 0 || this.#waiting) return;
     this.#write(this.#injected.splice(0));
+  }
+
+  /**
+   * The session ends (its recording is sealed next): what the target sent and the relay still holds back for the
+   * recorder goes to the client, and every finished result is recorded now, past the high-water mark if need be
+   * (at most RESULTS_PENDING_LIMIT of them plus one chunk's worth), rather than lost to the seal.
+   */
+  finish(): void {
+    this.#finishing = true;
+    this.#recorderBlocked = false;
+    this.#recordResults();
+    this.#drainQueue();
   }
 
   push(chunk: Buffer): void {
@@ -275,7 +289,7 @@ export class BackendRelay {
     const results = this.#results;
     while (results.length > 0 && !this.#recorderBlocked) {
       const wait = this.#opts.onResult(results.shift() as ResultSummary);
-      if (wait) {
+      if (wait && !this.#finishing) {
         this.#recorderBlocked = true;
         this.#opts.target.pause();
         const resume = () => {

@@ -270,6 +270,8 @@ async function runSession(
   const close = (reason: string): void => {
     if (closing) return;
     closing = true;
+    // results the relay held back for a full recorder are recorded before the seal
+    relay.finish();
     pipeline.close();
     key.release();
     if (!targetSocket.destroyed && !terminated) targetSocket.end(Buffer.from([0x58, 0, 0, 0, 4]));

@@ -253,6 +253,32 @@ describe("recorder back-pressure", () => {
     expect(results).toEqual(Array.from({ length: N }, (_, i) => i + 1));
   });
 
+  it("records the results it held back for the recorder when the session ends, before the seal", () => {
+    const client = new FakeSocket();
+    const target = new FakeSocket();
+    const recorded: number[] = [];
+    const relay = new BackendRelay({
+      client: asSocket(client),
+      target: asSocket(target),
+      sampleRows: 0,
+      // the recorder never drains (its store is slow): only the first result is taken before the relay waits
+      onResult: (summary) => {
+        recorded.push(summary.statement);
+        return new Promise<void>(() => undefined);
+      },
+      onUnscannableCopy: () => undefined,
+    });
+    relay.expect({ kind: "query", track: { text: "select ...", started: 0, results: 0 } });
+    const results = Array.from({ length: 100 }, () => commandComplete("SELECT 0"));
+    relay.push(Buffer.concat(results.slice(0, 60)));
+    relay.push(Buffer.concat([...results.slice(60), readyForQuery("I")])); // queued: the target is paused
+    expect(target.paused).toBe(true);
+    expect(recorded).toEqual([1]);
+    relay.finish();
+    expect(recorded).toEqual(Array.from({ length: 100 }, (_, i) => i + 1));
+    expect(client.bytes.equals(Buffer.concat([...results, readyForQuery("I")]))).toBe(true);
+  });
+
   it("stops reading the client after a Bind the recorder pushed back on, until it drained", async () => {
     const client = new FakeSocket();
     const target = new FakeSocket();
