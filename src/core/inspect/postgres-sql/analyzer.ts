@@ -126,11 +126,13 @@ interface Analyzed {
   detail?: ParseDetail;
 }
 
-function unparseable(sql: string, reason: string): Analyzed {
+function unparseable(sql: string, message: string): Analyzed {
+  const redacted = redactUnparsed(sql);
+  // the parser quotes the token it stopped at, which can be the password: `ALTER ROLE PASSWORD 'x'`
+  const reason = redacted === undefined ? message : message.replace(/ at or near "[\s\S]*"/, " at or near (redacted)");
   const facts = emptyFacts();
   facts.unparseable = { reason };
   const analysis: SqlAnalysis = { facts, statements: [], error: reason };
-  const redacted = redactUnparsed(sql);
   if (redacted !== undefined) analysis.redacted = redacted;
   return { analysis };
 }

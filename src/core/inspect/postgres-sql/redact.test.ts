@@ -40,12 +40,29 @@ describe("role passwords are redacted", () => {
     // a statement that does not parse still hides what follows PASSWORD
     ["CREATE ROLE r PASSWORD 'sekrit1' BOGUS", "CREATE ROLE r PASSWORD '********' BOGUS"],
     ["SELECT 1; ALTER ROLE r PASSWORD 'sekrit1'; SELEC 2", "SELECT 1; ALTER ROLE r PASSWORD '********'; SELEC 2"],
+    ["CREATE ROLE r PASSWORD 'sek' 'rit' LOGIN", "CREATE ROLE r PASSWORD '********' LOGIN"],
+    ["CREATE ROLE r PASSWORD N'sekrit1' LOGIN", "CREATE ROLE r PASSWORD '********' LOGIN"],
     // ...and text that cannot even be scanned is hidden whole
     ["ALTER ROLE r PASSWORD 'sekrit1", REDACTED_STATEMENT],
     ["ALTER ROLE r PASSWORD 'sekrit1'\0", REDACTED_STATEMENT],
   ];
   it.each(cases)("%j", (sql, expected) => {
     expect(redacted(sql)).toBe(expected);
+  });
+
+  it("the error of an unparseable text does not quote the password either", () => {
+    for (const sql of [
+      "ALTER ROLE PASSWORD 'sekrit1'",
+      "ALTER ROLE r PASSWORD 'sekrit1",
+      "CREATE ROLE r PASSWORD 'a' 'sekrit1'",
+    ]) {
+      const a = analyzer.analyze(sql);
+      expect(a.redacted, sql).toBeDefined();
+      expect(a.error, sql).not.toContain("sekrit1");
+      expect(a.facts.unparseable?.reason).toBe(a.error);
+    }
+    // errors of texts without a password keep the token
+    expect(analyzer.analyze("SELECT 'a' 'b'").error).toContain(`at or near "'b'"`);
   });
 
   it("the rest of the analysis is unchanged", () => {

@@ -51,8 +51,8 @@ function isStringToken(token: ScanToken | undefined): boolean {
 }
 
 /**
- * The byte range of the string literal that follows PASSWORD at token i, with its UESCAPE clause if any, and with
- * the N of N'...' (which the scanner reports as a token of its own).
+ * The byte range of the string literal that follows PASSWORD at token i, with its UESCAPE clause if any, with the
+ * N of N'...' (which the scanner reports as a token of its own), and with any strings directly after it.
  */
 function literalAfterPassword(tokens: readonly ScanToken[], i: number): { start: number; end: number } | undefined {
   if (lower(tokens[i]) !== "password") return undefined;
@@ -63,7 +63,12 @@ function literalAfterPassword(tokens: readonly ScanToken[], i: number): { start:
   if (start === undefined || !literal || !isStringToken(literal)) return undefined;
   let end = literal.end;
   const escape = tokens[at + 2];
-  if (lower(tokens[at + 1]) === "uescape" && escape?.tokenName === "SCONST") end = escape.end;
+  if (lower(tokens[at + 1]) === "uescape" && escape?.tokenName === "SCONST") {
+    end = escape.end;
+    at += 2;
+  }
+  // more strings right after it can only be a mistyped password (a syntax error): they go too
+  while (isStringToken(tokens[at + 1])) end = (tokens[++at] as ScanToken).end;
   return { start, end };
 }
 
