@@ -10,8 +10,8 @@ import { PostgresSqlAnalyzer, type SqlAnalysis } from "./analyzer.js";
 
 let analyzer: PostgresSqlAnalyzer;
 beforeAll(async () => {
-  // no cache: every run must really parse
-  analyzer = await PostgresSqlAnalyzer.load({ cacheSize: 0 });
+  // no caches (exact text or literal templates): every run must really parse
+  analyzer = await PostgresSqlAnalyzer.load({ cacheSize: 0, templateCacheSize: 0 });
 });
 
 const CORPUS = [
