@@ -3,12 +3,19 @@
  * decided, and its audit record committed (group commit) before it is forwarded. Cases: -S (read-only) at each
  * client count, and the default TPC-B-like script (BEGIN, 3 UPDATEs, SELECT, INSERT, END per transaction).
  *
+ * Each case also runs through a bare pass-through TCP proxy (bench/_passthrough-proxy.ts, in its own process):
+ * the most any Node.js proxy reaches on this machine. It is printed as an extra "pass-through proxy ceiling" row,
+ * and the gateway row carries of_ceiling = gateway TPS / proxy TPS.
+ *
  *   node --import tsx bench/pgbench.ts [--seconds 10] [--clients 4,32] [--tpcb-clients 4]
  */
-import { execFile } from "node:child_process";
+import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { once } from "node:events";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
 import { promisify } from "node:util";
 import { parseArgs } from "node:util";
-import { servicesUp, startBenchGateway } from "./_pg-common.js";
+import { servicesUp, startBenchGateway, type BenchGateway } from "./_pg-common.js";
 
 const { values: args } = parseArgs({
   options: {
@@ -40,9 +47,46 @@ function tps(out: string): number {
   return Number(m[1]);
 }
 
+let proxyChild: ChildProcess | undefined;
+const killProxy = () => {
+  if (proxyChild && proxyChild.exitCode === null && proxyChild.signalCode === null) proxyChild.kill("SIGTERM");
+};
+for (const [signal, code] of [
+  ["SIGINT", 130],
+  ["SIGTERM", 143],
+] as const) {
+  process.once(signal, () => {
+    killProxy();
+    process.exit(code);
+  });
+}
+
+/** The pass-through proxy in a child process (own event loop, like a separate proxy); resolves to its port. */
+async function startProxyChild(host: string, port: string): Promise<number> {
+  const root = join(import.meta.dirname, "..");
+  const child = spawn(process.execPath, ["--import", "tsx", join("bench", "_passthrough-proxy.ts"), host, port], {
+    cwd: root,
+    stdio: ["pipe", "pipe", "inherit"],
+  });
+  proxyChild = child;
+  const lines = createInterface({ input: child.stdout! });
+  const first = await Promise.race([
+    once(lines, "line").then(([line]) => String(line)),
+    once(child, "exit").then(([code, signal]) => {
+      throw new Error(`pass-through proxy exited before listening (${code ?? signal})`);
+    }),
+  ]);
+  lines.close();
+  const proxyPort = (JSON.parse(first) as { port?: unknown }).port;
+  if (typeof proxyPort !== "number" || proxyPort <= 0) throw new Error(`pass-through proxy said: ${first}`);
+  return proxyPort;
+}
+
 await pgbench(direct, "-i", "-s", "1", "-q");
-const gw = await startBenchGateway(env);
+let gw: BenchGateway | undefined;
 try {
+  const proxy = { ...direct, PGHOST: "127.0.0.1", PGPORT: String(await startProxyChild(direct.PGHOST, direct.PGPORT)) };
+  gw = await startBenchGateway(env);
   const through = gw.libpqEnv;
   const cases = [
     ...args.clients.split(",").map((c) => ({ name: `pgbench -S (${c} clients)`, clients: c, script: ["-S"] })),
@@ -53,24 +97,40 @@ try {
   ];
   for (const { name, clients: c, script } of cases) {
     const argv = (seconds: string) => [...script, "-n", "-c", c, "-j", c, "-T", seconds];
-    // warm both paths (connections, SQLite pages), then measure one after the other
+    // warm all three paths (connections, SQLite pages), then measure one after the other
     await pgbench(direct, ...argv("2"));
+    await pgbench(proxy, ...argv("2"));
     await pgbench(through, ...argv("2"));
     const d = tps(await pgbench(direct, ...argv(args.seconds)));
+    const p = tps(await pgbench(proxy, ...argv(args.seconds)));
     const g = tps(await pgbench(through, ...argv(args.seconds)));
     const audited = (await gw.gateway.store.lastAudit())?.seq ?? 0;
-    process.stderr.write(`${name}: direct ${d} TPS, gateway ${g} TPS (${audited} audit events so far)\n`);
+    process.stderr.write(
+      `${name}: direct ${d} TPS, pass-through proxy ${p} TPS, gateway ${g} TPS (${audited} audit events so far)\n`,
+    );
+    const round3 = (x: number) => Math.round(x * 1000) / 1000;
     console.log(
       JSON.stringify({
         name,
         direct: Math.round(d),
         gateway: Math.round(g),
         unit: "TPS",
-        ratio: Math.round((g / d) * 1000) / 1000,
+        ratio: round3(g / d),
+        of_ceiling: round3(g / p),
+      }),
+    );
+    console.log(
+      JSON.stringify({
+        name: `${name}: pass-through proxy ceiling`,
+        direct: Math.round(d),
+        gateway: Math.round(p),
+        unit: "TPS",
+        ratio: round3(p / d),
       }),
     );
   }
 } finally {
-  await gw.stop();
+  killProxy();
+  await gw?.stop();
   down();
 }

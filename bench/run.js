@@ -6,7 +6,8 @@
  *   node bench/run.js audit       only those whose file name contains "audit"
  *
  * Contract for a benchmark (bench/*.js or bench/*.ts, run with `node --import tsx` for .ts): print one JSON line
- * per result on stdout, {"name", "direct", "gateway", "unit", "ratio"}; anything else on stdout is ignored and
+ * per result on stdout, {"name", "direct", "gateway", "unit", "ratio"} and optionally "of_ceiling" (the gateway's
+ * number as a fraction of a bare pass-through proxy's, shown in its own column); anything else on stdout is ignored and
  * stderr is shown only if it fails. A benchmark that fails or times out (BENCH_TIMEOUT_S, default 900) is
  * skipped with a line saying why; the others still run. Results go to bench/results.json.
  */
@@ -74,7 +75,16 @@ function parseResults(stdout, file) {
     const gateway = toNumber(r.gateway);
     let ratio = toNumber(r.ratio);
     if (ratio === undefined && direct && gateway !== undefined) ratio = gateway / direct;
-    out.push({ file, name: r.name, direct, gateway, unit: String(r.unit ?? ""), ratio });
+    const ofCeiling = toNumber(r.of_ceiling);
+    out.push({
+      file,
+      name: r.name,
+      direct,
+      gateway,
+      unit: String(r.unit ?? ""),
+      ratio,
+      ...(ofCeiling === undefined ? {} : { of_ceiling: ofCeiling }),
+    });
   }
   return out;
 }
@@ -89,17 +99,24 @@ function fmt(v, digits = 3) {
   return Number(v.toPrecision(digits)).toString();
 }
 
-const header = ["benchmark", "direct", "through gateway", "unit", "ratio"];
+// "of ceiling": the gateway as a fraction of a bare pass-through proxy measured in the same run (only when some
+// benchmark reports it; other rows leave the column empty)
+const withCeiling = results.some((r) => r.of_ceiling !== undefined);
+const header = ["benchmark", "direct", "through gateway", "unit", "ratio", ...(withCeiling ? ["of ceiling"] : [])];
 const rows = results.map((r) => [
   r.name,
   fmt(r.direct),
   fmt(r.gateway),
   r.unit,
   r.ratio === undefined ? "-" : `${fmt(r.ratio)}x`,
+  ...(withCeiling ? [r.of_ceiling === undefined ? "" : `${fmt(r.of_ceiling)}x`] : []),
 ]);
 const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
 const line = (cells) =>
-  cells.map((c, i) => (i === 0 || i === 3 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ");
+  cells
+    .map((c, i) => (i === 0 || i === 3 ? c.padEnd(widths[i]) : c.padStart(widths[i])))
+    .join("  ")
+    .trimEnd();
 
 console.log("");
 console.log(line(header));
