@@ -103,7 +103,9 @@ export class SessionRecorder {
 
   /** @internal used by SessionRecording */
   enqueueEvent(event: EncodedRecordingEvent, bytes: number): boolean {
-    if (this.#buffered + bytes > this.#maxBuffered) {
+    // one event alone always fits (memory stays bounded by the limit plus that event): else an event larger than
+    // the limit could never be recorded, however long its producer waited
+    if (this.#buffered > 0 && this.#buffered + bytes > this.#maxBuffered) {
       throw new EvidenceUnavailableError(
         `recording buffer full (${this.#buffered} bytes unwritten${this.#lastError ? `: ${describeCause(this.#lastError)}` : ""})`,
       );

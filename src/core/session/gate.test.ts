@@ -1,4 +1,4 @@
-import { generateKeyPairSync } from "node:crypto";
+import { createHash, generateKeyPairSync } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -12,7 +12,7 @@ import { factsFrom } from "../policy/facts.js";
 import { parseConfig } from "../policy/loader.js";
 import { openStore } from "../store/open.js";
 import type { Store } from "../store/types.js";
-import { Gate, SessionRefusedError, type ApprovalHandler } from "./gate.js";
+import { Gate, RECORDED_TEXT_LIMIT, SessionRefusedError, type ApprovalHandler } from "./gate.js";
 
 const CONFIG = `
 connections:
@@ -37,14 +37,20 @@ afterEach(async () => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
-async function setup(options: { approvals?: ApprovalHandler; wrap?: (s: Store) => Store } = {}) {
+async function setup(
+  options: { approvals?: ApprovalHandler; wrap?: (s: Store) => Store; highWaterBytes?: number } = {},
+) {
   const dir = mkdtempSync(join(tmpdir(), "gatehouse-gate-"));
   dirs.push(dir);
   const realStore = await openStore({ dataDir: dir });
   const store = options.wrap ? options.wrap(realStore) : realStore;
   const signingKey = generateKeyPairSync("ed25519");
   const audit = await AuditLog.open(store, { signingKey });
-  const recorder = new SessionRecorder(store, { signingKey, flushIntervalMs: 10 });
+  const recorder = new SessionRecorder(store, {
+    signingKey,
+    flushIntervalMs: 10,
+    ...(options.highWaterBytes !== undefined ? { highWaterBytes: options.highWaterBytes } : {}),
+  });
   closers.push(async () => {
     await recorder.close();
     await audit.close();
@@ -187,5 +193,51 @@ describe("Gate", () => {
     expect((await store.getSession(session.id))?.seal?.reason).toBe("client closed");
     const report = await verifyEvidence(store, { publicKey: signingKey.publicKey });
     expect(report.ok).toBe(true);
+  });
+
+  it("waits for a recorder past its high-water mark before forwarding, so no event is dropped", async () => {
+    // every recording write takes 30 ms and the high-water mark (64 bytes) is below one event, as is the hard limit
+    // (4 x 64): each admit must wait for a write, and an event bigger than the limit must still be recorded
+    const slow = (real: Store): Store =>
+      new Proxy(real, {
+        get(target, prop, receiver) {
+          if (prop === "writeRecording") {
+            return async (...args: Parameters<Store["writeRecording"]>) => {
+              await new Promise((r) => setTimeout(r, 30));
+              return target.writeRecording(...args);
+            };
+          }
+          const v = Reflect.get(target, prop, receiver) as unknown;
+          return typeof v === "function" ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+        },
+      });
+    const { gate, store, recorder } = await setup({ wrap: slow, highWaterBytes: 64 });
+    const session = await gate.openSession({ identity: ciBot, connection: "app-db", protocol: "postgres" });
+    for (let i = 0; i < 20; i++) {
+      const admission = await session.admit(i % 2 ? drop : select);
+      // an admit hands the request over only once the recorder is below its mark again
+      expect(recorder.bufferedBytes).toBeLessThan(64);
+      expect(admission.forward).toBe(i % 2 === 0);
+    }
+    await session.close("client closed");
+    const kinds: string[] = [];
+    for await (const e of readRecording(store, session.id)) kinds.push(e.kind);
+    expect(kinds).toEqual(Array.from({ length: 20 }, () => "request"));
+  });
+
+  it("records a request text over 1 MiB as its head, length and SHA-256 (the audit record keeps it whole)", async () => {
+    const { gate, store } = await setup();
+    const session = await gate.openSession({ identity: ciBot, connection: "app-db", protocol: "postgres" });
+    const text = `select '${"x".repeat(RECORDED_TEXT_LIMIT + 10)}'`;
+    const admission = await session.admit({ ...select, text });
+    expect(admission.forward).toBe(true);
+    expect((admission.forward && admission.record.data)?.text).toBe(text);
+    await session.close("client closed");
+    const events = [];
+    for await (const e of readRecording(store, session.id)) events.push(e);
+    const data = events[0]?.data as { text: string; text_length: number; text_sha256: string };
+    expect(data.text_length).toBe(text.length);
+    expect(data.text_sha256).toBe(createHash("sha256").update(text).digest("hex"));
+    expect(data.text).toBe(`${text.slice(0, RECORDED_TEXT_LIMIT)}…`);
   });
 });

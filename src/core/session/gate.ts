@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import type { AuditEventInput, AuditIdentity, AuditRecord } from "../evidence/audit-event.js";
 import type { AuditLog } from "../evidence/audit-log.js";
 import { EvidenceUnavailableError } from "../evidence/errors.js";
@@ -259,19 +260,20 @@ export class GatedSession {
       request.facts,
       grant ? grantAccess(grant) : undefined,
     );
-    this.#recordDecision(request, decision);
+    const recorded = this.#recordDecision(request, decision);
     try {
       switch (decision.outcome) {
-        case "allow":
-          return {
-            forward: true,
-            record: await this.#append("request", request, "allow", decision.rule),
-            ...(decision.rule ? { rule: decision.rule } : {}),
-          };
+        case "allow": {
+          const record = await this.#append("request", request, "allow", decision.rule);
+          // the recorder is behind: this session waits for it rather than let its events pile up (or be dropped)
+          if (!recorded) await this.recording.drain();
+          return { forward: true, record, ...(decision.rule ? { rule: decision.rule } : {}) };
+        }
         case "deny": {
           const record = await this.#append("request.blocked", request, "deny", decision.rule, {
             reason: decision.reason,
           });
+          if (!recorded) await this.recording.drain();
           return { forward: false, kind: "denied", message: decision.reason, rule: decision.rule, record };
         }
         case "approve":
@@ -380,11 +382,14 @@ export class GatedSession {
     }
   }
 
-  /** One recording event per request: what was asked and how it was decided (one hash, one row). */
-  #recordDecision(request: GateRequest, decision: Decision): void {
+  /**
+   * One recording event per request: what was asked and how it was decided (one hash, one row). Returns false
+   * when the recorder is past its high-water mark and the session should wait for it.
+   */
+  #recordDecision(request: GateRequest, decision: Decision): boolean {
     try {
-      this.recording.record("request", {
-        text: request.shown?.text ?? request.text,
+      return this.recording.record("request", {
+        ...recordedText(request.shown?.text ?? request.text),
         ...request.data,
         decision: {
           outcome: decision.outcome,
@@ -394,8 +399,21 @@ export class GatedSession {
       });
     } catch {
       // the recording's buffer is full: the audit record below still decides whether the request may pass
+      return true;
     }
   }
+}
+
+/** Longer request texts are recorded as their head plus length and SHA-256 (the audit record has them whole). */
+export const RECORDED_TEXT_LIMIT = 1024 * 1024;
+
+function recordedText(text: string): Record<string, unknown> {
+  if (text.length <= RECORDED_TEXT_LIMIT) return { text };
+  return {
+    text: `${text.slice(0, RECORDED_TEXT_LIMIT)}…`,
+    text_length: text.length,
+    text_sha256: createHash("sha256").update(text).digest("hex"),
+  };
 }
 
 const REFUSAL_BY_OUTCOME = {
