@@ -5,7 +5,8 @@
  *
  * Each case also runs through a bare pass-through TCP proxy (bench/_passthrough-proxy.ts, in its own process):
  * the most any Node.js proxy reaches on this machine. It is printed as an extra "pass-through proxy ceiling" row,
- * and the gateway row carries of_ceiling = gateway TPS / proxy TPS.
+ * and the gateway row carries of_ceiling = gateway TPS / proxy TPS. A second gateway with `audit.durability: os`
+ * (each record written to the OS, not fsynced, before its statement is forwarded) gets its own row.
  *
  *   node --import tsx bench/pgbench.ts [--seconds 10] [--clients 4,32] [--tpcb-clients 4]
  */
@@ -84,10 +85,14 @@ async function startProxyChild(host: string, port: string): Promise<number> {
 
 await pgbench(direct, "-i", "-s", "1", "-q");
 let gw: BenchGateway | undefined;
+let gwOs: BenchGateway | undefined;
 try {
   const proxy = { ...direct, PGHOST: "127.0.0.1", PGPORT: String(await startProxyChild(direct.PGHOST, direct.PGPORT)) };
   gw = await startBenchGateway(env);
   const through = gw.libpqEnv;
+  // the same gateway with audit.durability: os (records written to the OS, not fsynced, before forwarding)
+  gwOs = await startBenchGateway(env, "audit: { durability: os }\n");
+  const throughOs = gwOs.libpqEnv;
   const cases = [
     ...args.clients.split(",").map((c) => ({ name: `pgbench -S (${c} clients)`, clients: c, script: ["-S"] })),
     ...args["tpcb-clients"]
@@ -101,12 +106,15 @@ try {
     await pgbench(direct, ...argv("2"));
     await pgbench(proxy, ...argv("2"));
     await pgbench(through, ...argv("2"));
+    await pgbench(throughOs, ...argv("2"));
     const d = tps(await pgbench(direct, ...argv(args.seconds)));
     const p = tps(await pgbench(proxy, ...argv(args.seconds)));
     const g = tps(await pgbench(through, ...argv(args.seconds)));
+    const o = tps(await pgbench(throughOs, ...argv(args.seconds)));
     const audited = (await gw.gateway.store.lastAudit())?.seq ?? 0;
     process.stderr.write(
-      `${name}: direct ${d} TPS, pass-through proxy ${p} TPS, gateway ${g} TPS (${audited} audit events so far)\n`,
+      `${name}: direct ${d} TPS, pass-through proxy ${p} TPS, gateway ${g} TPS (${audited} audit events so far), ` +
+        `gateway with audit.durability os ${o} TPS\n`,
     );
     const round3 = (x: number) => Math.round(x * 1000) / 1000;
     console.log(
@@ -117,6 +125,16 @@ try {
         unit: "TPS",
         ratio: round3(g / d),
         of_ceiling: round3(g / p),
+      }),
+    );
+    console.log(
+      JSON.stringify({
+        name: `${name}, audit.durability: os`,
+        direct: Math.round(d),
+        gateway: Math.round(o),
+        unit: "TPS",
+        ratio: round3(o / d),
+        of_ceiling: round3(o / p),
       }),
     );
     console.log(
@@ -132,5 +150,6 @@ try {
 } finally {
   killProxy();
   await gw?.stop();
+  await gwOs?.stop();
   down();
 }
