@@ -4,16 +4,17 @@ import { mkdtempSync, rmSync } from "node:fs";
 import type { Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { readRecording, SessionRecorder } from "../../core/evidence/recorder.js";
 import type { RecordingEvent } from "../../core/evidence/records.js";
+import { PostgresSqlAnalyzer } from "../../core/inspect/postgres-sql/index.js";
 import { b64url, withLuhn } from "../../core/masking/test-helpers.js";
 import type { PostgresConnectionConfig } from "../../core/policy/schema.js";
 import type { GatedSession, GateRequest } from "../../core/session/gate.js";
 import { openStore } from "../../core/store/open.js";
 import type { Store } from "../../core/store/types.js";
 import { BackendRelay, type ResultSummary } from "./backend.js";
-import { FrontendPipeline, type SqlAnalyzerLike } from "./frontend.js";
+import { ABORT_SQL, FrontendPipeline, type SqlAnalyzerLike } from "./frontend.js";
 import { paramMaskerFor, readBind } from "./params.js";
 import type { MaskerLike } from "./result-mask.js";
 import { message, parse, query, readyForQuery } from "./wire.js";
@@ -433,5 +434,99 @@ describe("binary COPY OUT with detectors", () => {
       ]),
     );
     expect(client.bytes.toString("latin1")).toContain("card ****");
+  });
+});
+
+describe("COPY OUT refused by the analyzed format where detectors run", () => {
+  let analyzer: PostgresSqlAnalyzer;
+  beforeAll(async () => {
+    analyzer = await PostgresSqlAnalyzer.load();
+  });
+
+  function pipeline() {
+    const target = new FakeSocket();
+    const admitted: string[] = [];
+    const refusals: string[] = [];
+    const audits: unknown[] = [];
+    const session = {
+      connection: { approvals: [], index: 0 },
+      admit: (r: GateRequest) => {
+        admitted.push(r.text);
+        return Promise.resolve({ forward: true, record: {} });
+      },
+      audit: (a: unknown) => {
+        audits.push(a);
+        return Promise.resolve();
+      },
+      recording: { record: () => true, drain: async () => {} },
+    } as unknown as GatedSession;
+    const relay = {
+      expect: (e: { refusal?: Buffer }) => {
+        if (e.refusal) refusals.push(e.refusal.toString("latin1"));
+      },
+    } as unknown as BackendRelay;
+    const p = new FrontendPipeline({
+      session,
+      analyzer,
+      client: asSocket(new FakeSocket()),
+      target: asSocket(target),
+      relay,
+      describeBeforeExecute: false,
+      refuseCopyOut: false,
+      refuseBinaryCopyOut: true,
+      paramMasker: paramMaskerFor(connection()),
+      onFatal: () => undefined,
+      onTerminate: () => undefined,
+    });
+    return { p, target, admitted, refusals, audits };
+  }
+
+  it("refuses binary in every spelling, escaped ones included, and formats it cannot read", async () => {
+    const binary = [
+      "copy (select note from t) to stdout with (format binary)",
+      "copy t to stdout (format 'binary')",
+      "copy binary t to stdout",
+      "copy t to stdout with binary",
+      "copy t to stdout (format E'\\x62inary')",
+      "copy t to stdout (format U&'\\0062inary')",
+      "select 1; copy t to stdout (format $$binary$$)",
+    ];
+    const unknown = ["copy t to stdout (format 'BINARY')", "copy t to stdout (format text, format binary)"];
+    for (const sql of [...binary, ...unknown]) {
+      const { p, target, admitted, refusals, audits } = pipeline();
+      p.push(query(sql));
+      await new Promise((r) => setTimeout(r, 10));
+      expect(admitted, sql).toEqual([]);
+      expect(target.bytes.equals(query(ABORT_SQL)), sql).toBe(true);
+      expect(refusals, sql).toHaveLength(1);
+      expect(refusals[0], sql).toContain(
+        binary.includes(sql) ? "binary COPY ... TO STDOUT cannot be scanned" : "in a format the gateway cannot read",
+      );
+      expect(audits, sql).toMatchObject([{ type: "request.blocked", decision: "deny" }]);
+    }
+    // the extended protocol too
+    const { p, target, admitted } = pipeline();
+    p.push(parse("copy t to stdout (format E'\\x62inary')", "st"));
+    await new Promise((r) => setTimeout(r, 10));
+    expect(admitted).toEqual([]);
+    expect(target.bytes.equals(parse(ABORT_SQL))).toBe(true);
+  });
+
+  it("lets text and CSV through, also when a column, alias or literal is named binary", async () => {
+    for (const sql of [
+      "copy (select note as binary from t) to stdout",
+      `copy (select "binary", 'binary' from t) to stdout with (format csv)`,
+      `copy "binary" to stdout (format text)`,
+      "copy t to stdout",
+      // COPY FROM is not output: not this check's business
+      "copy t from stdin (format binary)",
+    ]) {
+      const { p, target, admitted, refusals } = pipeline();
+      p.push(query(sql));
+      await new Promise((r) => setTimeout(r, 10));
+      expect(refusals, sql).toEqual([]);
+      expect(admitted, sql).toEqual([sql]);
+      expect(target.bytes.equals(query(sql)), sql).toBe(true);
+    }
   });
 });

@@ -16,7 +16,12 @@ export interface SqlAnalyzerLike {
       text: string;
       tables: string[];
       hasWhere?: boolean;
-      copy?: { direction: "from" | "to"; via: "stdio" | "file" | "program" };
+      copy?: {
+        direction: "from" | "to";
+        via: "stdio" | "file" | "program";
+        /** From the parse tree; `unknown` when the options do not say text, csv or binary unambiguously. */
+        format: "text" | "csv" | "binary" | "unknown";
+      };
     }[];
     fingerprint?: string;
     error?: string;
@@ -45,9 +50,6 @@ const QUEUE_HIGH_WATER = 8 * 1024 * 1024;
 const PAUSED_QUEUE = 1;
 const PAUSED_TARGET = 2;
 const PAUSED_RECORDER = 4;
-
-/** A COPY TO STDOUT option asking for binary output, in any of its plain spellings (see #copyOutReason). */
-const BINARY_WORD = /\bbinary\b/i;
 
 export interface FrontendOptions {
   session: GatedSession;
@@ -347,10 +349,12 @@ export class FrontendPipeline {
    * Why a COPY ... TO STDOUT in this request cannot be let through, if it cannot. Costs nothing on a connection
    * without masking.
    *
-   * Binary output is recognised by the word `binary` anywhere in the statement (`WITH (FORMAT binary)`,
-   * `FORMAT 'binary'`, the older `COPY BINARY t` and `WITH BINARY`), so a column or literal of that name is
-   * refused too: the safe direction. The option spelled with escapes (`FORMAT E'\x62inary'`) is not seen here;
-   * the relay then sees the target's binary CopyOutResponse and closes the session before any row passes.
+   * Binary output is recognised by the COPY format the analyzer read from the parse tree (`FORMAT binary` in any
+   * spelling the parser resolves, `E'\x62inary'` included, and the older `COPY BINARY t` / `WITH BINARY`); a
+   * format it could not resolve (`unknown`) is refused as well, and a column named `binary` is just a column.
+   * Should binary output get past this anyway (the server reading the text differently, e.g. after
+   * `SET standard_conforming_strings = off`), the relay sees the target's binary CopyOutResponse and closes the
+   * session before any row passes.
    */
   #copyOutReason(analysis: Analysis): CopyOutReason | undefined {
     const o = this.#o;
@@ -358,7 +362,8 @@ export class FrontendPipeline {
     for (const s of analysis.statements) {
       if (s.copy?.direction !== "to" || s.copy.via !== "stdio") continue;
       if (o.refuseCopyOut) return COPY_OUT_COLUMNS;
-      if (BINARY_WORD.test(s.text)) return COPY_OUT_BINARY;
+      if (s.copy.format === "binary") return COPY_OUT_BINARY;
+      if (s.copy.format !== "text" && s.copy.format !== "csv") return COPY_OUT_FORMAT;
     }
     return undefined;
   }
@@ -448,6 +453,11 @@ const COPY_OUT_COLUMNS: CopyOutReason = {
 const COPY_OUT_BINARY: CopyOutReason = {
   reason: "binary COPY ... TO STDOUT cannot be scanned by the content detectors of this connection",
   hint: "use FORMAT text or csv: their rows are scanned and masked",
+};
+
+const COPY_OUT_FORMAT: CopyOutReason = {
+  reason: "COPY ... TO STDOUT in a format the gateway cannot read cannot be scanned by the content detectors",
+  hint: COPY_OUT_BINARY.hint,
 };
 
 /** The ErrorResponse a refused request gets: names the rule (path and summary), not the raw matcher. */

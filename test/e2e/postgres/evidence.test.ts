@@ -37,7 +37,13 @@ beforeAll(async () => {
     type: postgres
     target: { TARGET }
     access: [group:ci]
-    masking: { detectors: [credit_card, email, jwt, private_key, aws_key] }`,
+    masking: { detectors: [credit_card, email, jwt, private_key, aws_key] }
+  - name: detect-loose-db
+    type: postgres
+    target: { TARGET }
+    access: [group:ci]
+    masking: { detectors: [credit_card, email, jwt, private_key, aws_key] }
+    on_unparseable: allow`,
   });
   const svc = services();
   direct = new pg.Client({
@@ -164,6 +170,45 @@ describe("postgres evidence: sensitive values", () => {
     expect(texts.some((t) => /^alter role/i.test(t))).toBe(true);
     expect(texts.some((t) => /^create role/i.test(t))).toBe(true);
   });
+
+  it("keeps user mapping, subscription and dblink passwords out of evidence, also of a text that does not parse", async () => {
+    const name = `gh_nosuch_${id}`;
+    // none of these objects or functions exist: the target refuses, the texts are evidence all the same
+    for (const sql of [
+      `create user mapping for current_user server ${name} options (user 'u', password '${PASSWORD}-um')`,
+      `alter subscription ${name} connection 'host=127.0.0.1 port=1 password=${PASSWORD}-sub'`,
+      `select ${name}.dblink_connect('c', 'postgresql://u:${PASSWORD}-dbl@127.0.0.1:1/d')`,
+      // a syntax error: refused by on_unparseable, recorded with its redacted text and error
+      `create subscription ${name} connection 'host=h password=${PASSWORD}-bad' publicaton p`,
+    ]) {
+      const r = await h.psql(sql);
+      expect(r.code, sql).not.toBe(0);
+    }
+    const c = await h.client("app-db");
+    const err = await c
+      .query({
+        text: `alter server ${name} options (add password '${PASSWORD}-srv')`,
+        queryMode: "extended",
+      } as pg.QueryConfig)
+      .catch((e: Error) => e);
+    expect(err).toBeInstanceOf(Error);
+    await c.end();
+    const all = await evidence();
+    expect(all).not.toContain(PASSWORD);
+    const audit = await h.gateway.store.readAudit({ fromSeq: 1, limit: 100_000 });
+    const texts = audit
+      .map((r) => (r.data as { text?: string } | undefined)?.text ?? "")
+      .filter((t) => t.includes(name));
+    expect(texts).toEqual(
+      expect.arrayContaining([
+        `create user mapping for current_user server ${name} options (user 'u', password '********')`,
+        `alter subscription ${name} connection '********'`,
+        `select ${name}.dblink_connect('c', '********')`,
+        `create subscription ${name} connection '********' publicaton p`,
+        `alter server ${name} options (add password '********')`,
+      ]),
+    );
+  });
 });
 
 describe("postgres evidence: binary COPY OUT where detectors run", () => {
@@ -201,21 +246,57 @@ describe("postgres evidence: binary COPY OUT where detectors run", () => {
     expect(refusals.at(-1)?.data).toMatchObject({ protocol: "postgres" });
   });
 
-  it("cuts the session off when binary output was asked for in an escaped spelling", async () => {
-    const r = await h.psql(`copy (select note from ${table}) to stdout with (format E'\\x62inary')`, {
+  it("refuses the escaped spellings before execution too: the parser resolves them", async () => {
+    for (const sql of [
+      `copy (select note from ${table}) to stdout with (format E'\\x62inary')`,
+      `copy ${table} to stdout (format U&'\\0062inary')`,
+      `copy ${table} to stdout (format $$binary$$)`,
+    ]) {
+      const r = await h.psql(sql, { database: "detect-db", args: ["-v", "VERBOSITY=verbose"] });
+      expect(r.code, sql).not.toBe(0);
+      expect(r.stderr, sql).toMatch(/42501/);
+      expect(r.stderr, sql).toMatch(blocked);
+      expect(r.stdout, sql).not.toContain("PGCOPY");
+    }
+    // a format the gateway cannot read is refused as well (the server would reject it anyway)
+    const upper = await h.psql(`copy ${table} to stdout (format 'BINARY')`, { database: "detect-db" });
+    expect(upper.stderr).toMatch(/blocked by connections\[\d+\]\.masking \(COPY \.\.\. TO STDOUT in a format/);
+  });
+
+  it("lets a text COPY whose column is named binary through, scanned", async () => {
+    const r = await h.psql(`copy (select note as binary from ${table} order by id) to stdout`, {
       database: "detect-db",
+    });
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.stdout.split("\n")).toHaveLength(4);
+    expect(r.stdout).toContain("nothing to see");
+    for (const secret of SECRETS) expect(r.stdout).not.toContain(secret);
+  });
+
+  it("cuts the session off when the server reads binary where the gateway read text", async () => {
+    // with standard_conforming_strings off (allowed here: on_unparseable: allow), the server reads 'a\') ... --'
+    // as one string and then FORMAT binary; the gateway reads 'a\' and a comment, so a text COPY
+    const since = new Date().toISOString();
+    const copy = `copy (select note from ${table} where note <> 'a\\') to stdout (format text) --') to stdout (format binary);`;
+    const r = await h.psql("", {
+      database: "detect-loose-db",
+      args: ["-v", "ON_ERROR_STOP=0"],
+      input: `set standard_conforming_strings = off;\n${copy}\nselect 'not reached';\n`,
     });
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(blocked);
     expect(r.stdout).not.toContain("PGCOPY");
+    expect(r.stdout).not.toContain("not reached");
     for (const secret of SECRETS) expect(r.stdout).not.toContain(secret);
     await new Promise((res) => setTimeout(res, 300));
     const audit = await h.gateway.store.tailAudit(10);
-    expect(audit.some((a) => a.type === "request.blocked" && (a.data as { stage?: string }).stage === "output")).toBe(
-      true,
+    const cut = audit.filter(
+      (a) => a.type === "request.blocked" && a.time >= since && (a.data as { stage?: string }).stage === "output",
     );
+    expect(cut).toHaveLength(1);
     // a new session works
-    expect((await h.psql("select 1", { database: "detect-db" })).stdout).toBe("1");
+    expect((await h.psql("select 1", { database: "detect-loose-db" })).stdout).toBe("1");
   });
 
   it("still scans text and CSV COPY, and leaves binary COPY alone where no detector runs", async () => {

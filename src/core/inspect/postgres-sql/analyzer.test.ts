@@ -214,18 +214,60 @@ describe("nested statements", () => {
       { kind: "copy", tables: ["public.t"] },
       { kind: "insert", tables: ["public.t"] },
     ]);
-    expect(from.statements[0]?.copy).toEqual({ direction: "from", via: "stdio" });
+    expect(from.statements[0]?.copy).toEqual({ direction: "from", via: "stdio", format: "csv" });
     const file = analyzer.analyze("COPY t FROM '/etc/passwd'");
     expect(file.facts.statements.map((s) => s.kind)).toEqual(["copy", "insert", "copy_file"]);
-    expect(file.statements[0]?.copy).toEqual({ direction: "from", via: "file" });
+    expect(file.statements[0]?.copy).toEqual({ direction: "from", via: "file", format: "text" });
     const query = analyzer.analyze("COPY (SELECT * FROM s WHERE a > 1) TO PROGRAM 'gzip > /tmp/x'");
     expect(query.facts.statements).toEqual([
       { kind: "copy", tables: [] },
       { kind: "select", tables: ["s"] },
       { kind: "copy_program", tables: [] },
     ]);
-    expect(query.statements[0]?.copy).toEqual({ direction: "to", via: "program" });
-    expect(analyzer.analyze("COPY t TO STDOUT").statements[0]?.copy).toEqual({ direction: "to", via: "stdio" });
+    expect(query.statements[0]?.copy).toEqual({ direction: "to", via: "program", format: "text" });
+    expect(analyzer.analyze("COPY t TO STDOUT").statements[0]?.copy).toEqual({
+      direction: "to",
+      via: "stdio",
+      format: "text",
+    });
+  });
+
+  it("COPY format: as the server reads the options, whatever the spelling", () => {
+    const format = (sql: string) => analyzer.analyze(sql).statements.map((s) => s.copy?.format);
+    const cases: [sql: string, expected: string][] = [
+      ["COPY t TO STDOUT", "text"],
+      ["COPY t TO STDOUT (FORMAT text)", "text"],
+      ["COPY t TO STDOUT WITH (FORMAT csv, HEADER)", "csv"],
+      ["COPY t TO STDOUT CSV HEADER", "csv"],
+      ["COPY t TO STDOUT WITH CSV", "csv"],
+      ["COPY t TO STDOUT WITH (FORMAT binary)", "binary"],
+      ["COPY t TO STDOUT (FORMAT 'binary')", "binary"],
+      ['COPY t TO STDOUT (FORMAT "binary")', "binary"],
+      ["COPY t TO STDOUT (FORMAT BINARY)", "binary"],
+      ["COPY BINARY t TO STDOUT", "binary"],
+      ["COPY t TO STDOUT WITH BINARY", "binary"],
+      ["copy t from stdin binary", "binary"],
+      // the parser resolves every string spelling, as the server will
+      ["COPY t TO STDOUT (FORMAT E'\\x62inary')", "binary"],
+      ["COPY t TO STDOUT (FORMAT U&'\\0062inary')", "binary"],
+      ["COPY t TO STDOUT (FORMAT $$binary$$)", "binary"],
+      ["COPY t TO STDOUT (FORMAT /* c */ binary)", "binary"],
+      // a column, alias, table or literal named binary is not the format
+      ["COPY (SELECT note AS binary FROM t) TO STDOUT", "text"],
+      ['COPY (SELECT "binary", \'binary\' FROM "binary") TO STDOUT WITH (FORMAT csv)', "csv"],
+      ['COPY "binary" TO STDOUT', "text"],
+      // what the server would reject is not text: it cannot be told, so the adapter refuses it
+      ["COPY t TO STDOUT (FORMAT 'BINARY')", "unknown"],
+      ["COPY t TO STDOUT (FORMAT 'text ')", "unknown"],
+      ["COPY t TO STDOUT (FORMAT 1)", "unknown"],
+      ["COPY t TO STDOUT (FORMAT)", "unknown"],
+      ["COPY t TO STDOUT (FORMAT text, FORMAT binary)", "unknown"],
+      ["COPY t TO STDOUT (FORMAT csv, FORMAT csv)", "unknown"],
+      ['COPY t TO STDOUT ("FORMAT" binary)', "unknown"],
+    ];
+    for (const [sql, expected] of cases) expect(format(sql), sql).toEqual([expected]);
+    expect(format("COPY a TO STDOUT; COPY b TO STDOUT BINARY")).toEqual(["text", "binary"]);
+    expect(format("SELECT 1")).toEqual([undefined]);
   });
 });
 

@@ -2,11 +2,26 @@ import { fingerprintSync, loadModule, parseSync } from "libpg-query";
 import { emptyFacts, type RequestFacts, type StatementFact } from "../../policy/facts.js";
 import { parserStateChange } from "./guards.js";
 import { LruCache } from "./lru.js";
-import { asFields, asList, asString, unwrap, type Fields } from "./node.js";
-import { passwordOptions, redactPasswords, redactUnparsed, type PasswordSite } from "./redact.js";
+import { asFields, asList, asString, nodeOf, unwrap, type Fields } from "./node.js";
+import {
+  DBLINK_HINT,
+  dblinkSecrets,
+  redactSecrets,
+  redactUnparsed,
+  statementSecrets,
+  type SecretSite,
+} from "./redact.js";
 import { TemplateCache, type ParseDetail } from "./templates.js";
 import { byteSlicer } from "./text.js";
 import { collectFacts } from "./walk.js";
+
+/**
+ * The data format of a COPY as the server will read its options: `FORMAT x` (any string spelling the parser
+ * resolves, `E'\x62inary'` included), the older `BINARY` and `CSV` keywords, or `text` when none is given.
+ * `unknown`: an option the server would not accept as one of the three (a FORMAT given twice, a value that is not
+ * exactly text/csv/binary, a number, no value); the server rejects those, but nothing here may assume it does.
+ */
+export type CopyFormat = "text" | "csv" | "binary" | "unknown";
 
 /** How a top-level COPY moves data, for the adapter's protocol handling (CopyIn/CopyOut) and for evidence. */
 export interface CopyInfo {
@@ -14,6 +29,7 @@ export interface CopyInfo {
   direction: "from" | "to";
   /** `stdio` is the client connection; `file` and `program` run on the database server. */
   via: "stdio" | "file" | "program";
+  format: CopyFormat;
 }
 
 export interface AnalyzedStatement {
@@ -39,9 +55,11 @@ export interface SqlAnalysis {
   /** Why the text could not be analyzed; facts.unparseable carries the same reason. */
   error?: string;
   /**
-   * The text with each role password (CREATE/ALTER ROLE/USER ... [ENCRYPTED] PASSWORD '...') replaced by
-   * '********', or a statement replaced by `<statement redacted: role password>` where the literal could not be
-   * located exactly. Present only when there was something to hide; for evidence and approvers, never the target.
+   * The text with each secret literal replaced by '********': role passwords (CREATE/ALTER ROLE/USER ...
+   * [ENCRYPTED] PASSWORD '...'), password options of user mappings, servers and wrappers (OPTIONS (password
+   * '...')), and connection strings with a password (SUBSCRIPTION ... CONNECTION '...', dblink arguments); a
+   * statement is replaced whole (`<statement redacted: ...>`) where its literal could not be located exactly.
+   * See redact.ts. Present only when there was something to hide; for evidence and approvers, never the target.
    */
   redacted?: string;
 }
@@ -161,7 +179,9 @@ function analyzeText(sql: string): Analyzed {
   const facts = emptyFacts();
   const statements: AnalyzedStatement[] = [];
   const bounds: ParseDetail["bounds"] = [];
-  const passwords: PasswordSite[] = [];
+  const secrets: SecretSite[] = [];
+  // only a text that mentions dblink can call it: the others skip the search through the tree
+  const dblink = DBLINK_HINT.test(sql);
   let stateChange: string | undefined;
   for (const raw of asList(asFields(tree)?.stmts)) {
     const rawFields = asFields(raw) ?? {};
@@ -173,8 +193,11 @@ function analyzeText(sql: string): Analyzed {
     const end = len === undefined ? undefined : start + len;
     const drafts = collectFacts(type, fields, (t, f) => {
       stateChange ??= parserStateChange(t, f);
-      for (const option of passwordOptions(t, f)) passwords.push({ option, stmtStart: start, stmtEnd: end });
+      for (const spot of statementSecrets(t, f)) secrets.push({ ...spot, stmtStart: start, stmtEnd: end });
     });
+    if (dblink) {
+      for (const at of dblinkSecrets(fields)) secrets.push({ spot: "literal", at, stmtStart: start, stmtEnd: end });
+    }
     facts.statements.push(...drafts.map(toFact));
 
     const top = drafts[0];
@@ -195,8 +218,9 @@ function analyzeText(sql: string): Analyzed {
     facts.unparseable = { reason: stateChange };
     result.error = stateChange;
   }
-  if (passwords.length > 0) result.redacted = redactPasswords(sql, passwords);
-  return { analysis: result, detail: { tree, bounds } };
+  if (secrets.length > 0) result.redacted = redactSecrets(sql, secrets);
+  // what is redacted in a dblink call depends on a literal's value: never a template (templates.ts)
+  return { analysis: result, detail: { tree, bounds, literalsMatter: dblink } };
 }
 
 function toFact(d: StatementFact): StatementFact {
@@ -207,8 +231,35 @@ function toFact(d: StatementFact): StatementFact {
 
 function copyInfo(fields: Fields): CopyInfo {
   const direction = fields.is_from === true ? "from" : "to";
-  if (fields.is_program === true) return { direction, via: "program" };
-  return { direction, via: asString(fields.filename) !== undefined ? "file" : "stdio" };
+  const format = copyFormat(fields);
+  if (fields.is_program === true) return { direction, via: "program", format };
+  return { direction, via: asString(fields.filename) !== undefined ? "file" : "stdio", format };
+}
+
+/**
+ * The server (ProcessCopyOptions) compares the option name and value with strcmp: `format` exactly, the value
+ * exactly `text`, `csv` or `binary`, and a second FORMAT is an error. The grammar turns `BINARY` and `CSV` into a
+ * `format` option, and resolves every string spelling (E'', U&'', $$) and identifier (folded, or quoted) to its
+ * value, so the tree says what the server will see.
+ */
+function copyFormat(fields: Fields): CopyFormat {
+  let format: CopyFormat = "text";
+  let seen = false;
+  for (const option of asList(fields.options)) {
+    const def = nodeOf(option, "DefElem");
+    const name = asString(def?.defname);
+    if (name === undefined) return "unknown";
+    if (name !== "format") {
+      // `"FORMAT"` is an unknown option to the server; still nothing to be sure of
+      if (name.toLowerCase() === "format") return "unknown";
+      continue;
+    }
+    if (seen) return "unknown";
+    seen = true;
+    const value = asString(nodeOf(def?.arg, "String")?.sval);
+    format = value === "text" || value === "csv" || value === "binary" ? value : "unknown";
+  }
+  return format;
 }
 
 /** Fingerprinting costs about as much as parsing; only approvals need it, so compute it when first read. */

@@ -4,6 +4,7 @@ export {
   type AnalyzedStatement,
   type AnalyzerOptions,
   type AnalyzerStats,
+  type CopyFormat,
   type CopyInfo,
   type SqlAnalysis,
 } from "./analyzer.js";

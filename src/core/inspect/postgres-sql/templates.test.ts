@@ -139,6 +139,18 @@ describe("what is never a template", () => {
     expect(a.stats).toEqual({ exactHits: 0, templateHits: 0, templates: 0 });
   });
 
+  it("dblink calls: whether an argument is redacted depends on its value", async () => {
+    const a = await expectSameAsParse([
+      "SELECT dblink_connect('c', 'host=h')",
+      "SELECT dblink_connect('c', 'host=h password=sekrit')",
+      "SELECT * FROM dblink('host=h', 'SELECT 1') AS t(a int)",
+      "SELECT * FROM dblink('postgresql://u:sekrit@h/d', 'SELECT 1') AS t(a int)",
+      "SELECT \"dblink_exec\"('c', 'DELETE FROM t')",
+      "SELECT \"dblink_exec\"('password=sekrit', 'DELETE FROM t')",
+    ]);
+    expect(a.stats).toEqual({ exactHits: 0, templateHits: 0, templates: 0 });
+  });
+
   it("literals the grammar consumes itself", async () => {
     // float(p) picks float4/float8 (or errors) by value; int[n] and CURRENT_TIME(n) keep n outside any A_Const
     const a = await expectSameAsParse([

@@ -17,14 +17,20 @@ import { byteToIndex } from "./text.js";
  *      an A_Const is only stored, so any other value of the same class yields the same tree except for A_Const
  *      values: it parses too (or the template would have failed to), with the same statement boundaries, and the
  *      same fingerprint (libpg-query's fingerprint ignores A_Const values);
- *   2. the analysis has no error, no facts.unparseable and nothing to redact;
+ *   2. the analysis has no error, no facts.unparseable and nothing to redact, and the text does not mention dblink
+ *      (ParseDetail.literalsMatter). Whether a dblink argument is redacted depends on its value (does it hold a
+ *      password?), so `dblink_connect('host=h')` must not stand for `dblink_connect('host=h password=pw')`. A
+ *      text with a dblink call outside its literals has that name in its key, so no text that shares a key with
+ *      a template calls dblink (nor can a U&"" name spell it: the key refuses a quote right after `&`);
  *   3. every fact, top-level or nested, and every top-level statement is one of TEMPLATE_KINDS, and nothing is a
  *      COPY. For these kinds the walker (walk.ts) derives a fact from three things only: the node type
  *      (kinds.ts; for SelectStmt whether it has an INTO clause), table names from RangeVars and relation fields
  *      (identifiers, never A_Const values), and hasWhere, which asks whether the WHERE tree contains a ColumnRef.
- *      No A_Const value is ever read for them. The one place that reads constant values, guards.ts, looks at SET
- *      statements (standard_conforming_strings, client_encoding): SET is not in the list, so `= 'on'` can never
- *      stand for `= 'off'`. Nor are role statements, whose passwords SqlAnalysis.redacted hides per text.
+ *      No A_Const value is ever read for them. Constant values are read only by guards.ts, for SET statements
+ *      (standard_conforming_strings, client_encoding), by the COPY format (analyzer.ts) and by redact.ts: SET is
+ *      not in the list, so `= 'on'` can never stand for `= 'off'`; nor is COPY, so `FORMAT 'text'` never stands
+ *      for `FORMAT 'binary'`; nor are role, user mapping, server or subscription statements, whose secrets
+ *      SqlAnalysis.redacted hides per text (and dblink calls are excluded by 2).
  * Texts longer than TEMPLATE_MAX_TEXT never use templates: a text with a huge literal is always parsed for real.
  */
 
@@ -49,6 +55,8 @@ export interface ParseDetail {
   tree: unknown;
   /** Each top-level statement's byte range; end undefined means to the end of the text. */
   bounds: { start: number; end: number | undefined }[];
+  /** The analysis may depend on a literal's value beyond what the checks below see: never a template. */
+  literalsMatter?: boolean;
 }
 
 export class TemplateCache {
@@ -81,6 +89,7 @@ export class TemplateCache {
 
   /** Keeps a freshly parsed analysis as the template of its key (from keyOf) if that is safe (see above). */
   consider(sql: string, key: LiteralKey, analysis: SqlAnalysis, detail: ParseDetail): void {
+    if (detail.literalsMatter === true) return;
     if (!hasTemplateKinds(analysis) || detail.bounds.length !== analysis.statements.length) return;
     const index = byteToIndex(sql);
     if (!literalsAreConstants(sql, key.spans, detail.tree, index)) return;
