@@ -18,6 +18,24 @@ export function asString(value: unknown): string | undefined {
   return typeof value === "string" ? value : undefined;
 }
 
+/**
+ * Visits every object in a parse tree (arrays are walked through, not visited), in no particular order. Iterative,
+ * because the tree of a legal query can be thousands of levels deep. `visit` returns false to skip an object's
+ * children.
+ */
+export function visitObjects(tree: unknown, visit: (o: Fields) => boolean | void): void {
+  const stack: unknown[] = [tree];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (Array.isArray(v)) {
+      for (const item of v as unknown[]) stack.push(item);
+      continue;
+    }
+    const o = asFields(v);
+    if (o && visit(o) !== false) for (const child of Object.values(o)) stack.push(child);
+  }
+}
+
 /** `{ RangeVar: {...} }` -> ["RangeVar", {...}]; anything that is not a single-key node wrapper -> undefined. */
 export function unwrap(value: unknown): [type: string, fields: Fields] | undefined {
   const o = asFields(value);

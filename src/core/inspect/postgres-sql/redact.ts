@@ -1,5 +1,5 @@
 import { scanSync, type ScanToken } from "libpg-query";
-import { asFields, asList, asString, nodeOf, type Fields } from "./node.js";
+import { asFields, asList, asString, nodeOf, visitObjects, type Fields } from "./node.js";
 import { byteToIndex } from "./text.js";
 
 /**
@@ -112,20 +112,13 @@ export function statementSecrets(type: string, fields: Fields): SecretSpot[] {
 /** The string constants of an expression, in no particular order, with their byte offsets. */
 function stringConstants(expr: unknown): { at: number; value: string }[] {
   const out: { at: number; value: string }[] = [];
-  const stack: unknown[] = [expr];
-  while (stack.length > 0) {
-    const v = stack.pop();
-    if (Array.isArray(v)) {
-      for (const item of v as unknown[]) stack.push(item);
-      continue;
-    }
-    const o = asFields(v);
-    if (!o) continue;
+  visitObjects(expr, (o) => {
     const constant = asFields(o.A_Const);
     const value = asString(asFields(constant?.sval)?.sval);
-    if (constant && value !== undefined) out.push({ at: location(constant), value });
-    else for (const child of Object.values(o)) stack.push(child);
-  }
+    if (!constant || value === undefined) return true;
+    out.push({ at: location(constant), value });
+    return false;
+  });
   return out;
 }
 
@@ -137,15 +130,7 @@ function stringConstants(expr: unknown): { at: number; value: string }[] {
  */
 export function dblinkSecrets(tree: unknown): number[] {
   const out = new Set<number>();
-  const stack: unknown[] = [tree];
-  while (stack.length > 0) {
-    const v = stack.pop();
-    if (Array.isArray(v)) {
-      for (const item of v as unknown[]) stack.push(item);
-      continue;
-    }
-    const o = asFields(v);
-    if (!o) continue;
+  visitObjects(tree, (o) => {
     const call = asFields(o.FuncCall);
     const name = call ? asString(nodeOf(asList(call.funcname).at(-1), "String")?.sval) : undefined;
     if (call && name?.toLowerCase().startsWith("dblink") === true) {
@@ -154,8 +139,7 @@ export function dblinkSecrets(tree: unknown): number[] {
         if (conninfoHasPassword(constants.map((c) => c.value).join(" "))) for (const c of constants) out.add(c.at);
       }
     }
-    for (const child of Object.values(o)) stack.push(child);
-  }
+  });
   return [...out];
 }
 

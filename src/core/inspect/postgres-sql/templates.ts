@@ -1,6 +1,7 @@
 import type { AnalyzedStatement, SqlAnalysis } from "./analyzer.js";
 import { keyToText, literalKey, textToKey, type LiteralKey } from "./literal-key.js";
 import { LruCache } from "./lru.js";
+import { asFields, visitObjects } from "./node.js";
 import { byteToIndex } from "./text.js";
 
 /**
@@ -116,21 +117,10 @@ function hasTemplateKinds(a: SqlAnalysis): boolean {
 /** Byte offsets of every A_Const in the tree (a location of 0 is left out of libpg-query's JSON). */
 function constantLocations(tree: unknown): number[] {
   const out: number[] = [];
-  const stack: unknown[] = [tree];
-  while (stack.length > 0) {
-    const v = stack.pop();
-    if (Array.isArray(v)) {
-      for (const item of v as unknown[]) stack.push(item);
-    } else if (typeof v === "object" && v !== null) {
-      for (const [key, value] of Object.entries(v)) {
-        if (key === "A_Const" && typeof value === "object" && value !== null) {
-          const location = (value as { location?: unknown }).location;
-          out.push(typeof location === "number" ? location : 0);
-        }
-        stack.push(value);
-      }
-    }
-  }
+  visitObjects(tree, (o) => {
+    const constant = asFields(o.A_Const);
+    if (constant) out.push(typeof constant.location === "number" ? constant.location : 0);
+  });
   return out;
 }
 

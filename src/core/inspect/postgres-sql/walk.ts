@@ -1,5 +1,5 @@
 import { isStatementNode, statementKind } from "./kinds.js";
-import { asFields, asList, asString, nameList, rangeVarName, unwrap, type Fields } from "./node.js";
+import { asFields, asList, asString, nameList, rangeVarName, unwrap, visitObjects, type Fields } from "./node.js";
 
 /** A statement fact under construction; `optional` ones are dropped if they end up touching no table. */
 export interface FactDraft {
@@ -59,16 +59,12 @@ function isBareRangeVar(o: Fields): boolean {
  * `WHERE $1` cannot tell rows apart, so they count as no WHERE: a without_where rule is about "all rows".
  */
 export function whereSelectsRows(where: unknown): boolean {
-  const stack: unknown[] = [where];
-  while (stack.length > 0) {
-    const v = stack.pop();
-    if (Array.isArray(v)) stack.push(...(v as unknown[]));
-    else if (typeof v === "object" && v !== null) {
-      if ("ColumnRef" in v || "CurrentOfExpr" in v) return true;
-      stack.push(...Object.values(v));
-    }
-  }
-  return false;
+  let selects = false;
+  visitObjects(where, (o) => {
+    if ("ColumnRef" in o || "CurrentOfExpr" in o) selects = true;
+    return !selects;
+  });
+  return selects;
 }
 
 /**
