@@ -246,16 +246,7 @@ export class FrontendPipeline {
       this.#flush();
       return;
     }
-    const request: GateRequest = {
-      text,
-      facts: analysis.facts,
-      data: { message: "query", kinds: analysis.statements.map((s) => s.kind) },
-      ...this.#fingerprint(analysis),
-      onHold: this.#onHold,
-      signal: this.#abort.signal,
-    };
-    if (shown !== text) request.shown = { text: shown };
-    const admission = await this.#o.session.admit(request);
+    const admission = await this.#o.session.admit(this.#request(text, shown, analysis, { message: "query" }));
     if (admission.forward) {
       this.#o.relay.expect({ kind: "query", track: { text: shown, started: performance.now(), results: 0 } });
       this.#out.push(frame.raw);
@@ -282,16 +273,9 @@ export class FrontendPipeline {
       this.#flush();
       return;
     }
-    const request: GateRequest = {
-      text,
-      facts: analysis.facts,
-      data: { message: "parse", kinds: analysis.statements.map((s) => s.kind), ...(name ? { statement: name } : {}) },
-      ...this.#fingerprint(analysis),
-      onHold: this.#onHold,
-      signal: this.#abort.signal,
-    };
-    if (shown !== text) request.shown = { text: shown };
-    const admission = await this.#o.session.admit(request);
+    const admission = await this.#o.session.admit(
+      this.#request(text, shown, analysis, { message: "parse", ...(name ? { statement: name } : {}) }),
+    );
     if (admission.forward) {
       // kept for the bind and result evidence of this statement: the redacted text, never the secret
       this.#statements.set(name, shown);
@@ -333,6 +317,25 @@ export class FrontendPipeline {
       this.#out.push(query(ABORT_SQL));
     }
     this.#flush();
+  }
+
+  /** What the gate decides on for a Query or Parse: the exact text, and and the redacted one evidence shows when it differs. */
+  #request(
+    text: string,
+    shown: string,
+    analysis: ReturnType<SqlAnalyzerLike["analyze"]>,
+    data: Record<string, unknown>,
+  ): GateRequest {
+    const request: GateRequest = {
+      text,
+      facts: analysis.facts,
+      data: { ...data, kinds: analysis.statements.map((s) => s.kind) },
+      ...this.#fingerprint(analysis),
+      onHold: this.#onHold,
+      signal: this.#abort.signal,
+    };
+    if (shown !== text) request.shown = { text: shown };
+    return request;
   }
 
   /**
