@@ -1,11 +1,11 @@
 /**
  * Audit append throughput with durability on (synchronous=FULL, fsync per commit).
  *
- *   node --import tsx bench/audit-append.ts [--events 20000] [--producers 256] [--dist] [--compare]
+ *   node --import tsx bench/audit-append.ts [--events 20000] [--producers 256] [--compare]
  *
  * "direct" is the naive baseline: better-sqlite3 on the calling thread, one row per transaction.
  * "gateway" is AuditLog (group commit, hash chain, signed checkpoints) on the worker-thread store.
- * --dist uses the compiled modules in dist/ instead of src/; --compare also measures the in-process store.
+ * --compare also measures the in-process store. With --import ./bench/_use-dist.js (bench/run.js) it runs dist/.
  * The last stdout line is one JSON object for the bench runner.
  */
 import Database from "better-sqlite3";
@@ -15,22 +15,18 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { monitorEventLoopDelay, performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
-import type { AuditLog as AuditLogType } from "../src/core/evidence/audit-log.js";
-import type { openStore as openStoreType } from "../src/core/store/open.js";
+import { AuditLog } from "../src/core/evidence/audit-log.js";
+import { openStore } from "../src/core/store/open.js";
 
 const { values: args } = parseArgs({
   options: {
     events: { type: "string", default: "20000" },
     producers: { type: "string", default: "256" },
-    dist: { type: "boolean", default: false },
     compare: { type: "boolean", default: false },
   },
 });
 const N = Number(args.events);
 const PRODUCERS = Number(args.producers);
-const base = args.dist ? "../dist/core" : "../src/core";
-const { AuditLog } = (await import(`${base}/evidence/audit-log.js`)) as { AuditLog: typeof AuditLogType };
-const { openStore } = (await import(`${base}/store/open.js`)) as { openStore: typeof openStoreType };
 
 const event = (i: number) => ({
   type: "request",

@@ -1,7 +1,7 @@
 /**
  * Content-detector throughput: what every text value of a result (or every chunk of terminal output) pays.
  *
- *   node --import tsx bench/masking.ts [--mb 16] [--dist]
+ *   node --import tsx bench/masking.ts [--mb 16]
  *
  * "direct" is the cheapest possible look at each value: one `indexOf` for a single character (what any inline
  * filter pays at least). "gateway" is Masker.maskText (or maskBytes) with all six detectors on the same values.
@@ -10,14 +10,12 @@
  */
 import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
-import type { Masker as MaskerType } from "../src/core/masking/masker.js";
+import { Masker } from "../src/core/masking/masker.js";
 
 const { values: args } = parseArgs({
-  options: { mb: { type: "string", default: "16" }, dist: { type: "boolean", default: false } },
+  options: { mb: { type: "string", default: "16" } },
 });
 const TARGET_BYTES = Number(args.mb) * 1024 * 1024;
-const base = args.dist ? "../dist/core" : "../src/core";
-const { Masker } = (await import(`${base}/masking/masker.js`)) as { Masker: typeof MaskerType };
 const masker = Masker.from({ detectors: ["credit_card", "email", "jwt", "private_key", "iban", "aws_key"] });
 
 // Deterministic pseudo-random data (xorshift), so runs compare.

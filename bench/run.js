@@ -5,7 +5,8 @@
  *   npm run bench                 all benchmarks (after a build)
  *   node bench/run.js audit       only those whose file name contains "audit"
  *
- * Contract for a benchmark (bench/*.js or bench/*.ts, run with `node --import tsx` for .ts): print one JSON line
+ * Contract for a benchmark (bench/*.js or bench/*.ts, run with `node --import tsx` for .ts, plus bench/_use-dist.js so
+ * the gateway code it imports from src/ runs as compiled to dist/, as in production): print one JSON line
  * per result on stdout, {"name", "direct", "gateway", "unit", "ratio"} and optionally "of_ceiling" (the gateway's
  * number as a fraction of a bare pass-through proxy's, shown in its own column); anything else on stdout is ignored and
  * stderr is shown only if it fails. A benchmark that fails or times out (BENCH_TIMEOUT_S, default 900) is
@@ -32,7 +33,10 @@ const results = [];
 const skipped = [];
 
 for (const file of files) {
-  const args = file.endsWith(".ts") ? ["--import", "tsx", join("bench", file)] : [join("bench", file)];
+  const dist = ["--import", "./bench/_use-dist.js"];
+  const args = file.endsWith(".ts")
+    ? ["--import", "tsx", ...dist, join("bench", file)]
+    : [...dist, join("bench", file)];
   process.stderr.write(`bench: running ${file} ...\n`);
   const started = Date.now();
   const run = spawnSync(process.execPath, args, {
