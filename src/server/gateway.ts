@@ -142,15 +142,21 @@ export class Gateway {
 
   /** Stops accepting work, records the stop, signs a final checkpoint and closes the store. */
   async stop(reason = "shutdown"): Promise<void> {
-    // listeners first: their sessions end (session.end, recording seal) while the evidence writers still run
+    // listeners first: each close() resolves only once its sessions have ended (session.end, recording seal),
+    // so those land while the evidence writers still run, and before gateway.stop
     for (const r of this.running) await r.close().catch(() => undefined);
     await this.api.close();
     this.approvals.service.stop();
     await this.audit.append({ type: "gateway.stop", data: { reason } }).catch(() => undefined);
-    await this.recorder.close();
-    await this.audit.close();
+    // A writer that fails to close is reported, but the rest still close: the log gets its final checkpoint
+    // and the store's writer thread does not keep the process alive.
+    let failed: { err: unknown } | undefined;
+    const keep = (err: unknown) => void (failed ??= { err });
+    await this.recorder.close().catch(keep);
+    await this.audit.close().catch(keep);
     // after the log closed, so the stop event and the final records are forwarded too
-    await this.sinks.close();
-    await this.store.close();
+    await this.sinks.close().catch(keep);
+    await this.store.close().catch(keep);
+    if (failed) throw failed.err;
   }
 }

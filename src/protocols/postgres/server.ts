@@ -50,11 +50,15 @@ export async function startPostgresListener(opts: PostgresListenerOptions): Prom
   const cancels = new CancelRegistry();
   const log = opts.log ?? (() => undefined);
   const sockets = new Set<Socket>();
+  // serveConnection until it returns: a login in progress (token check, session.start, target dial) ends its
+  // session itself once it sees the closed socket
+  const serving = new Set<Promise<void>>();
+  // each session's close work (session.end, recording seal)
   const closing = new Set<Promise<unknown>>();
   const server: Server = createServer({ noDelay: true, highWaterMark: 1024 * 1024 }, (socket) => {
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
-    void serveConnection(socket, {
+    const served = serveConnection(socket, {
       gate: opts.gate,
       verifier: opts.verifier,
       cancels,
@@ -72,6 +76,8 @@ export async function startPostgresListener(opts: PostgresListenerOptions): Prom
           opts.tls.require === "always" || (opts.tls.require === "remote" && !(remote && isLoopbackAddress(remote))),
       }),
     });
+    serving.add(served);
+    void served.finally(() => serving.delete(served));
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
@@ -92,15 +98,24 @@ export async function startPostgresListener(opts: PostgresListenerOptions): Prom
       return sockets.size;
     },
     close: async () => {
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        for (const s of sockets) s.destroy();
-      });
-      // sockets closed: wait for each session's session.end and recording seal
-      await new Promise((r) => setImmediate(r));
-      await Promise.allSettled([...closing]);
+      const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+      // A destroyed socket emits 'close' (whose handlers end its session) on a later turn of the event loop,
+      // possibly after the server's own close callback: wait for each of them. The gateway closes the recorder
+      // and the audit log once this resolves.
+      await Promise.all([...sockets].map(destroyAndWait));
+      await stopped;
+      await Promise.allSettled([...serving]);
+      // a session close may start while an earlier one is awaited
+      while (closing.size > 0) await Promise.allSettled([...closing]);
     },
   };
+}
+
+function destroyAndWait(socket: Socket): Promise<void> {
+  // not events.once: that rejects on an 'error' before the 'close'
+  const closed = socket.closed ? Promise.resolve() : new Promise<void>((r) => socket.once("close", () => r()));
+  socket.destroy();
+  return closed;
 }
 
 function isLoopbackAddress(remote: string): boolean {

@@ -56,11 +56,11 @@ export async function startSshListener(ctx: ListenerContext): Promise<RunningLis
     protocol: "ssh",
     address,
     close: async () => {
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        void Promise.all([...live].map((end) => end())).then(() => undefined);
-      });
-      await Promise.all([...live].map((end) => end()));
+      const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+      // end() closes the client and returns its session's close work (session.end, recording seal). Awaited for
+      // every client live now: one whose socket closes meanwhile leaves `live` but its session may still be ending.
+      await Promise.allSettled([...live].map((end) => end()));
+      await stopped;
     },
   };
 }
