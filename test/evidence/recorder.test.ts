@@ -18,6 +18,22 @@ afterEach(async () => {
 
 const identity = { subject: "deploy-bot", kind: "bot" as const, groups: ["ci"], issuer: "gatehouse", token_id: "t" };
 
+/** Counts the recording writes a store is asked for: a retry loop shows up as more of them. */
+function counting(inner: Store): { store: Store; writes: () => number } {
+  let writes = 0;
+  const store = new Proxy(inner, {
+    get(target, prop, receiver) {
+      const v = Reflect.get(target, prop, receiver) as unknown;
+      if (typeof v !== "function") return v;
+      const f = (v as (...a: unknown[]) => unknown).bind(target);
+      return prop === "writeRecording" ? (...a: unknown[]) => (writes++, f(...a)) : f;
+    },
+  });
+  return { store, writes: () => writes };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
 async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
   const out: T[] = [];
   for await (const x of it) out.push(x);
@@ -110,5 +126,49 @@ describe("SessionRecorder", () => {
     control.failWrites = false;
     await recorder.flush();
     expect((await inner.getSession("x"))?.seal?.count).toBe(1);
+  });
+
+  it("after close refuses new sessions, events and seals at once, and never writes again", async () => {
+    const inner = await store();
+    const { store: s, writes } = counting(inner);
+    const recorder = new SessionRecorder(s, { signingKey: newKey(), flushIntervalMs: 5 });
+    const rec = await recorder.start({ sessionId: "open", connection: "c", protocol: "postgres" });
+    rec.record("request", { sql: "select 1" });
+    await recorder.close();
+    // what was queued before close() is written; the session stays unsealed
+    expect(await collect(readRecording(inner, "open"))).toHaveLength(1);
+    expect((await inner.getSession("open"))?.seal).toBeUndefined();
+    const written = writes();
+    await inner.close(); // as the gateway does right after
+
+    expect(() => rec.record("request", { sql: "select 2" })).toThrow(EvidenceUnavailableError);
+    expect(() => rec.record("request", { sql: "select 3" })).toThrow(/recorder is closed/);
+    const sealed = rec.seal("late");
+    await expect(sealed).rejects.toBeInstanceOf(EvidenceUnavailableError);
+    await expect(sealed).rejects.toThrow(/recorder is closed/);
+    await expect(recorder.start({ sessionId: "late", connection: "c", protocol: "ssh" })).rejects.toThrow(
+      /recorder is closed/,
+    );
+    await expect(rec.drain()).resolves.toBeUndefined();
+    await sleep(300); // a retry timer would have fired several times (50, 100, 200 ms)
+    expect(writes()).toBe(written);
+  });
+
+  it("close reports a failed final write and leaves no retry timer behind", async () => {
+    const inner = await store();
+    const { store: faulty, control } = faultyStore(inner);
+    const { store: s, writes } = counting(faulty);
+    const recorder = new SessionRecorder(s, { signingKey: newKey(), flushIntervalMs: 5 });
+    const rec = await recorder.start({ sessionId: "x", connection: "c", protocol: "ssh" });
+    control.failWrites = true;
+    rec.record("input", "ls\n");
+    await sleep(20); // the batch timer's write fails: a retry is scheduled
+    const err = await recorder.close().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(EvidenceUnavailableError);
+    expect(String(err)).toMatch(/disk I\/O error/);
+    const attempts = writes();
+    await sleep(300);
+    expect(writes()).toBe(attempts);
+    expect(() => rec.record("input", "pwd\n")).toThrow(/recorder is closed/);
   });
 });

@@ -64,6 +64,7 @@ export class SessionRecorder {
   #retryMs = 0;
   #drainWaiters: (() => void)[] = [];
   #lastError: unknown;
+  #closed = false;
   readonly #active = new Set<string>();
 
   constructor(store: Store, options: SessionRecorderOptions) {
@@ -82,10 +83,12 @@ export class SessionRecorder {
 
   /** Starts a recording; resolves once the session row is durable. */
   async start(s: StartSession): Promise<SessionRecording> {
+    this.#assertOpen(); // before the store is read: it may be closed too
     // a duplicate id would make the shared batch fail forever; refuse it here instead
     if (this.#active.has(s.sessionId) || (await this.#store.getSession(s.sessionId)) !== undefined) {
       throw new Error(`session ${s.sessionId} was already recorded`);
     }
+    this.#assertOpen(); // closed while the store was read
     this.#active.add(s.sessionId);
     const header: SessionHeader = {
       session_id: s.sessionId,
@@ -122,9 +125,10 @@ export class SessionRecorder {
     });
   }
 
-  /** Resolves when the unwritten bytes are below the high-water mark. */
+  /** Resolves when the unwritten bytes are below the high-water mark, or the recorder is closed. */
   drain(): Promise<void> {
-    if (this.#buffered < this.#highWater) return Promise.resolve();
+    // closed: the producer's next record() throws; it must not wait for a write that will never come
+    if (this.#closed || this.#buffered < this.#highWater) return Promise.resolve();
     return new Promise((resolve) => this.#drainWaiters.push(resolve));
   }
 
@@ -142,12 +146,28 @@ export class SessionRecorder {
     }
   }
 
-  /** Writes what is queued; throws if that is not possible. Sessions still open stay unsealed. */
-  close(): Promise<void> {
-    return this.flush();
+  /**
+   * Writes what is queued; throws if that is not possible. Sessions still open stay unsealed. From now on the
+   * recorder refuses new sessions, events and seals, and it never retries on a timer: its store is about to
+   * close, and a retry loop against a closed store would keep the process alive.
+   */
+  async close(): Promise<void> {
+    this.#closed = true;
+    for (const w of this.#drainWaiters.splice(0)) w();
+    try {
+      await this.flush();
+    } finally {
+      if (this.#timer) clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new EvidenceUnavailableError("recorder is closed");
   }
 
   #push(item: Item, urgent: boolean): void {
+    this.#assertOpen();
     this.#queue.push(item);
     this.#buffered += item.bytes;
     if (urgent || this.#queue.length >= this.#maxBatch || this.#buffered >= this.#highWater) this.#schedule(0);
@@ -156,6 +176,7 @@ export class SessionRecorder {
 
   #schedule(delayMs: number): void {
     if (this.#flushing) return; // the running flush reschedules when it finishes
+    if (this.#closed) return; // close() writes the rest itself, once
     if (this.#timer !== undefined) {
       if (delayMs > 0) return;
       clearTimeout(this.#timer);
