@@ -47,12 +47,16 @@ export function handleClient(deps: SshClientDeps, client: ssh2.Connection, info:
   let target: ssh2.Client | undefined;
   let refusal: string | undefined;
   let ready: Promise<void> | undefined;
+  /** The gate's openSession while it runs (settles to undefined when refused). */
+  let opening: Promise<GatedSession | undefined> | undefined;
   let closing: Promise<void> | undefined;
 
   const finish = (reason: string): Promise<void> => {
     closing ??= (async () => {
       target?.end();
-      await session
+      // a session still being opened (session.start written, recording started) would otherwise never end
+      const s = session ?? (await opening);
+      await s
         ?.close(reason)
         .catch((err: unknown) => deps.log("ssh: session evidence not sealed", { err: String(err) }));
     })();
@@ -100,18 +104,25 @@ export function handleClient(deps: SshClientDeps, client: ssh2.Connection, info:
   });
 
   async function open(): Promise<void> {
-    if (!identity) return;
+    if (!identity || closing) return;
     const login = parseLoginUser(username);
+    const opened = deps.gate.openSession({
+      identity,
+      connection: login.connection,
+      protocol: "ssh",
+      clientAddress,
+      data: { ssh_user: username, auth_method: method, client_version: info.header.versions.software },
+    });
+    opening = opened.catch(() => undefined);
     try {
-      session = await deps.gate.openSession({
-        identity,
-        connection: login.connection,
-        protocol: "ssh",
-        clientAddress,
-        data: { ssh_user: username, auth_method: method, client_version: info.header.versions.software },
-      });
+      session = await opened;
     } catch (err) {
       refusal = err instanceof SessionRefusedError ? err.message : `session refused: ${String(err)}`;
+      return;
+    }
+    // the client left (or the gateway stopped) meanwhile: finish() closes the session, no target is dialled
+    if (closing) {
+      refusal = "session ended";
       return;
     }
     const config = session.connection.config;
@@ -123,6 +134,11 @@ export function handleClient(deps: SshClientDeps, client: ssh2.Connection, info:
     const targetUser = login.targetUser ?? config.target.user;
     try {
       target = await connectTarget(config.target, targetUser);
+      // finished while dialling: finish() ran target?.end() before there was a target
+      if (closing) {
+        target.end();
+        return;
+      }
       target.on("error", (err) => deps.log("ssh: target error", { err: err.message, session: session?.id }));
       target.on("close", () => client.end());
       await session.audit({ type: "ssh.target", data: { target_user: targetUser, host: config.target.host } });
@@ -270,8 +286,8 @@ export function handleClient(deps: SshClientDeps, client: ssh2.Connection, info:
 
   client.on("error", (err) => deps.log("ssh: client connection error", { err: err.message, client: clientAddress }));
   client.on("close", () => {
-    untrack();
-    void finish("client disconnected");
+    // stays tracked until its session has ended: the listener's close() must wait for that too
+    void finish("client disconnected").finally(untrack);
   });
 
   function submit(

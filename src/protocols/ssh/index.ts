@@ -57,8 +57,9 @@ export async function startSshListener(ctx: ListenerContext): Promise<RunningLis
     address,
     close: async () => {
       const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
-      // end() closes the client and returns its session's close work (session.end, recording seal). Awaited for
-      // every client live now: one whose socket closes meanwhile leaves `live` but its session may still be ending.
+      // end() closes the client and returns its session's close work (session.end, recording seal), including a
+      // session whose openSession was still running. A client leaves `live` only once that work is done, so one
+      // that disconnected before close() is still awaited here.
       await Promise.allSettled([...live].map((end) => end()));
       await stopped;
     },
