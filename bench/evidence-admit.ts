@@ -3,11 +3,12 @@
  * durable audit record, request/decision recording events) plus the `result` recording event cost, as a
  * pgbench -S transaction pays them through the PostgreSQL adapter.
  *
- *   node --import tsx bench/evidence-admit.ts [--sessions 4] [--seconds 5] [--dir /dev/shm]
+ *   node --import tsx bench/evidence-admit.ts [--sessions 4] [--seconds 5] [--dir /dev/shm] [--durability os]
  *
  * Each session loops: a macrotask (like a socket read), admit, record the result. CPU is process-wide
  * (main thread + SQLite writer thread, user + system); "main" is the event loop's busy time. Use a tmpfs
- * `--dir` to take fsync out and see CPU alone. The last stdout line is JSON.
+ * `--dir` to take fsync out and see CPU alone. `--durability os` opens the store as the gateway does for it (writer
+ * in-process, checkpoints in a thread). The last stdout line is JSON.
  */
 import { generateKeyPairSync } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -29,6 +30,7 @@ const { values: args } = parseArgs({
     sessions: { type: "string", default: "4" },
     seconds: { type: "string", default: "5" },
     dir: { type: "string", default: tmpdir() },
+    durability: { type: "string", default: "fsync" },
   },
 });
 const SESSIONS = Number(args.sessions);
@@ -49,7 +51,8 @@ const facts = factsFrom({ statements: [{ kind: "select", tables: ["pgbench_accou
 const result = (text: string) => ({ text, tag: "SELECT 1", rows: 1, ms: 0.1, sample: [["-2881"]] });
 
 const dir = mkdtempSync(join(args.dir, "gatehouse-evbench-"));
-const store = await openStore({ dataDir: dir });
+const durability = args.durability === "os" ? "os" : "fsync";
+const store = await openStore({ dataDir: dir, durability, worker: durability !== "os" });
 const signingKey = generateKeyPairSync("ed25519");
 const audit = await AuditLog.open(store, { signingKey });
 const recorder = new SessionRecorder(store, { signingKey });

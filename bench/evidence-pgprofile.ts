@@ -24,7 +24,7 @@ await run("pgbench", ["-i", "-s", "1", "-q"], {
     PGDATABASE: env.GH_TEST_PG_DATABASE,
   },
 });
-const gw = await startBenchGateway(env);
+const gw = await startBenchGateway(env, process.env.BENCH_EXTRA ?? "");
 const pgEnv = { ...process.env, ...gw.libpqEnv };
 const pgbench = async (...argv: string[]) => (await run("pgbench", argv, { encoding: "utf8", env: pgEnv })).stdout;
 try {

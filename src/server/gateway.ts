@@ -52,7 +52,10 @@ export class Gateway {
   }
 
   static async start(config: GatehouseConfig, options: GatewayOptions = {}): Promise<Gateway> {
-    const store = await openStore({ dataDir: config.data, durability: config.audit.durability });
+    const durability = config.audit.durability;
+    // durability os commits do not fsync, so the writer thread's hop would be most of their cost: in-process
+    // writer, with the WAL checkpoints (which do fsync) in a thread (docs/evidence.md)
+    const store = await openStore({ dataDir: config.data, durability, worker: durability !== "os" });
     const closeOnFailure: (() => Promise<void>)[] = [() => store.close()];
     try {
       const signingKey = loadOrCreateEd25519Key(join(config.data, "keys", "audit-signing.pem"));

@@ -1,10 +1,11 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { AuditRecord } from "../../src/core/evidence/audit-event.js";
 import { openStore, type Store } from "../../src/core/store/index.js";
 import { SqliteSession, type EvidenceDurability } from "../../src/core/store/sqlite-session.js";
+import { InProcessSqliteClient } from "../../src/core/store/sqlite-client.js";
 
 const dirs: string[] = [];
 const stores: Store[] = [];
@@ -109,5 +110,60 @@ describe("audit.durability", () => {
     expect(pragma()).toEqual({ synchronous: 2 });
     expect(pragma("fsync")).toEqual({ synchronous: 2 });
     expect(pragma("os")).toEqual({ synchronous: 1 });
+  });
+});
+
+describe("durability os in-process: WAL checkpoints off the event loop", () => {
+  it("the writer never checkpoints; a worker thread does, and the WAL stays bounded under steady writes", async () => {
+    const path = join(tempDir(), "d.db");
+    const options = { path, readonly: false, busyTimeoutMs: 1000, durability: "os" as const };
+    const client = new InProcessSqliteClient({ ...options, autoCheckpoint: false });
+    try {
+      await client.startCheckpointer(options, 10);
+      expect((await client.query({ sql: "PRAGMA synchronous", parameters: [] })).rows[0]).toEqual({ synchronous: 1 });
+      expect((await client.query({ sql: "PRAGMA wal_autocheckpoint", parameters: [] })).rows[0]).toEqual({
+        wal_autocheckpoint: 0,
+      });
+      await client.query({ sql: "CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)", parameters: [] });
+      const blob = Buffer.alloc(3000, 7);
+      let maxWal = 0;
+      // ~36 MB through the WAL in single-row commits, yielding like a busy gateway does between them
+      for (let i = 0; i < 12_000; i++) {
+        await client.batch([{ sql: "INSERT INTO t (v) VALUES (?)", parameters: [blob] }]);
+        if (i % 50 === 0) {
+          await new Promise((r) => setTimeout(r, 1));
+          maxWal = Math.max(maxWal, statSync(`${path}-wal`).size);
+        }
+      }
+      const stats = client.checkpointStats;
+      expect(stats?.failures).toBe(0);
+      expect(stats?.checkpoints).toBeGreaterThan(0);
+      // the catch-up checkpoints let the writer restart the WAL: without them it would hold all ~36 MB
+      expect(stats?.catchUps).toBeGreaterThan(0);
+      expect(maxWal).toBeLessThan(16 * 1024 * 1024);
+      expect(statSync(path).size).toBeGreaterThan(30 * 1024 * 1024);
+      expect((await client.query({ sql: "SELECT count(*) AS n FROM t", parameters: [] })).rows[0]).toEqual({
+        n: 12_000,
+      });
+    } finally {
+      await client.close();
+    }
+    // the writer closed last: its close checkpointed and removed the WAL
+    expect(existsSync(`${path}-wal`)).toBe(false);
+  }, 60_000);
+
+  it("openStore({ worker: false, durability: 'os' }) round-trips and closes cleanly", async () => {
+    const dataDir = tempDir();
+    const store = await openStore({ dataDir, worker: false, durability: "os", checkpointEveryMs: 5 });
+    try {
+      for (let seq = 1; seq <= 300; seq++) await store.commitAudit({ records: [rec(seq)] });
+      expect(await store.countAudit()).toBe(300);
+      expect((await store.lastAudit())?.seq).toBe(300);
+    } finally {
+      await store.close();
+    }
+    const reopened = await openStore({ dataDir, worker: false, durability: "os" });
+    stores.push(reopened);
+    expect(await reopened.countAudit()).toBe(300);
   });
 });

@@ -244,8 +244,9 @@ export class AuditLog {
   #kick(): void {
     if (this.#running) return;
     this.#running = true;
-    // a microtask, so appends made in the same tick share the first transaction
-    queueMicrotask(() => void this.#drain());
+    // the loop's next check phase, so appends made by every socket read of this turn share the first transaction
+    // (an in-process store commits synchronously: a microtask would commit each connection's record alone)
+    setImmediate(() => void this.#drain());
   }
 
   async #drain(): Promise<void> {

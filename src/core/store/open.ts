@@ -10,6 +10,7 @@ import type { EvidenceDurability } from "./sqlite-session.js";
 import type { Store } from "./types.js";
 
 export const STORE_FILE = "gatehouse.db";
+const DEFAULT_CHECKPOINT_EVERY_MS = 200;
 
 export interface OpenStoreOptions {
   /** The data directory; the store is DATA/gatehouse.db. */
@@ -18,9 +19,12 @@ export interface OpenStoreOptions {
   readonly?: boolean;
   /**
    * Run SQLite in a worker thread (default) so commits' fsyncs do not block the event loop. `false` runs it
-   * in-process: fine for one-shot CLI reads and for measuring the difference (docs/evidence.md).
+   * in-process: fine for one-shot CLI reads and for measuring the difference, and for durability `os`, whose
+   * commits do not fsync: there the WAL checkpoints (which do) run in a worker thread (docs/evidence.md).
    */
   worker?: boolean;
+  /** In-process with durability `os`: how often the checkpoint thread checkpoints the WAL (default 200 ms). */
+  checkpointEveryMs?: number;
   /** How long a write waits for another process's lock before failing (default 5000 ms). */
   busyTimeoutMs?: number;
   /** What a resolved write survives: `fsync` (default, power loss) or `os` (a gateway crash). */
@@ -45,7 +49,19 @@ export async function openStore(options: OpenStoreOptions): Promise<Store> {
   };
   let client: SqliteClient;
   if (options.worker === false) {
-    client = new InProcessSqliteClient(sqliteOptions);
+    // durability os in-process: commits only write to the OS; SQLite's own checkpoints (every 1000 WAL pages,
+    // inside a commit) would fsync on the event loop, so a thread's connection takes them over
+    const offThread = !readonly && options.durability === "os";
+    const ip = new InProcessSqliteClient({ ...sqliteOptions, ...(offThread ? { autoCheckpoint: false } : {}) });
+    if (offThread) {
+      try {
+        await ip.startCheckpointer(sqliteOptions, options.checkpointEveryMs ?? DEFAULT_CHECKPOINT_EVERY_MS);
+      } catch (err) {
+        await ip.close();
+        throw err;
+      }
+    }
+    client = ip;
   } else {
     const wc = new WorkerSqliteClient(sqliteOptions);
     await wc.start();

@@ -10,6 +10,7 @@ import {
   type SqlResult,
   type SqliteOpenOptions,
   type SqlStatement,
+  type WalCheckpointResult,
 } from "./sqlite-session.js";
 
 /** Asynchronous access to one SQLite connection, wherever it runs. */
@@ -20,13 +21,41 @@ export interface SqliteClient {
   close(): Promise<void>;
 }
 
-/** Runs SQLite on the calling thread: simplest, but each commit's fsync blocks the event loop. */
+/**
+ * Runs SQLite on the calling thread: no thread hop, but each commit's fsync blocks the event loop (with
+ * `synchronous=NORMAL`, durability `os`, commits do not fsync and only checkpoints do: `startCheckpointer`
+ * moves those to a worker thread).
+ */
 export class InProcessSqliteClient implements SqliteClient {
   readonly #session: SqliteSession;
+  #checkpointer: WalCheckpointer | undefined;
+  #paused: Promise<void> | undefined;
   constructor(options: SqliteOpenOptions) {
     this.#session = new SqliteSession(options);
   }
+
+  /**
+   * Checkpoints the WAL every `everyMs` from a worker thread's own connection instead of inside this
+   * connection's commits (call it on a connection opened with `autoCheckpoint: false`). If the thread fails,
+   * this connection checkpoints itself again until the thread works.
+   */
+  async startCheckpointer(options: SqliteOpenOptions, everyMs: number): Promise<void> {
+    if (this.#checkpointer !== undefined) return;
+    const checkpointer = new WalCheckpointer(options, everyMs, {
+      onHealth: (ok) => this.#session.setAutoCheckpoint(!ok),
+      whileWritesWait: (fn) => this.#whilePaused(fn),
+    });
+    await checkpointer.start();
+    this.#checkpointer = checkpointer;
+  }
+
+  /** What the checkpoint thread did so far (undefined without one). */
+  get checkpointStats(): Readonly<WalCheckpointStats> | undefined {
+    return this.#checkpointer?.stats;
+  }
+
   query(statement: SqlStatement): Promise<SqlResult> {
+    if (this.#paused !== undefined) return this.#paused.then(() => this.query(statement));
     try {
       return Promise.resolve(this.#session.query(statement));
     } catch (err) {
@@ -34,15 +63,34 @@ export class InProcessSqliteClient implements SqliteClient {
     }
   }
   batch(statements: readonly SqlStatement[]): Promise<number> {
+    if (this.#paused !== undefined) return this.#paused.then(() => this.batch(statements));
     try {
       return Promise.resolve(this.#session.batch(statements));
     } catch (err) {
       return Promise.reject(err as Error);
     }
   }
-  close(): Promise<void> {
+
+  /**
+   * Holds this connection's statements (they wait, the event loop does not) while `fn` runs. The checkpoint
+   * thread catches up with the WAL's last frames this way: under steady writes it never would otherwise, and
+   * SQLite restarts the WAL from its beginning only after a checkpoint copied all of it.
+   */
+  async #whilePaused<T>(fn: () => Promise<T>): Promise<T> {
+    let resume!: () => void;
+    this.#paused = new Promise<void>((r) => (resume = r));
+    try {
+      return await fn();
+    } finally {
+      this.#paused = undefined;
+      resume();
+    }
+  }
+  async close(): Promise<void> {
+    // the thread first: this connection is then the last one, and its close checkpoints and removes the WAL
+    await this.#checkpointer?.close();
+    this.#checkpointer = undefined;
     this.#session.close();
-    return Promise.resolve();
   }
 }
 
@@ -179,5 +227,113 @@ export class WorkerSqliteClient implements SqliteClient {
       await worker.terminate();
     }
     this.#closed = true;
+  }
+}
+
+export interface WalCheckpointStats {
+  /** Checkpoints (PASSIVE, in the thread) that found WAL frames to copy into the database. */
+  checkpoints: number;
+  /** Checkpoints run while the writer waited, to copy the WAL's last frames so that it restarts. */
+  catchUps: number;
+  /** Checkpoint calls that failed (the writer then checkpoints itself until one succeeds). */
+  failures: number;
+  /** The most WAL frames seen at a checkpoint (how far the WAL grew between two). */
+  maxWalFrames: number;
+  lastError?: string;
+}
+
+/** WAL frames (pages) past which a checkpoint also catches up with the writer, so the WAL restarts (SQLite's default autocheckpoint). */
+const RESTART_FRAMES = 1000;
+/** Writes never wait longer than this for a catch-up checkpoint (a stuck thread must not stop the store). */
+const CATCH_UP_MAX_MS = 1000;
+
+interface CheckpointerHooks {
+  /** false: the thread failed; the writer should checkpoint itself until it works again (true). */
+  onHealth: (ok: boolean) => void;
+  /** Runs `fn` while the writer's statements wait. */
+  whileWritesWait: <T>(fn: () => Promise<T>) => Promise<T>;
+}
+
+/**
+ * Checkpoints the WAL of an in-process writer from its own connection in a worker thread, so the checkpoint's
+ * writes and fsyncs do not block the writer's event loop. Every `everyMs`: a PASSIVE checkpoint, which never
+ * waits for and never blocks the writer, copies what the WAL holds. Under steady writes it never copies all of
+ * it (new commits land meanwhile), and SQLite only restarts the WAL from its beginning when all was copied: so
+ * once the WAL holds more than RESTART_FRAMES, a second PASSIVE checkpoint runs while the writer's statements
+ * wait (queued promises; the event loop runs on) and copies the few frames the first one missed. The timer lives
+ * in this thread and sends one message per checkpoint: if the worker dies, the next tick starts a new one.
+ */
+class WalCheckpointer {
+  readonly #client: WorkerSqliteClient;
+  readonly #everyMs: number;
+  readonly #hooks: CheckpointerHooks;
+  #timer: NodeJS.Timeout | undefined;
+  #inFlight: Promise<void> | undefined;
+  #healthy = true;
+  #last: WalCheckpointResult = { busy: 0, log: 0, checkpointed: 0 };
+  readonly stats: WalCheckpointStats = { checkpoints: 0, catchUps: 0, failures: 0, maxWalFrames: 0 };
+
+  constructor(options: SqliteOpenOptions, everyMs: number, hooks: CheckpointerHooks) {
+    this.#client = new WorkerSqliteClient({ ...options, readonly: false });
+    this.#everyMs = Math.max(1, everyMs);
+    this.#hooks = hooks;
+  }
+
+  async start(): Promise<void> {
+    await this.#client.start();
+    this.#timer = setInterval(() => {
+      this.#inFlight ??= this.#tick().finally(() => (this.#inFlight = undefined));
+    }, this.#everyMs);
+    this.#timer.unref();
+  }
+
+  async #checkpoint(): Promise<WalCheckpointResult> {
+    const res = await this.#client.query({ sql: "PRAGMA wal_checkpoint(PASSIVE)", parameters: [] });
+    return res.rows[0] as unknown as WalCheckpointResult;
+  }
+
+  async #tick(): Promise<void> {
+    try {
+      const r = await this.#checkpoint();
+      this.stats.maxWalFrames = Math.max(this.stats.maxWalFrames, r.log);
+      if (r.checkpointed > 0 && (r.log !== this.#last.log || r.checkpointed !== this.#last.checkpointed)) {
+        this.stats.checkpoints++;
+      }
+      this.#last = r;
+      if (r.log >= RESTART_FRAMES) {
+        let timer: NodeJS.Timeout | undefined;
+        await this.#hooks.whileWritesWait(() =>
+          Promise.race([
+            this.#checkpoint().then((c) => {
+              this.#last = c;
+              this.stats.catchUps++;
+            }),
+            new Promise<void>((resolve) => (timer = setTimeout(resolve, CATCH_UP_MAX_MS))),
+          ]).finally(() => clearTimeout(timer)),
+        );
+      }
+      this.#health(true);
+    } catch (err) {
+      this.stats.failures++;
+      this.stats.lastError = err instanceof Error ? err.message : String(err);
+      this.#health(false);
+    }
+  }
+
+  #health(ok: boolean): void {
+    if (ok === this.#healthy) return;
+    this.#healthy = ok;
+    try {
+      this.#hooks.onHealth(ok);
+    } catch {
+      // the writer is closing or failing; its own errors surface on its next commit
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    this.#timer = undefined;
+    await this.#inFlight;
+    await this.#client.close();
   }
 }

@@ -39,6 +39,18 @@ export interface SqliteOpenOptions {
   busyTimeoutMs: number;
   /** What a resolved commit survives (default "fsync"); see EvidenceDurability. */
   durability?: EvidenceDurability;
+  /**
+   * `false`: this connection never checkpoints the WAL inside its own commits (`wal_autocheckpoint = 0`);
+   * another connection must (a WalCheckpointer). Default true: SQLite checkpoints every 1000 WAL pages.
+   */
+  autoCheckpoint?: boolean;
+}
+
+/** What `PRAGMA wal_checkpoint(PASSIVE)` reports: WAL frames in total and how many of them are in the database. */
+export interface WalCheckpointResult {
+  busy: number;
+  log: number;
+  checkpointed: number;
 }
 
 /**
@@ -70,6 +82,7 @@ export class SqliteSession {
     if (!options.readonly) this.#db.pragma("journal_mode = WAL");
     // FULL: in WAL mode the WAL is fsynced at every commit, so a resolved write survives power loss
     this.#db.pragma(options.durability === "os" ? "synchronous = NORMAL" : "synchronous = FULL");
+    if (options.autoCheckpoint === false) this.#db.pragma("wal_autocheckpoint = 0");
     this.#runGroups = this.#db.transaction((groups: readonly SqlGroup[]) => {
       let changes = 0;
       for (const g of groups) {
@@ -106,6 +119,11 @@ export class SqliteSession {
   /** `batch` for statements already grouped (what the writer worker receives). */
   batchGroups(groups: readonly SqlGroup[]): number {
     return this.#runGroups.immediate(groups);
+  }
+
+  /** Turns this connection's own WAL checkpoints (inside its commits, every 1000 pages) on or off. */
+  setAutoCheckpoint(on: boolean): void {
+    this.#db.pragma(on ? "wal_autocheckpoint = 1000" : "wal_autocheckpoint = 0");
   }
 
   close(): void {
