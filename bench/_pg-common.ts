@@ -2,10 +2,12 @@
  * Shared by the PostgreSQL benchmarks: brings up the test PostgreSQL (test/services.sh, as the e2e tests do) and a
  * gateway in front of it with full evidence on (audit log with group commit, session recordings).
  */
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { once } from "node:events";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createInterface } from "node:readline";
 import { generateStaticToken } from "../src/core/identity/static-tokens.js";
 import { parseConfig } from "../src/core/policy/loader.js";
 import { Gateway } from "../src/server/gateway.js";
@@ -77,4 +79,57 @@ ${extra}
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+export interface ProxyChild {
+  port: number;
+  stop(): void;
+}
+
+const proxyChildren = new Set<ChildProcess>();
+let killOnSignal = false;
+
+/**
+ * The bare pass-through proxy (bench/_passthrough-proxy.ts) in a child process, with its own event loop like a
+ * separate proxy: the ceiling row of the PostgreSQL benchmarks. Killed on stop() and on SIGINT/SIGTERM.
+ */
+export async function startProxyChild(host: string, port: string): Promise<ProxyChild> {
+  if (!killOnSignal) {
+    killOnSignal = true;
+    for (const [signal, code] of [
+      ["SIGINT", 130],
+      ["SIGTERM", 143],
+    ] as const) {
+      process.once(signal, () => {
+        for (const c of proxyChildren) c.kill("SIGTERM");
+        process.exit(code);
+      });
+    }
+  }
+  const child = spawn(process.execPath, ["--import", "tsx", join("bench", "_passthrough-proxy.ts"), host, port], {
+    cwd: join(import.meta.dirname, ".."),
+    stdio: ["pipe", "pipe", "inherit"],
+  });
+  proxyChildren.add(child);
+  const stop = () => {
+    proxyChildren.delete(child);
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+  };
+  const lines = createInterface({ input: child.stdout! });
+  try {
+    const first = await Promise.race([
+      once(lines, "line").then(([line]) => String(line)),
+      once(child, "exit").then(([code, signal]) => {
+        throw new Error(`pass-through proxy exited before listening (${code ?? signal})`);
+      }),
+    ]);
+    const proxyPort = (JSON.parse(first) as { port?: unknown }).port;
+    if (typeof proxyPort !== "number" || proxyPort <= 0) throw new Error(`pass-through proxy said: ${first}`);
+    return { port: proxyPort, stop };
+  } catch (err) {
+    stop();
+    throw err;
+  } finally {
+    lines.close();
+  }
 }

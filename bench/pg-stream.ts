@@ -2,7 +2,9 @@
  * A ~100 MiB result (102,400 rows of 1 KiB) direct vs through the gateway, in MB/s. Both sides use the same
  * minimal wire client (login, one simple Query, hop over message headers until ReadyForQuery), so the numbers
  * compare the transport, not a driver's row parsing. Evidence is on (the request is audited; the result's first
- * rows are recorded); no masking, so the gateway's fast path applies.
+ * rows are recorded); no masking, so the gateway's fast path applies. The same stream through the bare pass-through
+ * proxy (bench/_passthrough-proxy.ts, own process) is the ceiling row; the gateway row's of_ceiling compares with it.
+ * Best of --runs for each path, the three measured one after the other in every run.
  *
  *   node --import tsx bench/pg-stream.ts [--mib 100] [--runs 3]
  */
@@ -11,7 +13,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs, promisify } from "node:util";
 import { connectTarget, type PostgresTarget } from "../src/protocols/postgres/target.js";
 import { query } from "../src/protocols/postgres/wire.js";
-import { servicesUp, startBenchGateway } from "./_pg-common.js";
+import { servicesUp, startBenchGateway, startProxyChild } from "./_pg-common.js";
 
 const { values: args } = parseArgs({
   options: {
@@ -88,6 +90,7 @@ async function measure(target: PostgresTarget, database: string): Promise<{ seco
 
 const { env, down } = servicesUp();
 const gw = await startBenchGateway(env);
+const proxyChild = await startProxyChild(env.GH_TEST_PG_HOST, env.GH_TEST_PG_PORT);
 try {
   const direct: PostgresTarget = {
     host: env.GH_TEST_PG_HOST,
@@ -95,28 +98,39 @@ try {
     user: env.GH_TEST_PG_SCRAM_USER,
     password: env.GH_TEST_PG_SCRAM_PASSWORD,
   };
+  const proxied: PostgresTarget = { ...direct, host: "127.0.0.1", port: proxyChild.port };
   const through: PostgresTarget = { host: "127.0.0.1", port: gw.port, user: "bench", password: gw.token };
-  const best = { direct: 0, gateway: 0 };
+  const best = { direct: 0, proxy: 0, gateway: 0 };
+  const mbps = (r: { seconds: number; bytes: number }) => r.bytes / 1e6 / r.seconds;
   await measure(direct, env.GH_TEST_PG_DATABASE); // warm the server's caches
   for (let i = 0; i < Number(args.runs); i++) {
     const d = await measure(direct, env.GH_TEST_PG_DATABASE);
+    const p = await measure(proxied, env.GH_TEST_PG_DATABASE);
     const g = await measure(through, "app-db");
-    best.direct = Math.max(best.direct, d.bytes / 1e6 / d.seconds);
-    best.gateway = Math.max(best.gateway, g.bytes / 1e6 / g.seconds);
+    best.direct = Math.max(best.direct, mbps(d));
+    best.proxy = Math.max(best.proxy, mbps(p));
+    best.gateway = Math.max(best.gateway, mbps(g));
     process.stderr.write(
-      `pg-stream: run ${i + 1}: direct ${(d.bytes / 1e6).toFixed(1)} MB in ${d.seconds.toFixed(2)} s, gateway ${(g.bytes / 1e6).toFixed(1)} MB in ${g.seconds.toFixed(2)} s\n`,
+      `pg-stream: run ${i + 1}: direct ${mbps(d).toFixed(0)} MB/s, pass-through proxy ${mbps(p).toFixed(0)} MB/s, ` +
+        `gateway ${mbps(g).toFixed(0)} MB/s (${(g.bytes / 1e6).toFixed(1)} MB)\n`,
     );
   }
-  console.log(
-    JSON.stringify({
-      name: `${args.mib} MiB result stream`,
-      direct: Math.round(best.direct),
-      gateway: Math.round(best.gateway),
-      unit: "MB/s",
-      ratio: Math.round((best.gateway / best.direct) * 1000) / 1000,
-    }),
-  );
+  const round3 = (x: number) => Math.round(x * 1000) / 1000;
+  const row = (name: string, value: number, ofCeiling: boolean) =>
+    console.log(
+      JSON.stringify({
+        name,
+        direct: Math.round(best.direct),
+        gateway: Math.round(value),
+        unit: "MB/s",
+        ratio: round3(value / best.direct),
+        ...(ofCeiling ? { of_ceiling: round3(value / best.proxy) } : {}),
+      }),
+    );
+  row(`${args.mib} MiB result stream`, best.gateway, true);
+  row(`${args.mib} MiB result stream: pass-through proxy ceiling`, best.proxy, false);
 } finally {
+  proxyChild.stop();
   await gw.stop();
   down();
 }

@@ -10,13 +10,10 @@
  *
  *   node --import tsx bench/pgbench.ts [--seconds 10] [--clients 4,32] [--tpcb-clients 4]
  */
-import { execFile, spawn, type ChildProcess } from "node:child_process";
-import { once } from "node:events";
-import { join } from "node:path";
-import { createInterface } from "node:readline";
+import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { parseArgs } from "node:util";
-import { servicesUp, startBenchGateway, type BenchGateway } from "./_pg-common.js";
+import { servicesUp, startBenchGateway, startProxyChild, type BenchGateway, type ProxyChild } from "./_pg-common.js";
 
 const { values: args } = parseArgs({
   options: {
@@ -48,46 +45,13 @@ function tps(out: string): number {
   return Number(m[1]);
 }
 
-let proxyChild: ChildProcess | undefined;
-const killProxy = () => {
-  if (proxyChild && proxyChild.exitCode === null && proxyChild.signalCode === null) proxyChild.kill("SIGTERM");
-};
-for (const [signal, code] of [
-  ["SIGINT", 130],
-  ["SIGTERM", 143],
-] as const) {
-  process.once(signal, () => {
-    killProxy();
-    process.exit(code);
-  });
-}
-
-/** The pass-through proxy in a child process (own event loop, like a separate proxy); resolves to its port. */
-async function startProxyChild(host: string, port: string): Promise<number> {
-  const root = join(import.meta.dirname, "..");
-  const child = spawn(process.execPath, ["--import", "tsx", join("bench", "_passthrough-proxy.ts"), host, port], {
-    cwd: root,
-    stdio: ["pipe", "pipe", "inherit"],
-  });
-  proxyChild = child;
-  const lines = createInterface({ input: child.stdout! });
-  const first = await Promise.race([
-    once(lines, "line").then(([line]) => String(line)),
-    once(child, "exit").then(([code, signal]) => {
-      throw new Error(`pass-through proxy exited before listening (${code ?? signal})`);
-    }),
-  ]);
-  lines.close();
-  const proxyPort = (JSON.parse(first) as { port?: unknown }).port;
-  if (typeof proxyPort !== "number" || proxyPort <= 0) throw new Error(`pass-through proxy said: ${first}`);
-  return proxyPort;
-}
-
 await pgbench(direct, "-i", "-s", "1", "-q");
 let gw: BenchGateway | undefined;
 let gwOs: BenchGateway | undefined;
+let proxyChild: ProxyChild | undefined;
 try {
-  const proxy = { ...direct, PGHOST: "127.0.0.1", PGPORT: String(await startProxyChild(direct.PGHOST, direct.PGPORT)) };
+  proxyChild = await startProxyChild(direct.PGHOST, direct.PGPORT);
+  const proxy = { ...direct, PGHOST: "127.0.0.1", PGPORT: String(proxyChild.port) };
   gw = await startBenchGateway(env);
   const through = gw.libpqEnv;
   // the same gateway with audit.durability: os (records written to the OS, not fsynced, before forwarding)
@@ -134,7 +98,7 @@ try {
     row(`${name}: pass-through proxy ceiling`, p, false);
   }
 } finally {
-  killProxy();
+  proxyChild?.stop();
   await gw?.stop();
   await gwOs?.stop();
   down();
