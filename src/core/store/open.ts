@@ -19,11 +19,11 @@ export interface OpenStoreOptions {
   readonly?: boolean;
   /**
    * Run SQLite in a worker thread (default) so commits' fsyncs do not block the event loop. `false` runs it
-   * in-process: fine for one-shot CLI reads and for measuring the difference, and for durability `os`, whose
-   * commits do not fsync: there the WAL checkpoints (which do) run in a worker thread (docs/evidence.md).
+   * in-process: commits run on the calling thread without fsync; durability `fsync` then fsyncs the WAL on
+   * libuv's thread pool before a write resolves, and WAL checkpoints run in a worker thread (docs/evidence.md).
    */
   worker?: boolean;
-  /** In-process with durability `os`: how often the checkpoint thread checkpoints the WAL (default 200 ms). */
+  /** In-process: how often the checkpoint thread checkpoints the WAL (default 200 ms). */
   checkpointEveryMs?: number;
   /** How long a write waits for another process's lock before failing (default 5000 ms). */
   busyTimeoutMs?: number;
@@ -49,11 +49,15 @@ export async function openStore(options: OpenStoreOptions): Promise<Store> {
   };
   let client: SqliteClient;
   if (options.worker === false) {
-    // durability os in-process: commits only write to the OS; SQLite's own checkpoints (every 1000 WAL pages,
-    // inside a commit) would fsync on the event loop, so a thread's connection takes them over
-    const offThread = !readonly && options.durability === "os";
-    const ip = new InProcessSqliteClient({ ...sqliteOptions, ...(offThread ? { autoCheckpoint: false } : {}) });
-    if (offThread) {
+    // in-process writes never fsync on the event loop: SQLite's own checkpoints (every 1000 WAL pages, inside a
+    // commit) move to a thread's connection, and durability fsync syncs the WAL after each commit on libuv's
+    // thread pool (WalSync)
+    const writable = !readonly;
+    const ip = new InProcessSqliteClient({
+      ...sqliteOptions,
+      ...(writable ? { autoCheckpoint: false, walSyncedByCaller: options.durability !== "os" } : {}),
+    });
+    if (writable) {
       try {
         await ip.startCheckpointer(sqliteOptions, options.checkpointEveryMs ?? DEFAULT_CHECKPOINT_EVERY_MS);
       } catch (err) {

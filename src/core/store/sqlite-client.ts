@@ -12,6 +12,7 @@ import {
   type SqlStatement,
   type WalCheckpointResult,
 } from "./sqlite-session.js";
+import { WalSync, type FdatasyncFn } from "./wal-sync.js";
 
 /** Asynchronous access to one SQLite connection, wherever it runs. */
 export interface SqliteClient {
@@ -22,16 +23,21 @@ export interface SqliteClient {
 }
 
 /**
- * Runs SQLite on the calling thread: no thread hop, but each commit's fsync blocks the event loop (with
- * `synchronous=NORMAL`, durability `os`, commits do not fsync and only checkpoints do: `startCheckpointer`
- * moves those to a worker thread).
+ * Runs SQLite on the calling thread: no thread hop and warm caches. Commits do not fsync on the event loop:
+ * with durability `os` they only reach the OS; with `walSyncedByCaller` (durability `fsync`) each write resolves
+ * after a WalSync fdatasync of the WAL on libuv's thread pool. SQLite's own checkpoints, which fsync, are
+ * moved to a worker thread by `startCheckpointer`.
  */
 export class InProcessSqliteClient implements SqliteClient {
   readonly #session: SqliteSession;
+  readonly #walSync: WalSync | undefined;
   #checkpointer: WalCheckpointer | undefined;
   #paused: Promise<void> | undefined;
-  constructor(options: SqliteOpenOptions) {
+  constructor(options: SqliteOpenOptions, hooks: { fdatasync?: FdatasyncFn } = {}) {
     this.#session = new SqliteSession(options);
+    if (options.walSyncedByCaller === true && !options.readonly) {
+      this.#walSync = new WalSync(`${options.path}-wal`, hooks.fdatasync);
+    }
   }
 
   /**
@@ -41,7 +47,9 @@ export class InProcessSqliteClient implements SqliteClient {
    */
   async startCheckpointer(options: SqliteOpenOptions, everyMs: number): Promise<void> {
     if (this.#checkpointer !== undefined) return;
-    const checkpointer = new WalCheckpointer(options, everyMs, {
+    // the thread's connection syncs what it checkpoints itself (it never writes rows)
+    const { walSyncedByCaller: _mine, ...own } = options;
+    const checkpointer = new WalCheckpointer(own, everyMs, {
       onHealth: (ok) => this.#session.setAutoCheckpoint(!ok),
       whileWritesWait: (fn) => this.#whilePaused(fn),
     });
@@ -54,21 +62,35 @@ export class InProcessSqliteClient implements SqliteClient {
     return this.#checkpointer?.stats;
   }
 
+  /** fdatasync calls of the WAL so far (undefined when SQLite syncs its own commits). */
+  get walSyncs(): number | undefined {
+    return this.#walSync?.syncs;
+  }
+
   query(statement: SqlStatement): Promise<SqlResult> {
     if (this.#paused !== undefined) return this.#paused.then(() => this.query(statement));
+    let result: SqlResult;
     try {
-      return Promise.resolve(this.#session.query(statement));
+      result = this.#session.query(statement);
     } catch (err) {
       return Promise.reject(err as Error);
     }
+    // a statement that wrote (changes is set for non-readers) is durable only after the WAL sync
+    return result.changes === undefined ? Promise.resolve(result) : this.#durable(result);
   }
   batch(statements: readonly SqlStatement[]): Promise<number> {
     if (this.#paused !== undefined) return this.#paused.then(() => this.batch(statements));
+    let changes: number;
     try {
-      return Promise.resolve(this.#session.batch(statements));
+      changes = this.#session.batch(statements);
     } catch (err) {
       return Promise.reject(err as Error);
     }
+    return this.#durable(changes);
+  }
+
+  #durable<T>(value: T): Promise<T> {
+    return this.#walSync === undefined ? Promise.resolve(value) : this.#walSync.sync().then(() => value);
   }
 
   /**
@@ -87,6 +109,7 @@ export class InProcessSqliteClient implements SqliteClient {
     }
   }
   async close(): Promise<void> {
+    await this.#walSync?.close();
     // the thread first: this connection is then the last one, and its close checkpoints and removes the WAL
     await this.#checkpointer?.close();
     this.#checkpointer = undefined;

@@ -44,6 +44,11 @@ export interface SqliteOpenOptions {
    * another connection must (a WalCheckpointer). Default true: SQLite checkpoints every 1000 WAL pages.
    */
   autoCheckpoint?: boolean;
+  /**
+   * `true`: SQLite does not fsync at commit even for durability `fsync`, because the caller fsyncs the WAL file
+   * after each commit itself, off the event loop (WalSync). Default false.
+   */
+  walSyncedByCaller?: boolean;
 }
 
 /** What `PRAGMA wal_checkpoint(PASSIVE)` reports: WAL frames in total and how many of them are in the database. */
@@ -80,8 +85,10 @@ export class SqliteSession {
       timeout: options.busyTimeoutMs,
     });
     if (!options.readonly) this.#db.pragma("journal_mode = WAL");
-    // FULL: in WAL mode the WAL is fsynced at every commit, so a resolved write survives power loss
-    this.#db.pragma(options.durability === "os" ? "synchronous = NORMAL" : "synchronous = FULL");
+    // FULL: in WAL mode the WAL is fsynced at every commit, so a resolved write survives power loss; NORMAL:
+    // fsynced at checkpoints only (durability os, or a caller that fsyncs the WAL itself)
+    const commitFsync = options.durability !== "os" && options.walSyncedByCaller !== true;
+    this.#db.pragma(commitFsync ? "synchronous = FULL" : "synchronous = NORMAL");
     if (options.autoCheckpoint === false) this.#db.pragma("wal_autocheckpoint = 0");
     this.#runGroups = this.#db.transaction((groups: readonly SqlGroup[]) => {
       let changes = 0;
