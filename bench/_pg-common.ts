@@ -11,6 +11,7 @@ import { createInterface } from "node:readline";
 import { generateStaticToken } from "../src/core/identity/static-tokens.js";
 import { parseConfig } from "../src/core/policy/loader.js";
 import { Gateway } from "../src/server/gateway.js";
+import { gatewayYaml, pgConnectionYaml, testPgTarget } from "../test/support/gateway-config.js";
 import { parseServicesEnv, type ServicesEnv } from "../test/support/services-env.js";
 
 const script = join(import.meta.dirname, "..", "test", "services.sh");
@@ -39,23 +40,18 @@ export interface BenchGateway {
 export async function startBenchGateway(env: ServicesEnv, extra = ""): Promise<BenchGateway> {
   const dir = mkdtempSync(join(tmpdir(), "gatehouse-bench-"));
   const bot = generateStaticToken();
-  const config = parseConfig(
-    `
-data: ${dir}
-identity:
-  tokens:
-    - { name: bench, sha256: ${bot.sha256}, groups: [bench] }
-connections:
-  - name: app-db
-    type: postgres
-    target: { host: ${env.GH_TEST_PG_HOST}, port: ${env.GH_TEST_PG_PORT}, database: ${env.GH_TEST_PG_DATABASE}, user: ${env.GH_TEST_PG_SCRAM_USER}, password: ${env.GH_TEST_PG_SCRAM_PASSWORD} }
-    access: [group:bench]
-    guardrails:
-      - deny: { statements: [drop, truncate] }
-${extra}
-`,
-    { source: "bench.yaml", baseDir: dir },
-  );
+  const yaml = gatewayYaml({
+    data: dir,
+    tokens: [{ name: "bench", sha256: bot.sha256, groups: ["bench"] }],
+    connections: [
+      pgConnectionYaml(testPgTarget(env), {
+        group: "bench",
+        extra: "guardrails:\n  - deny: { statements: [drop, truncate] }",
+      }),
+    ],
+    top: extra,
+  });
+  const config = parseConfig(yaml, { source: "bench.yaml", baseDir: dir });
   const gateway = await Gateway.start(config, {
     apiListen: { host: "127.0.0.1", port: 0 },
     listen: { postgres: { host: "127.0.0.1", port: 0 } },

@@ -10,20 +10,17 @@
  * `--dir` to take fsync out and see CPU alone. `--durability os` opens the store as the gateway does for it (writer
  * in-process, checkpoints in a thread). The last stdout line is JSON.
  */
-import { generateKeyPairSync } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
-import { AuditLog } from "../src/core/evidence/audit-log.js";
-import { SessionRecorder } from "../src/core/evidence/recorder.js";
 import type { Identity } from "../src/core/identity/identity.js";
 import { CompiledPolicy } from "../src/core/policy/decide.js";
 import { factsFrom } from "../src/core/policy/facts.js";
 import { parseConfig } from "../src/core/policy/loader.js";
 import { Gate } from "../src/core/session/gate.js";
-import { openStore } from "../src/core/store/open.js";
+import { openEvidenceStack } from "../test/support/evidence.js";
 
 const { values: args } = parseArgs({
   options: {
@@ -52,10 +49,8 @@ const result = (text: string) => ({ text, tag: "SELECT 1", rows: 1, ms: 0.1, sam
 
 const dir = mkdtempSync(join(args.dir, "gatehouse-evbench-"));
 const durability = args.durability === "os" ? "os" : "fsync";
-const store = await openStore({ dataDir: dir, durability, worker: durability !== "os" });
-const signingKey = generateKeyPairSync("ed25519");
-const audit = await AuditLog.open(store, { signingKey });
-const recorder = new SessionRecorder(store, { signingKey });
+const evidence = await openEvidenceStack(dir, { store: { durability, worker: durability !== "os" } });
+const { audit, recorder } = evidence;
 const gate = new Gate({ policy: CompiledPolicy.for(parseConfig(CONFIG, { source: "bench.yaml" })), audit, recorder });
 const sessions = await Promise.all(
   Array.from({ length: SESSIONS }, () =>
@@ -90,9 +85,7 @@ const cpu = process.cpuUsage(cpu0);
 const elu = performance.eventLoopUtilization(elu0);
 await Promise.all(sessions.map((s) => s.close("bench")));
 const { commits, largestBatch } = audit.stats;
-await recorder.close();
-await audit.close();
-await store.close();
+await evidence.close();
 rmSync(dir, { recursive: true, force: true });
 
 latencies.sort((a, b) => a - b);

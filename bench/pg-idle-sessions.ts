@@ -12,12 +12,18 @@
  */
 import { execFileSync, spawn } from "node:child_process";
 import { chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import pg from "pg";
 import { generateStaticToken } from "../src/core/identity/static-tokens.js";
+import {
+  freePort,
+  gatewayYaml,
+  pgConnectionYaml,
+  testPgTarget,
+  type PgTarget,
+} from "../test/support/gateway-config.js";
 import { servicesUp } from "./_pg-common.js";
 
 const { values: args } = parseArgs({
@@ -28,20 +34,8 @@ const root = join(import.meta.dirname, "..");
 const work = mkdtempSync(join(tmpdir(), "gatehouse-idle-"));
 const cleanups: (() => void | Promise<void>)[] = [() => rmSync(work, { recursive: true, force: true })];
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
-  const a = s.address();
-  await new Promise<void>((r) => s.close(() => r()));
-  if (!a || typeof a !== "object") throw new Error("no free port");
-  return a.port;
-}
-
 interface Target {
-  host: string;
-  port: number;
-  database: string;
-  credentials: string;
+  server: PgTarget;
   maxSessions: number;
 }
 
@@ -77,30 +71,19 @@ async function ownPostgres(n: number): Promise<Target> {
     });
   ctl("-l", join(pgDir, "log"), "-w", "-s", "-o", opts, "start");
   cleanups.unshift(() => ctl("-m", "immediate", "-w", "-s", "stop"));
-  return { host: "127.0.0.1", port, database: "postgres", credentials: "user: postgres", maxSessions: n };
+  return { server: { host: "127.0.0.1", port, database: "postgres", user: "postgres" }, maxSessions: n };
 }
 
 /** Fallback: the shared test PostgreSQL, leaving room for its other users. */
 async function testPostgres(): Promise<Target> {
   const { env, down } = servicesUp();
   cleanups.unshift(down);
-  const admin = new pg.Client({
-    host: env.GH_TEST_PG_HOST,
-    port: Number(env.GH_TEST_PG_PORT),
-    user: env.GH_TEST_PG_SCRAM_USER,
-    password: env.GH_TEST_PG_SCRAM_PASSWORD,
-    database: env.GH_TEST_PG_DATABASE,
-  });
+  const server = testPgTarget(env);
+  const admin = new pg.Client(server);
   await admin.connect();
   const max = Number((await admin.query<{ max_connections: string }>("SHOW max_connections")).rows[0]?.max_connections);
   await admin.end();
-  return {
-    host: env.GH_TEST_PG_HOST,
-    port: Number(env.GH_TEST_PG_PORT),
-    database: env.GH_TEST_PG_DATABASE,
-    credentials: `user: ${env.GH_TEST_PG_SCRAM_USER}, password: ${env.GH_TEST_PG_SCRAM_PASSWORD}`,
-    maxSessions: max - 30,
-  };
+  return { server, maxSessions: max - 30 };
 }
 
 function rssKiB(pid: number): number {
@@ -122,17 +105,12 @@ try {
   const config = join(work, "gatehouse.yaml");
   writeFileSync(
     config,
-    `listen: { api: "127.0.0.1:${await freePort()}", postgres: "127.0.0.1:${pgPort}" }
-data: ${join(work, "data")}
-identity:
-  tokens:
-    - { name: bench, sha256: ${bot.sha256}, groups: [bench] }
-connections:
-  - name: app-db
-    type: postgres
-    target: { host: ${target.host}, port: ${target.port}, database: ${target.database}, ${target.credentials} }
-    access: [group:bench]
-`,
+    gatewayYaml({
+      listen: { api: await freePort(), postgres: pgPort },
+      data: join(work, "data"),
+      tokens: [{ name: "bench", sha256: bot.sha256, groups: ["bench"] }],
+      connections: [pgConnectionYaml(target.server, { group: "bench" })],
+    }),
   );
   const gw = spawn(process.execPath, [join(root, "bin", "gatehouse.js"), "serve", "--config", config], {
     stdio: ["ignore", "pipe", "inherit"],

@@ -7,7 +7,7 @@
  * Needs the e2e test servers (`bash test/services.sh up`, as root). One JSON line per case for bench/run.js.
  */
 import { execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
@@ -15,18 +15,15 @@ import { parseArgs } from "node:util";
 import ssh2 from "ssh2";
 import { parseConfig } from "../src/core/policy/loader.js";
 import { Gateway } from "../src/server/gateway.js";
+import { gatewayYaml, sshConnectionYaml, testSshTarget } from "../test/support/gateway-config.js";
+import { parseServicesEnv } from "../test/support/services-env.js";
+import { sshClientArgs } from "../test/support/ssh-client.js";
 
 const { values: args } = parseArgs({ options: { mb: { type: "string", default: "100" } } });
 const MIB = Number(args.mb);
 
 execFileSync("bash", ["test/services.sh", "up"], { stdio: ["ignore", "ignore", "inherit"] });
-const env = Object.fromEntries(
-  execFileSync("bash", ["test/services.sh", "env"], { encoding: "utf8" })
-    .trim()
-    .split("\n")
-    .map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]),
-) as Record<string, string>;
-const need = (k: string): string => env[k] ?? (process.env[k] as string);
+const env = parseServicesEnv(execFileSync("bash", ["test/services.sh", "env"], { encoding: "utf8" }));
 
 const dir = mkdtempSync(join(tmpdir(), "gatehouse-bench-ssh-"));
 // printable text, so the masked case scans realistic terminal output; world-readable for the sshtest user
@@ -40,19 +37,20 @@ execFileSync("chmod", ["-R", "a+rX", dir]);
 const key = ssh2.utils.generateKeyPairSync("ed25519");
 const keyPath = join(dir, "bench_ed25519");
 writeFileSync(keyPath, key.private, { mode: 0o600 });
-const hostKey = readFileSync(need("GH_TEST_SSH_HOST_KEY_PUB"), "utf8").trim();
-const target = `{ host: 127.0.0.1, port: ${need("GH_TEST_SSH_PORT")}, user: ${need("GH_TEST_SSH_USER")}, private_key: "\${file:${need("GH_TEST_SSH_CLIENT_KEY")}}", host_key: "${hostKey}" }`;
-const config = parseConfig(
-  `
-data: ${join(dir, "data")}
-identity:
-  ssh_keys: [{ name: bench, key: "${key.public}", groups: [bench] }]
-connections:
-  - { name: plain, type: ssh, target: ${target}, access: [group:bench] }
-  - { name: masked, type: ssh, target: ${target}, access: [group:bench], masking: { detectors: [credit_card, jwt, private_key, aws_key] } }
-`,
-  { source: "bench.yaml", baseDir: dir },
-);
+const target = testSshTarget(env);
+const yaml = gatewayYaml({
+  data: join(dir, "data"),
+  sshKeys: [{ name: "bench", key: key.public, groups: ["bench"] }],
+  connections: [
+    sshConnectionYaml(target, { name: "plain", group: "bench" }),
+    sshConnectionYaml(target, {
+      name: "masked",
+      group: "bench",
+      extra: "masking: { detectors: [credit_card, jwt, private_key, aws_key] }",
+    }),
+  ],
+});
+const config = parseConfig(yaml, { source: "bench.yaml", baseDir: dir });
 const gateway = await Gateway.start(config, {
   apiListen: { host: "127.0.0.1", port: 0 },
   listen: { ssh: { host: "127.0.0.1", port: 0 } },
@@ -65,22 +63,11 @@ function cat(port: string, user: string, identity: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
     const child = spawn("ssh", [
-      "-F",
-      "/dev/null",
-      "-p",
-      port,
+      ...sshClientArgs(port),
       "-i",
       identity,
       "-o",
-      "IdentitiesOnly=yes",
-      "-o",
       "BatchMode=yes",
-      "-o",
-      "StrictHostKeyChecking=no",
-      "-o",
-      "UserKnownHostsFile=/dev/null",
-      "-o",
-      "LogLevel=ERROR",
       `${user}@127.0.0.1`,
       `cat ${file}`,
     ]);
@@ -99,9 +86,7 @@ const best = async (f: () => Promise<number>, runs = 2) => {
   return min;
 };
 try {
-  const direct = await best(() =>
-    cat(need("GH_TEST_SSH_PORT"), need("GH_TEST_SSH_USER"), need("GH_TEST_SSH_CLIENT_KEY")),
-  );
+  const direct = await best(() => cat(env.GH_TEST_SSH_PORT, env.GH_TEST_SSH_USER, env.GH_TEST_SSH_CLIENT_KEY));
   for (const conn of ["plain", "masked"]) {
     const through = await best(() => cat(gwPort, conn, keyPath));
     const d = MIB / direct;

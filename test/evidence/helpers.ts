@@ -1,26 +1,8 @@
-import { generateKeyPairSync } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import type { AuditEventInput } from "../../src/core/evidence/audit-event.js";
-import type { Ed25519KeyPair } from "../../src/core/keys.js";
 import type { Store } from "../../src/core/store/types.js";
 
-const dirs: string[] = [];
-
-export function tempDir(prefix = "gatehouse-evidence-"): string {
-  const d = mkdtempSync(join(tmpdir(), prefix));
-  dirs.push(d);
-  return d;
-}
-
-export function cleanupDirs(): void {
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-}
-
-export function newKey(): Ed25519KeyPair {
-  return generateKeyPairSync("ed25519");
-}
+// shared with the unit tests outside test/evidence and with bench/
+export { cleanupDirs, newKey, tempDir } from "../support/evidence.js";
 
 export function event(i: number): AuditEventInput {
   return {

@@ -1,19 +1,13 @@
-import { generateKeyPairSync } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
 import { createServer, type IncomingMessage } from "node:http";
 import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { AuditLog } from "../evidence/audit-log.js";
-import { SessionRecorder, readRecording } from "../evidence/recorder.js";
+import { cleanupDirs, openEvidenceStack, tempDir } from "../../../test/support/evidence.js";
+import { readRecording } from "../evidence/recorder.js";
 import type { Identity } from "../identity/identity.js";
 import { CompiledPolicy } from "../policy/decide.js";
 import { factsFrom } from "../policy/facts.js";
 import { parseConfig } from "../policy/loader.js";
 import { Gate, SessionRefusedError, type HoldNotice } from "../session/gate.js";
-import { openStore } from "../store/open.js";
-import type { Store } from "../store/types.js";
 import { requestAccess } from "./access.js";
 import { createApprovals } from "./setup.js";
 import { signBody } from "./webhooks.js";
@@ -52,20 +46,16 @@ const mallory = id("mallory", ["web"]);
 const q = (kind: string, text: string) => ({ text, facts: factsFrom({ statements: [{ kind, tables: ["t"] }] }) });
 const alter = q("alter_table", "alter table t add column c int");
 
-const dirs: string[] = [];
 const closers: (() => Promise<void>)[] = [];
 afterEach(async () => {
   for (const c of closers.splice(0).reverse()) await c();
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+  cleanupDirs();
 });
 
 async function setup(opts: { dir?: string; notify?: string } = {}) {
-  const dir = opts.dir ?? mkdtempSync(join(tmpdir(), "gatehouse-approvals-"));
-  if (!opts.dir) dirs.push(dir);
-  const store: Store = await openStore({ dataDir: dir });
-  const signingKey = generateKeyPairSync("ed25519");
-  const audit = await AuditLog.open(store, { signingKey });
-  const recorder = new SessionRecorder(store, { signingKey, flushIntervalMs: 10 });
+  const dir = opts.dir ?? tempDir("gatehouse-approvals-");
+  const evidence = await openEvidenceStack(dir, { recorder: { flushIntervalMs: 10 } });
+  const { store, audit, recorder } = evidence;
   const config = parseConfig(CONFIG + (opts.notify ?? ""), { source: "test.yaml" });
   const workflow = createApprovals(config.approvals, {
     store,
@@ -78,9 +68,7 @@ async function setup(opts: { dir?: string; notify?: string } = {}) {
     if (closed) return;
     closed = true;
     workflow.service.stop();
-    await recorder.close();
-    await audit.close();
-    await store.close();
+    await evidence.close();
   };
   closers.push(close);
   const policy = CompiledPolicy.for(config);

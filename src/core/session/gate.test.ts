@@ -1,16 +1,12 @@
-import { createHash, generateKeyPairSync } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { createHash } from "node:crypto";
 import { afterEach, describe, expect, it } from "vitest";
-import { AuditLog } from "../evidence/audit-log.js";
-import { SessionRecorder, readRecording } from "../evidence/recorder.js";
+import { cleanupDirs, openEvidenceStack, slowRecordingWrites, tempDir } from "../../../test/support/evidence.js";
+import { readRecording } from "../evidence/recorder.js";
 import { verifyEvidence } from "../evidence/verify.js";
 import type { Identity } from "../identity/identity.js";
 import { CompiledPolicy } from "../policy/decide.js";
 import { factsFrom } from "../policy/facts.js";
 import { parseConfig } from "../policy/loader.js";
-import { openStore } from "../store/open.js";
 import type { Store } from "../store/types.js";
 import { Gate, RECORDED_TEXT_LIMIT, SessionRefusedError, type ApprovalHandler } from "./gate.js";
 
@@ -30,35 +26,23 @@ connections:
 const ciBot: Identity = { subject: "ci-bot", kind: "bot", groups: ["ci"], issuer: "gatehouse", tokenId: "ci-bot" };
 const stranger: Identity = { ...ciBot, subject: "intruder", groups: ["web"], tokenId: "intruder" };
 
-const dirs: string[] = [];
 const closers: (() => Promise<void>)[] = [];
 afterEach(async () => {
   for (const c of closers.splice(0).reverse()) await c();
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+  cleanupDirs();
 });
 
 async function setup(
   options: { approvals?: ApprovalHandler; wrap?: (s: Store) => Store; highWaterBytes?: number } = {},
 ) {
-  const dir = mkdtempSync(join(tmpdir(), "gatehouse-gate-"));
-  dirs.push(dir);
-  const realStore = await openStore({ dataDir: dir });
-  const store = options.wrap ? options.wrap(realStore) : realStore;
-  const signingKey = generateKeyPairSync("ed25519");
-  const audit = await AuditLog.open(store, { signingKey });
-  const recorder = new SessionRecorder(store, {
-    signingKey,
-    flushIntervalMs: 10,
-    ...(options.highWaterBytes !== undefined ? { highWaterBytes: options.highWaterBytes } : {}),
+  const { store, audit, recorder, signingKey, close } = await openEvidenceStack(tempDir("gatehouse-gate-"), {
+    wrap: options.wrap,
+    recorder: { flushIntervalMs: 10, highWaterBytes: options.highWaterBytes },
   });
-  closers.push(async () => {
-    await recorder.close();
-    await audit.close();
-    await realStore.close();
-  });
+  closers.push(close);
   const policy = CompiledPolicy.for(parseConfig(CONFIG, { source: "test.yaml" }));
   const gate = new Gate({ policy, audit, recorder, ...(options.approvals ? { approvals: options.approvals } : {}) });
-  return { gate, store: realStore, audit, recorder, signingKey };
+  return { gate, store, audit, recorder, signingKey };
 }
 
 const select = { text: "select 1", facts: factsFrom({ statements: [{ kind: "select", tables: [] }] }) };
@@ -198,20 +182,7 @@ describe("Gate", () => {
   it("waits for a recorder past its high-water mark before forwarding, so no event is dropped", async () => {
     // every recording write takes 30 ms and the high-water mark (64 bytes) is below one event, as is the hard limit
     // (4 x 64): each admit must wait for a write, and an event bigger than the limit must still be recorded
-    const slow = (real: Store): Store =>
-      new Proxy(real, {
-        get(target, prop, receiver) {
-          if (prop === "writeRecording") {
-            return async (...args: Parameters<Store["writeRecording"]>) => {
-              await new Promise((r) => setTimeout(r, 30));
-              return target.writeRecording(...args);
-            };
-          }
-          const v = Reflect.get(target, prop, receiver) as unknown;
-          return typeof v === "function" ? (v as (...a: unknown[]) => unknown).bind(target) : v;
-        },
-      });
-    const { gate, store, recorder } = await setup({ wrap: slow, highWaterBytes: 64 });
+    const { gate, store, recorder } = await setup({ wrap: slowRecordingWrites(30), highWaterBytes: 64 });
     const session = await gate.openSession({ identity: ciBot, connection: "app-db", protocol: "postgres" });
     for (let i = 0; i < 20; i++) {
       const admission = await session.admit(i % 2 ? drop : select);

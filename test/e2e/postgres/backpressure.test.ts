@@ -4,14 +4,9 @@
  * write, a slow disk. Statements stream results far faster than that; the adapter must slow the session down
  * rather than drop recording events.
  */
-import { generateKeyPairSync } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AuditLog } from "../../../src/core/evidence/audit-log.js";
-import { readRecording, SessionRecorder } from "../../../src/core/evidence/recorder.js";
+import { readRecording } from "../../../src/core/evidence/recorder.js";
 import type { RecordingEvent } from "../../../src/core/evidence/records.js";
 import { verifyEvidence } from "../../../src/core/evidence/verify.js";
 import { generateStaticToken } from "../../../src/core/identity/static-tokens.js";
@@ -20,59 +15,42 @@ import { PostgresSqlAnalyzer } from "../../../src/core/inspect/postgres-sql/inde
 import { CompiledPolicy } from "../../../src/core/policy/decide.js";
 import { parseConfig } from "../../../src/core/policy/loader.js";
 import { Gate } from "../../../src/core/session/gate.js";
-import { openStore } from "../../../src/core/store/open.js";
-import type { Store } from "../../../src/core/store/types.js";
 import { startPostgresListener, type PostgresListener } from "../../../src/protocols/postgres/server.js";
+import {
+  cleanupDirs,
+  openEvidenceStack,
+  type EvidenceStack,
+  slowRecordingWrites,
+  tempDir,
+} from "../../support/evidence.js";
+import { gatewayYaml, pgConnectionYaml, testPgTarget } from "../../support/gateway-config.js";
 import { services } from "../../support/services.js";
 import { exec } from "./harness.js";
 
 const HIGH_WATER = 8 * 1024;
 const WRITE_DELAY_MS = 25;
 
-let dir: string;
-let store: Store;
-let audit: AuditLog;
-let recorder: SessionRecorder;
+let evidence: EvidenceStack;
 let listener: PostgresListener;
 let token: string;
 let port: number;
 
 beforeAll(async () => {
-  const svc = services();
-  dir = mkdtempSync(join(tmpdir(), "gatehouse-pg-backpressure-"));
+  const dir = tempDir("gatehouse-pg-backpressure-");
   const bot = generateStaticToken();
   token = bot.token;
-  const config = parseConfig(
-    `
-data: ${dir}
-identity:
-  tokens:
-    - { name: ci-bot, sha256: ${bot.sha256}, groups: [ci] }
-connections:
-  - name: app-db
-    type: postgres
-    target: { host: ${svc.GH_TEST_PG_HOST}, port: ${svc.GH_TEST_PG_PORT}, database: ${svc.GH_TEST_PG_DATABASE}, user: ${svc.GH_TEST_PG_SCRAM_USER}, password: ${svc.GH_TEST_PG_SCRAM_PASSWORD} }
-    access: [group:ci]
-`,
-    { source: "test.yaml", baseDir: dir },
-  );
-  store = await openStore({ dataDir: dir });
-  const slow = new Proxy(store, {
-    get(target, prop, receiver) {
-      if (prop === "writeRecording") {
-        return async (w: Parameters<Store["writeRecording"]>[0]) => {
-          await new Promise((r) => setTimeout(r, WRITE_DELAY_MS));
-          return target.writeRecording(w);
-        };
-      }
-      const v = Reflect.get(target, prop, receiver) as unknown;
-      return typeof v === "function" ? (v as (...a: unknown[]) => unknown).bind(target) : v;
-    },
+  const yaml = gatewayYaml({
+    data: dir,
+    tokens: [{ name: "ci-bot", sha256: bot.sha256, groups: ["ci"] }],
+    connections: [pgConnectionYaml(testPgTarget(services()), { group: "ci" })],
   });
-  const signingKey = generateKeyPairSync("ed25519");
-  audit = await AuditLog.open(store, { signingKey });
-  recorder = new SessionRecorder(slow, { signingKey, highWaterBytes: HIGH_WATER });
-  const gate = new Gate({ policy: CompiledPolicy.for(config), audit, recorder });
+  const config = parseConfig(yaml, { source: "test.yaml", baseDir: dir });
+  // only the recorder's writes are slow (the audit log never writes recordings)
+  evidence = await openEvidenceStack(dir, {
+    wrap: slowRecordingWrites(WRITE_DELAY_MS),
+    recorder: { highWaterBytes: HIGH_WATER },
+  });
+  const gate = new Gate({ policy: CompiledPolicy.for(config), audit: evidence.audit, recorder: evidence.recorder });
   listener = await startPostgresListener({
     listen: { host: "127.0.0.1", port: 0 },
     gate,
@@ -87,18 +65,16 @@ connections:
 
 afterAll(async () => {
   await listener?.close();
-  await recorder?.close().catch(() => undefined);
-  await audit?.close().catch(() => undefined);
-  await store?.close().catch(() => undefined);
-  if (dir) rmSync(dir, { recursive: true, force: true });
+  await evidence?.close().catch(() => undefined);
+  cleanupDirs();
 });
 
 async function recordingsSince(since: string): Promise<RecordingEvent[][]> {
   const out: RecordingEvent[][] = [];
-  for (const s of await store.listSessions({})) {
+  for (const s of await evidence.store.listSessions({})) {
     if (s.started_at < since) continue;
     const events: RecordingEvent[] = [];
-    for await (const e of readRecording(store, s.session_id)) events.push(e);
+    for await (const e of readRecording(evidence.store, s.session_id)) events.push(e);
     out.push(events);
   }
   return out;
@@ -128,7 +104,7 @@ describe("postgres gateway: recorder back-pressure", () => {
     expect(big.rowCount).toBe(100_000);
     await c.end();
     await listener.close(); // ends the sessions: seals written once the recorder drained
-    await recorder.flush();
+    await evidence.recorder.flush();
 
     const recordings = await recordingsSince(since);
     expect(recordings).toHaveLength(2);
@@ -143,7 +119,7 @@ describe("postgres gateway: recorder back-pressure", () => {
     expect(second.find((e) => e.kind === "result" && (e.data as { rows: number }).rows === 100_000)).toBeDefined();
     // consecutive, chained and sealed
     for (const events of recordings) expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i + 1));
-    const report = await verifyEvidence(store);
+    const report = await verifyEvidence(evidence.store);
     expect(report.ok).toBe(true);
     expect(report.sessions).toMatchObject({ unsealed: 0 });
   });

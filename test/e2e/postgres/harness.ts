@@ -10,6 +10,7 @@ import pg from "pg";
 import { generateStaticToken } from "../../../src/core/identity/static-tokens.js";
 import { parseConfig } from "../../../src/core/policy/loader.js";
 import { Gateway } from "../../../src/server/gateway.js";
+import { flowFields, gatewayYaml, pgConnectionYaml, testPgTarget, type PgLogin } from "../../support/gateway-config.js";
 import { services } from "../../support/services.js";
 
 export const exec = promisify(execFile);
@@ -48,7 +49,7 @@ export interface HarnessOptions {
    * host/port/database and the SCRAM user's credentials.
    */
   connections?: string;
-  targetUser?: "scram" | "md5" | "trust";
+  targetUser?: PgLogin;
 }
 
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
@@ -56,42 +57,21 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   const dir = mkdtempSync(join(tmpdir(), "gatehouse-pg-"));
   const bot = generateStaticToken();
   const stranger = generateStaticToken();
-  const user =
-    options.targetUser === "md5"
-      ? `user: ${svc.GH_TEST_PG_MD5_USER}, password: ${svc.GH_TEST_PG_MD5_PASSWORD}`
-      : options.targetUser === "trust"
-        ? `user: ${svc.GH_TEST_PG_TRUST_USER}`
-        : `user: ${svc.GH_TEST_PG_SCRAM_USER}, password: ${svc.GH_TEST_PG_SCRAM_PASSWORD}`;
-  const yaml = `
-data: ${dir}
-identity:
-  tokens:
-    - { name: ci-bot, sha256: ${bot.sha256}, groups: [ci] }
-    - { name: stranger, sha256: ${stranger.sha256}, groups: [web] }
-connections:
-  - name: app-db
-    type: postgres
-    target: { host: ${svc.GH_TEST_PG_HOST}, port: ${svc.GH_TEST_PG_PORT}, database: ${svc.GH_TEST_PG_DATABASE}, ${user} }
-    access: [group:ci]
-${(options.appDb ?? "").replace(/^/gm, "    ")}
-  - name: admin-db
-    type: postgres
-    target: { host: ${svc.GH_TEST_PG_HOST}, port: ${svc.GH_TEST_PG_PORT}, database: ${svc.GH_TEST_PG_DATABASE}, user: ${svc.GH_TEST_PG_SCRAM_USER}, password: ${svc.GH_TEST_PG_SCRAM_PASSWORD} }
-    access: [group:ci]
-  - name: md5-db
-    type: postgres
-    target: { host: ${svc.GH_TEST_PG_HOST}, port: ${svc.GH_TEST_PG_PORT}, database: ${svc.GH_TEST_PG_DATABASE}, user: ${svc.GH_TEST_PG_MD5_USER}, password: ${svc.GH_TEST_PG_MD5_PASSWORD} }
-    access: [group:ci]
-  - name: trust-db
-    type: postgres
-    target: { host: ${svc.GH_TEST_PG_HOST}, port: ${svc.GH_TEST_PG_PORT}, database: ${svc.GH_TEST_PG_DATABASE}, user: ${svc.GH_TEST_PG_TRUST_USER} }
-    access: [group:ci]
-${(options.connections ?? "").replaceAll(
-  "TARGET",
-  `host: ${svc.GH_TEST_PG_HOST}, port: ${svc.GH_TEST_PG_PORT}, database: ${svc.GH_TEST_PG_DATABASE}, user: ${svc.GH_TEST_PG_SCRAM_USER}, password: ${svc.GH_TEST_PG_SCRAM_PASSWORD}`,
-)}
-${options.top ?? ""}
-`;
+  const yaml = gatewayYaml({
+    data: dir,
+    tokens: [
+      { name: "ci-bot", sha256: bot.sha256, groups: ["ci"] },
+      { name: "stranger", sha256: stranger.sha256, groups: ["web"] },
+    ],
+    connections: [
+      pgConnectionYaml(testPgTarget(svc, options.targetUser), { group: "ci", extra: options.appDb }),
+      pgConnectionYaml(testPgTarget(svc), { name: "admin-db", group: "ci" }),
+      pgConnectionYaml(testPgTarget(svc, "md5"), { name: "md5-db", group: "ci" }),
+      pgConnectionYaml(testPgTarget(svc, "trust"), { name: "trust-db", group: "ci" }),
+      (options.connections ?? "").replaceAll("TARGET", flowFields(testPgTarget(svc))),
+    ],
+    top: options.top,
+  });
   const config = parseConfig(yaml, { source: "test.yaml", baseDir: dir });
   const logs: string[] = [];
   const gateway = await Gateway.start(config, {

@@ -4,12 +4,15 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { generateStaticToken } from "../../../src/core/identity/static-tokens.js";
 import type { AuditRecord } from "../../../src/core/evidence/audit-event.js";
 import { withReadOnlyStore } from "../../../src/cli/read-store.js";
+import { freePort, gatewayYaml, pgConnectionYaml, testPgTarget } from "../../support/gateway-config.js";
 import { services } from "../../support/services.js";
+
+// still exported from here for the robustness tests
+export { freePort };
 
 const CLI = join(import.meta.dirname, "..", "approvals", "cli.ts");
 
@@ -22,34 +25,19 @@ export interface GatewayProcess {
   exited: Promise<number | NodeJS.Signals>;
 }
 
-/** A port that was free a moment ago (the config schema wants a real port, not 0). */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (!address || typeof address !== "object") throw new Error("no port");
-  return address.port;
-}
-
 /** Writes a config with one app-db connection to the test PostgreSQL (SCRAM user); returns its path and token. */
 export async function writeConfig(dir: string, dataDir: string, extra = ""): Promise<{ path: string; token: string }> {
-  const svc = services();
   const bot = generateStaticToken();
   const path = join(dir, "gatehouse.yaml");
   writeFileSync(
     path,
-    `listen: { api: "127.0.0.1:${await freePort()}", postgres: "127.0.0.1:${await freePort()}" }
-data: ${dataDir}
-identity:
-  tokens:
-    - { name: ci-bot, sha256: ${bot.sha256}, groups: [ci] }
-connections:
-  - name: app-db
-    type: postgres
-    target: { host: ${svc.GH_TEST_PG_HOST}, port: ${svc.GH_TEST_PG_PORT}, database: ${svc.GH_TEST_PG_DATABASE}, user: ${svc.GH_TEST_PG_SCRAM_USER}, password: ${svc.GH_TEST_PG_SCRAM_PASSWORD} }
-    access: [group:ci]
-${extra}`,
+    gatewayYaml({
+      listen: { api: await freePort(), postgres: await freePort() },
+      data: dataDir,
+      tokens: [{ name: "ci-bot", sha256: bot.sha256, groups: ["ci"] }],
+      connections: [pgConnectionYaml(testPgTarget(services()), { group: "ci" })],
+      top: extra,
+    }),
   );
   return { path, token: bot.token };
 }

@@ -12,7 +12,9 @@ import { generateStaticToken } from "../../../src/core/identity/static-tokens.js
 import { loadSshCa, signSshUserCert } from "../../../src/core/identity/index.js";
 import { parseConfig } from "../../../src/core/policy/loader.js";
 import { Gateway } from "../../../src/server/gateway.js";
+import { gatewayYaml, sshConnectionYaml, testSshTarget } from "../../support/gateway-config.js";
 import { services } from "../../support/services.js";
+import { sshClientArgs } from "../../support/ssh-client.js";
 
 export const exec = promisify(execFile);
 
@@ -68,36 +70,24 @@ export async function startSshHarness(options: { appHost?: string; top?: string 
   const askpass = join(dir, "askpass.sh");
   writeFileSync(askpass, '#!/bin/sh\nprintf "%s\\n" "$GH_SSH_TOKEN"\n');
   chmodSync(askpass, 0o700);
-  const hostKey = readFileSync(svc.GH_TEST_SSH_HOST_KEY_PUB, "utf8").trim();
+  const appHost = `guardrails:
+  - deny: { commands: [shutdown, reboot, mkfs] }
+  - deny: { patterns: ["rm -rf *", "curl * | sh"] }
+masking: { detectors: [jwt, private_key, credit_card] }
+${options.appHost ?? ""}`;
+  // a key the server does not have: wrong-key-host pins it, so the gateway must refuse to connect there
   const wrongKey = readFileSync(svc.GH_TEST_SSH_CLIENT_PUBKEY, "utf8").trim();
-  const target = `{ host: ${svc.GH_TEST_SSH_HOST}, port: ${svc.GH_TEST_SSH_PORT}, user: ${svc.GH_TEST_SSH_USER}, private_key: "\${file:${svc.GH_TEST_SSH_CLIENT_KEY}}"`;
-  const yaml = `
-data: ${dir}
-identity:
-  tokens:
-    - { name: ci-bot, sha256: ${bot.sha256}, groups: [ci] }
-  ssh_keys:
-    - { name: key-bot, key: "${keyPair.public}", groups: [ci] }
-connections:
-  - name: app-host
-    type: ssh
-    target: ${target}, host_key: "${hostKey}" }
-    access: [group:ci]
-    guardrails:
-      - deny: { commands: [shutdown, reboot, mkfs] }
-      - deny: { patterns: ["rm -rf *", "curl * | sh"] }
-    masking: { detectors: [jwt, private_key, credit_card] }
-${(options.appHost ?? "").replace(/^/gm, "    ")}
-  - name: pw-host
-    type: ssh
-    target: { host: ${svc.GH_TEST_SSH_HOST}, port: ${svc.GH_TEST_SSH_PORT}, user: ${svc.GH_TEST_SSH_USER}, password: ${svc.GH_TEST_SSH_PASSWORD}, host_key: "${hostKey}" }
-    access: [group:ci]
-  - name: wrong-key-host
-    type: ssh
-    target: ${target}, host_key: "${wrongKey}" }
-    access: [group:ci]
-${options.top ?? ""}
-`;
+  const yaml = gatewayYaml({
+    data: dir,
+    tokens: [{ name: "ci-bot", sha256: bot.sha256, groups: ["ci"] }],
+    sshKeys: [{ name: "key-bot", key: keyPair.public, groups: ["ci"] }],
+    connections: [
+      sshConnectionYaml(testSshTarget(svc), { group: "ci", extra: appHost }),
+      sshConnectionYaml(testSshTarget(svc, { auth: "password" }), { name: "pw-host", group: "ci" }),
+      sshConnectionYaml(testSshTarget(svc, { hostKey: wrongKey }), { name: "wrong-key-host", group: "ci" }),
+    ],
+    top: options.top,
+  });
   const config = parseConfig(yaml, { source: "test.yaml", baseDir: dir });
   const logs: string[] = [];
   const gateway = await Gateway.start(config, {
@@ -110,22 +100,7 @@ ${options.top ?? ""}
 
   const sshArgs = (user: string, o: SshOptions = {}) => {
     const auth = o.auth ?? "token";
-    const common = [
-      "-F",
-      "/dev/null",
-      "-p",
-      String(port),
-      "-o",
-      "StrictHostKeyChecking=no",
-      "-o",
-      "UserKnownHostsFile=/dev/null",
-      "-o",
-      "LogLevel=ERROR",
-      "-o",
-      "ConnectTimeout=10",
-      "-o",
-      "IdentitiesOnly=yes",
-    ];
+    const common = [...sshClientArgs(port), "-o", "ConnectTimeout=10"];
     const byAuth =
       auth === "token"
         ? [
