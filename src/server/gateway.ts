@@ -53,9 +53,10 @@ export class Gateway {
 
   static async start(config: GatehouseConfig, options: GatewayOptions = {}): Promise<Gateway> {
     const durability = config.audit.durability;
-    // durability os commits do not fsync, so the writer thread's hop would be most of their cost: in-process
-    // writer, with the WAL checkpoints (which do fsync) in a thread (docs/evidence.md)
-    const store = await openStore({ dataDir: config.data, durability, worker: durability !== "os" });
+    // in-process writer: a hand-off to a writer thread costs the event loop more than the commit itself. No fsync
+    // runs on the loop: durability fsync syncs the WAL on libuv's thread pool, checkpoints run in a thread
+    // (docs/evidence.md has the measurements)
+    const store = await openStore({ dataDir: config.data, durability, worker: false });
     const closeOnFailure: (() => Promise<void>)[] = [() => store.close()];
     try {
       const signingKey = loadOrCreateEd25519Key(join(config.data, "keys", "audit-signing.pem"));

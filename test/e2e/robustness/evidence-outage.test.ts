@@ -124,8 +124,9 @@ describe.skipIf(skipReason !== undefined)("evidence store out of space (real ENO
     expect(refused?.code).toBe("42501");
     expect(refused?.message).toMatch(/evidence/i);
 
-    // the session stays usable in-protocol (ErrorResponse, then ReadyForQuery): a second statement is refused too
-    await expect(session.query(`SELECT 'still refused' /* ${RUN}-again */`)).rejects.toMatchObject({
+    // the session stays usable in-protocol (ErrorResponse, then ReadyForQuery): a second statement as large is
+    // refused too (a smaller one may fit into WAL space the failed commit had allocated: that one is durable)
+    await expect(session.query(`SELECT length('${pad}') AS still_refused /* ${RUN}-again */`)).rejects.toMatchObject({
       code: "42501",
     });
     // a new session cannot record its session.start: refused at login
