@@ -34,6 +34,23 @@ function counting(inner: Store): { store: Store; writes: () => number } {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** How a promise settled within `ms`: "resolved", its rejection, or "pending" (a drain that never comes back). */
+async function settledWithin(p: Promise<unknown>, ms: number): Promise<unknown> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<string>((r) => (timer = setTimeout(() => r("pending"), ms)));
+  try {
+    return await Promise.race([
+      p.then(
+        () => "resolved",
+        (err: unknown) => err,
+      ),
+      timeout,
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
   const out: T[] = [];
   for await (const x of it) out.push(x);
@@ -113,6 +130,37 @@ describe("SessionRecorder", () => {
     await rec.seal("done");
     expect(await collect(readRecording(inner, "fast"))).toHaveLength(recorded + 500);
     expect((await verifyEvidence(inner)).ok).toBe(true);
+  });
+
+  it("drain() rejects its waiters when a write fails, and writes the queued events once the store recovers", async () => {
+    const inner = await store();
+    const { store: faulty, control } = faultyStore(inner);
+    const { store: s, writes } = counting(faulty);
+    const recorder = new SessionRecorder(s, { signingKey: newKey(), highWaterBytes: 4096, flushIntervalMs: 5 });
+    const rec = await recorder.start({ sessionId: "stalled", connection: "app-db", protocol: "postgres" });
+    control.failWrites = true;
+    let recorded = 0;
+    while (rec.record("result", { rows: recorded++, pad: "r".repeat(500) }));
+    // a producer above the high-water mark pauses and waits: the failed write must reach it, not a silent hang
+    const first = await settledWithin(rec.drain(), 1000);
+    expect(first).toBeInstanceOf(EvidenceUnavailableError);
+    expect(String(first)).toMatch(/recording unavailable: SQLITE_IOERR: disk I\/O error/);
+    // asked again while the store still fails: rejected by the next attempt, which fails too
+    const attempts = writes();
+    const second = await settledWithin(rec.drain(), 1000);
+    expect(second).toBeInstanceOf(EvidenceUnavailableError);
+    expect(writes()).toBeGreaterThan(attempts);
+    expect(recorder.bufferedBytes).toBeGreaterThanOrEqual(4096); // nothing was dropped
+
+    control.failWrites = false;
+    await expect(settledWithin(rec.drain(), 1000)).resolves.toBe("resolved");
+    expect(recorder.bufferedBytes).toBeLessThan(4096);
+    await rec.seal("done");
+    const events = await collect(readRecording(inner, "stalled"));
+    expect(events.map((e) => (e.data as { rows: number }).rows)).toEqual(Array.from({ length: recorded }, (_, i) => i));
+    const report = await verifyEvidence(inner);
+    expect(report.ok).toBe(true);
+    expect(report.sessions).toMatchObject({ unsealed: 0 });
   });
 
   it("seal rejects with EvidenceUnavailableError while the store fails", async () => {

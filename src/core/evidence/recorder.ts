@@ -45,9 +45,9 @@ const RETRY_MAX_MS = 2000;
  * into shared transactions (a recording is durable at its seal, not at each event).
  *
  * Back-pressure follows Node streams: `record()` returns false when the recorder holds more than
- * highWaterBytes unwritten; the producer should stop reading its socket and `await recording.drain()`.
- * A producer that ignores this gets EvidenceUnavailableError from `record()` at maxBufferedBytes, so memory
- * stays bounded either way.
+ * highWaterBytes unwritten; the producer should stop reading its socket and `await recording.drain()`, which
+ * rejects with EvidenceUnavailableError if the store fails meanwhile. A producer that ignores this gets
+ * EvidenceUnavailableError from `record()` at maxBufferedBytes, so memory stays bounded either way.
  */
 export class SessionRecorder {
   readonly #store: Store;
@@ -62,8 +62,10 @@ export class SessionRecorder {
   #flushing = false;
   #timer: NodeJS.Timeout | undefined;
   #retryMs = 0;
-  #drainWaiters: (() => void)[] = [];
+  #drainWaiters: Settle[] = [];
   #lastError: unknown;
+  /** The last write failed; the next one that succeeds clears it. */
+  #failing = false;
   #closed = false;
   readonly #active = new Set<string>();
 
@@ -125,11 +127,21 @@ export class SessionRecorder {
     });
   }
 
-  /** Resolves when the unwritten bytes are below the high-water mark, or the recorder is closed. */
+  /**
+   * Resolves when the unwritten bytes are below the high-water mark, or the recorder is closed. Rejects with
+   * EvidenceUnavailableError ("recording unavailable: <cause>") as soon as a write fails while the caller waits:
+   * on the first failure, as an audit append does, so that the producer refuses its request or ends its session
+   * with an error its client can read instead of hanging on a store that may never come back. The queued events
+   * stay queued and are retried (their hashes are already chained). Called while the store is failing, it does not
+   * wait out the back-off: the write is retried now and the caller learns its outcome.
+   */
   drain(): Promise<void> {
     // closed: the producer's next record() throws; it must not wait for a write that will never come
     if (this.#closed || this.#buffered < this.#highWater) return Promise.resolve();
-    return new Promise((resolve) => this.#drainWaiters.push(resolve));
+    return new Promise((resolve, reject) => {
+      this.#drainWaiters.push({ resolve, reject });
+      if (this.#failing) this.#schedule(0);
+    });
   }
 
   /** Writes everything queued now; throws EvidenceUnavailableError if the store refuses. */
@@ -153,7 +165,7 @@ export class SessionRecorder {
    */
   async close(): Promise<void> {
     this.#closed = true;
-    for (const w of this.#drainWaiters.splice(0)) w();
+    for (const w of this.#drainWaiters.splice(0)) w.resolve();
     try {
       await this.flush();
     } finally {
@@ -206,19 +218,22 @@ export class SessionRecorder {
     this.#flushing = false;
     if (ok) {
       this.#keyStored = true;
+      this.#failing = false;
       this.#retryMs = 0;
       this.#queue.splice(0, batch.length);
       for (const i of batch) {
         this.#buffered -= i.bytes;
         if (i.type !== "event") i.done.resolve();
       }
-      if (this.#buffered < this.#highWater) for (const w of this.#drainWaiters.splice(0)) w();
+      if (this.#buffered < this.#highWater) for (const w of this.#drainWaiters.splice(0)) w.resolve();
     } else {
-      // keep the items (their hashes are already chained) and retry; tell the waiting starts and seals now
+      // keep the items (their hashes are already chained) and retry; tell the waiting starts, seals and drains now
+      this.#failing = true;
       const e = new EvidenceUnavailableError(`recording unavailable: ${describeCause(this.#lastError)}`, {
         cause: this.#lastError,
       });
       for (const i of batch) if (i.type !== "event") i.done.reject(e);
+      for (const w of this.#drainWaiters.splice(0)) w.reject(e);
       this.#retryMs = Math.min(RETRY_MAX_MS, Math.max(50, this.#retryMs * 2));
     }
     if (this.#queue.length > 0) {
@@ -289,6 +304,7 @@ export class SessionRecording {
     return more;
   }
 
+  /** See SessionRecorder.drain: rejects with EvidenceUnavailableError when the store fails meanwhile. */
   drain(): Promise<void> {
     return this.recorder.drain();
   }

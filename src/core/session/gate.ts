@@ -264,23 +264,32 @@ export class GatedSession {
     try {
       switch (decision.outcome) {
         case "allow": {
-          const record = await this.#append("request", request, "allow", decision.rule);
-          // the recorder is behind: this session waits for it rather than let its events pile up (or be dropped)
+          // a request whose recording event was not taken is not forwarded: it would be missing from the recording
+          if (recorded instanceof Error) throw recorded;
+          // the recorder is behind: this session waits for it rather than let its events pile up (or be dropped).
+          // Before the audit record: when the recorder's store fails, drain() rejects and the request is refused
+          // with no audit record saying it was allowed.
           if (!recorded) await this.recording.drain();
+          const record = await this.#append("request", request, "allow", decision.rule);
           return { forward: true, record, ...(decision.rule ? { rule: decision.rule } : {}) };
         }
         case "deny": {
           const record = await this.#append("request.blocked", request, "deny", decision.rule, {
             reason: decision.reason,
           });
-          if (!recorded) await this.recording.drain();
+          // refused and audited either way: a failing recorder shows at this session's next request
+          if (recorded === false) await this.recording.drain().catch(() => undefined);
           return { forward: false, kind: "denied", message: decision.reason, rule: decision.rule, record };
         }
         case "approve":
+          if (recorded instanceof Error) throw recorded;
           return await this.#hold(request, decision);
       }
     } catch (err) {
-      return { forward: false, kind: "evidence_unavailable", message: evidenceMessage(err) };
+      const message = evidenceMessage(err);
+      // after the request's event (and its policy decision), the recording shows that it was refused after all
+      this.#note({ refused: message });
+      return { forward: false, kind: "evidence_unavailable", message };
     }
   }
 
@@ -384,9 +393,10 @@ export class GatedSession {
 
   /**
    * One recording event per request: what was asked and how it was decided (one hash, one row). Returns false
-   * when the recorder is past its high-water mark and the session should wait for it.
+   * when the recorder is past its high-water mark and the session should wait for it, and the error when the
+   * recording cannot take the event (its buffer is full because its store fails, or it is sealed).
    */
-  #recordDecision(request: GateRequest, decision: Decision): boolean {
+  #recordDecision(request: GateRequest, decision: Decision): boolean | Error {
     try {
       return this.recording.record("request", {
         ...recordedText(request.shown?.text ?? request.text),
@@ -397,9 +407,8 @@ export class GatedSession {
           ...(decision.outcome !== "allow" ? { reason: decision.reason } : {}),
         },
       });
-    } catch {
-      // the recording's buffer is full: the audit record below still decides whether the request may pass
-      return true;
+    } catch (err) {
+      return err instanceof Error ? err : new EvidenceUnavailableError(String(err));
     }
   }
 }

@@ -219,7 +219,9 @@ async function runSession(
     onResult: (summary: ResultSummary) => {
       try {
         // false: the recorder is past its high-water mark; the relay stops reading the target until it drained
-        if (!session.recording.record("result", summary)) return session.recording.drain();
+        if (!session.recording.record("result", summary)) {
+          return session.recording.drain().catch(recordingUnavailable);
+        }
       } catch {
         // past the recorder's hard limit (its store is failing): the result already reached the client; the
         // audit record of the request stands
@@ -267,7 +269,8 @@ async function runSession(
       : {}),
   });
 
-  const close = (reason: string): void => {
+  /** Ends the session; `error`: the FATAL the client reads last, after what the relay still held for it. */
+  const close = (reason: string, error?: { code: string; message: string }): void => {
     if (closing) return;
     closing = true;
     // results the relay held back for a full recorder are recorded before the seal
@@ -275,7 +278,8 @@ async function runSession(
     pipeline.close();
     key.release();
     if (!targetSocket.destroyed && !terminated) targetSocket.end(Buffer.from([0x58, 0, 0, 0, 4]));
-    if (!client.destroyed) client.end();
+    if (error) fatal(client, error.code, error.message);
+    else if (!client.destroyed) client.end();
     void side?.then((s) => s.close()).catch(() => undefined);
     deps.track(
       session
@@ -283,6 +287,20 @@ async function runSession(
         .catch((err) => deps.log("session close failed", { session: session.id, error: String(err) })),
     );
   };
+
+  /**
+   * The recorder's store failed while this session waited for it (back-pressure after a forwarded request, in the
+   * middle of its messages or results): no ERROR fits there, so the session ends with a FATAL that names the cause,
+   * like a login refused for evidence (58000). Its queued events, session.end and seal are written once the store
+   * is back (docs/evidence.md).
+   */
+  function recordingUnavailable(err: unknown): void {
+    const cause = err instanceof Error ? err.message : String(err);
+    close("evidence unavailable", {
+      code: SQLSTATE.systemError,
+      message: `gatehouse: evidence unavailable, session ended: ${cause}`,
+    });
+  }
 
   const pipeline = new FrontendPipeline({
     session,
@@ -298,6 +316,7 @@ async function runSession(
       fatal(client, code, message);
       close("protocol violation");
     },
+    onRecordingUnavailable: recordingUnavailable,
     onTerminate: () => {
       // The target answers everything sent before Terminate and then closes; the client gets those answers
       // first (the relay writes them as they arrive), and the session ends when the target has closed.

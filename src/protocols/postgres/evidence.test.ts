@@ -308,6 +308,7 @@ describe("recorder back-pressure", () => {
       refuseBinaryCopyOut: false,
       paramMasker: paramMaskerFor(connection()),
       onFatal: () => undefined,
+      onRecordingUnavailable: () => undefined,
       onTerminate: () => undefined,
     });
     const execute = message("E", Buffer.from("\0\0\0\0\0"));
@@ -355,6 +356,7 @@ describe("redacted statement text", () => {
       refuseBinaryCopyOut: false,
       paramMasker: paramMaskerFor(connection()),
       onFatal: () => undefined,
+      onRecordingUnavailable: () => undefined,
       onTerminate: () => undefined,
     });
     return { pipeline, target };
@@ -476,6 +478,7 @@ describe("COPY OUT refused by the analyzed format where detectors run", () => {
       refuseBinaryCopyOut: true,
       paramMasker: paramMaskerFor(connection()),
       onFatal: () => undefined,
+      onRecordingUnavailable: () => undefined,
       onTerminate: () => undefined,
     });
     return { p, target, admitted, refusals, audits };

@@ -73,6 +73,11 @@ export interface FrontendOptions {
   paramMasker: ParamMasker;
   /** Protocol violation: answer FATAL and close this connection only. */
   onFatal: (code: string, message: string) => void;
+  /**
+   * The recorder's store failed while the client was paused for it (drain() rejected): the session must end, since
+   * what it was in the middle of already went to the target and no in-protocol ERROR fits there.
+   */
+  onRecordingUnavailable: (err: unknown) => void;
   onTerminate: () => void;
 }
 
@@ -151,7 +156,8 @@ export class FrontendPipeline {
   /**
    * The recorder holds more than its high-water mark: what was admitted goes to the target, then the client is
    * not read (and nothing more is recorded for it) until the recorder has written its backlog, so no event of
-   * this session is ever dropped for a full buffer.
+   * this session is ever dropped for a full buffer. If the recorder's store fails meanwhile the session ends
+   * rather than hang (the client stays paused: nothing more of it is read unrecorded).
    */
   async #drainRecorder(): Promise<void> {
     this.#recorderFull = false;
@@ -159,9 +165,12 @@ export class FrontendPipeline {
     this.#pause(PAUSED_RECORDER);
     try {
       await this.#o.session.recording.drain();
-    } finally {
-      this.#unpause(PAUSED_RECORDER);
+    } catch (err) {
+      this.#stop();
+      this.#o.onRecordingUnavailable(err);
+      return;
     }
+    this.#unpause(PAUSED_RECORDER);
   }
 
   #pause(reason: number): void {
@@ -434,10 +443,15 @@ export class FrontendPipeline {
     }
   }
 
-  #fatal(err: unknown): void {
-    if (this.#closed) return;
+  /** Reads and forwards nothing more; what is queued is dropped (the session is ending). */
+  #stop(): void {
     this.#closed = true;
     this.#frames.length = 0;
+  }
+
+  #fatal(err: unknown): void {
+    if (this.#closed) return;
+    this.#stop();
     const message = err instanceof Error ? err.message : String(err);
     this.#o.onFatal(SQLSTATE.protocolViolation, `gatehouse: invalid message: ${message}`);
   }

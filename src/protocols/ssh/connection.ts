@@ -315,7 +315,17 @@ export function handleClient(deps: SshClientDeps, client: ssh2.Connection, info:
     const resume = () => {
       if (--paused === 0) tch.resume();
     };
+    let lost = false;
+    // evidence cannot keep up or is gone (buffer full, or the store failed while output waited for it): end the
+    // channel with the cause on stderr rather than show unrecorded output or leave the client hanging
+    const recordingLost = (err: unknown) => {
+      if (lost) return;
+      lost = true;
+      failChannel(ch, `evidence unavailable, session ended: ${err instanceof Error ? err.message : String(err)}`);
+      tch.close();
+    };
     const deliver = (stream: "stdout" | "stderr") => (bytes: Buffer) => {
+      if (lost) return;
       const ok = stream === "stdout" ? ch.write(bytes) : ch.stderr.write(bytes);
       if (!ok) {
         pause();
@@ -324,12 +334,10 @@ export function handleClient(deps: SshClientDeps, client: ssh2.Connection, info:
       try {
         if (!tee.record("output", bytes, stream)) {
           pause();
-          void s.recording.drain().then(resume, resume);
+          void s.recording.drain().then(resume, recordingLost);
         }
       } catch (err) {
-        // evidence cannot keep up or is gone: end the session rather than show unrecorded output
-        failChannel(ch, `recording unavailable, session ended: ${String(err)}`);
-        tch.close();
+        recordingLost(err);
       }
     };
     const out = new OutputMasker(masker, deliver("stdout"));
@@ -355,6 +363,7 @@ export function handleClient(deps: SshClientDeps, client: ssh2.Connection, info:
     tch.on("exit", (code: number | null, signal?: string) => {
       out.flush();
       err.flush();
+      if (lost) return; // the client already has its exit status (1) and the reason
       if (signal) ch.exit(signal, false, "");
       else ch.exit(code ?? 0);
     });
@@ -404,8 +413,31 @@ function ptyOptions(p: Pty): ssh2.PseudoTtyOptions {
   return { rows: p.rows, cols: p.cols, height: p.height, width: p.width, term: p.term };
 }
 
+/** Ends a channel with the reason on stderr and exit status 1, after the output it still has queued. */
 function failChannel(ch: ssh2.ServerChannel, message: string): void {
-  ch.stderr.write(`gatehouse: ${message}\r\n`);
-  ch.exit(1);
-  ch.end();
+  const text = `gatehouse: ${message}\r\n`;
+  if (ch.writableEnded) {
+    ch.stderr.write(text);
+    return;
+  }
+  // stderr shares the channel's window with stdout, and the channel closes once its stdout is written: the reason
+  // is written when stdout's queue is out, and the channel ends when the reason is out
+  ch.write(Buffer.alloc(0), () => {
+    forgetStalledStdout(ch);
+    ch.stderr.write(text, () => {
+      ch.exit(1);
+      ch.end();
+    });
+  });
+}
+
+/**
+ * ssh2 1.17 keeps its record of the last stdout write that waited for the window after that write went out; on
+ * the next window adjustment it resends those bytes instead of resuming a stderr write that waits (which then never
+ * completes). Called once stdout's queue is empty, when the record is stale.
+ */
+function forgetStalledStdout(ch: ssh2.ServerChannel): void {
+  const internals = ch as unknown as { _chunk?: Buffer; _chunkcb?: () => void };
+  internals._chunk = undefined;
+  internals._chunkcb = undefined;
 }

@@ -1,0 +1,32 @@
+/**
+ * Fault injection on a live store (a running Gateway's): its recording writes fail as on a broken disk while the
+ * audit log keeps writing, so what a test sees is the session recorder's own failure handling.
+ */
+import type { RecordingWrite, Store } from "../../src/core/store/types.js";
+
+export interface RecordingFault {
+  /** Recording writes refused so far. */
+  readonly refused: number;
+  /** Writes go through again (retries of what was refused included). */
+  restore(): void;
+}
+
+/**
+ * From now on `store.writeRecording` rejects (SQLITE_IOERR) for every write `when` selects (default: all). The
+ * method is shadowed on the instance, so whatever already holds the store (the gateway's recorder) sees it.
+ */
+export function failRecordingWrites(store: Store, when: (w: RecordingWrite) => boolean = () => true): RecordingFault {
+  const write = store.writeRecording.bind(store);
+  let refused = 0;
+  store.writeRecording = (w) => {
+    if (!when(w)) return write(w);
+    refused++;
+    return Promise.reject(Object.assign(new Error("disk I/O error"), { code: "SQLITE_IOERR" }));
+  };
+  return {
+    get refused() {
+      return refused;
+    },
+    restore: () => void Reflect.deleteProperty(store, "writeRecording"),
+  };
+}
