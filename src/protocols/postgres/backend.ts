@@ -2,6 +2,7 @@ import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 import { maskRow, planMasking, type ColumnResolver, type MaskerLike, type RowPlan } from "./result-mask.js";
 import { parseCommandTag, parseDataRow, parseRowDescription, type ColumnInfo } from "./rows.js";
+import { readParameterStatus } from "./lexer-state.js";
 import { parseErrorFields } from "./wire.js";
 
 /** One request whose results are summarised into the recording. */
@@ -57,6 +58,8 @@ export interface BackendRelayOptions {
   onUnscannableCopy: (text: string) => void;
   /** First rows per result kept for the recording (after masking). */
   sampleRows: number;
+  /** Each ParameterStatus the target reports (a setting changed), before it goes to the client. */
+  onParameterStatus?: (name: string, value: string) => void;
   masking?: { masker: MaskerLike; resolver: ColumnResolver; maskText: string };
 }
 
@@ -115,8 +118,52 @@ export class BackendRelay {
     return this.#txStatus;
   }
 
+  readonly #settledWaiters: (() => void)[] = [];
+
+  /**
+   * Every request forwarded so far that ends in a ReadyForQuery (a Query, a function call, an extended-protocol
+   * batch up to its Sync) has had it. The server reports changed settings in ParameterStatus before
+   * ReadyForQuery, so the settings seen are then those the target will read the next text with, unless an Execute
+   * was forwarded after the last Sync (the caller's to know). Unsynced Parse/Bind/Describe/Close may remain.
+   */
+  get settled(): boolean {
+    return !this.#expect.some((e) => e.kind === "query" || e.kind === "function" || e.kind === "sync");
+  }
+
+  /**
+   * Resolves once `settled`, or once no waiting would end: the target waits for the client's COPY data
+   * (`copyIn`), or skips the client's messages until a Sync it has not sent (`skippingToSync`). The caller must
+   * have written what it waits answers for.
+   */
+  whenSettled(): Promise<void> {
+    if (this.settled || this.#copyIn || this.#skippingToSync) return Promise.resolve();
+    return new Promise((resolve) => this.#settledWaiters.push(resolve));
+  }
+
+  /**
+   * An extended-protocol error in the batch the client has not synced yet: the target ignores every message
+   * (a Query too) until the client's next Sync, so nothing sent before that Sync will run.
+   */
+  get skippingToSync(): boolean {
+    return this.#skippingToSync;
+  }
+
+  #skippingToSync = false;
+
+  /** The target sent CopyInResponse and waits for CopyData/CopyDone/CopyFail from the client. */
+  get copyIn(): boolean {
+    return this.#copyIn;
+  }
+
+  #copyIn = false;
+
+  #wakeSettled(): void {
+    for (const w of this.#settledWaiters.splice(0)) w();
+  }
+
   /** Called by the frontend pipeline right before it writes the corresponding message to the target. */
   expect(e: Expectation): void {
+    if (e.kind === "sync") this.#skippingToSync = false;
     if (this.#expect.length === 0) this.#resultStarted = performance.now();
     this.#expect.push(e);
   }
@@ -393,9 +440,15 @@ export class BackendRelay {
       case "c":
         this.#copyScan = false;
         return "pass";
+      case "G":
+        // CopyInResponse: until the copy ends, the target answers nothing but the client's COPY messages
+        this.#copyIn = true;
+        this.#wakeSettled();
+        return "pass";
       case "T":
         return this.#rowDescription(body);
       case "C": {
+        this.#copyIn = false;
         const { tag, rows } = parseCommandTag(body);
         this.#finishResult({ tag, rows: rows ?? this.#rows });
         if (this.#head()?.kind === "execute") this.#expect.shift();
@@ -407,11 +460,19 @@ export class BackendRelay {
         if (this.#head()?.kind === "execute") this.#expect.shift();
         return "pass";
       case "E":
+        this.#copyIn = false;
         return this.#error(body);
       case "Z":
         this.#txStatus = String.fromCharCode(body[0] ?? 0x49) as "I" | "T" | "E";
         this.#completeAtReady();
+        this.#copyIn = false;
+        if (this.settled) this.#wakeSettled();
         return "pass";
+      case "S": {
+        const status = readParameterStatus(body);
+        if (status) this.#opts.onParameterStatus?.(status.name, status.value);
+        return "pass";
+      }
       case "1":
       case "2":
       case "3":
@@ -508,8 +569,12 @@ export class BackendRelay {
       this.#finishResult({ error: { code: fields.get("C"), message: fields.get("M") } });
     }
     if (head && head.kind !== "query" && head.kind !== "function" && head.kind !== "sync") {
-      // extended protocol: the server skips everything up to Sync, so drop what it will never answer
+      // extended protocol: the server skips everything up to Sync, so drop what it will never answer (a Query or
+      // function call among it included: the server skips those too)
       while (this.#expect.length > 0 && this.#head()?.kind !== "sync") this.#expect.shift();
+      // no Sync forwarded after the error: the target skips what the client sends until its next one
+      if (this.#expect.length === 0) this.#skippingToSync = true;
+      if (this.settled || this.#skippingToSync) this.#wakeSettled();
     }
     return verdict;
   }

@@ -9,6 +9,7 @@ import type { CancelRegistry } from "./cancel.js";
 import { CatalogResolver } from "./catalog.js";
 import { ProtocolError } from "./framing.js";
 import { FrontendPipeline, type SqlAnalyzerLike } from "./frontend.js";
+import { readParameterStatus, TargetLexerState } from "./lexer-state.js";
 import { paramMaskerFor } from "./params.js";
 import type { MaskerLike } from "./result-mask.js";
 import { SideQueryConnection } from "./side-query.js";
@@ -212,10 +213,17 @@ async function runSession(
     },
   });
 
+  // how the target reads SQL text: its settings at login, then every change it reports
+  const lexerState = new TargetLexerState();
+  for (const ps of target.parameterStatus) {
+    const status = readParameterStatus(ps.subarray(5));
+    if (status) lexerState.observe(status.name, status.value);
+  }
   const relay = new BackendRelay({
     client,
     target: targetSocket,
     sampleRows: deps.sampleRows,
+    onParameterStatus: (name, value) => lexerState.observe(name, value),
     onResult: (summary: ResultSummary) => {
       try {
         // false: the recorder is past its high-water mark; the relay stops reading the target until it drained
@@ -305,6 +313,7 @@ async function runSession(
   const pipeline = new FrontendPipeline({
     session,
     analyzer: deps.analyzer,
+    lexerState,
     client,
     target: targetSocket,
     relay,

@@ -18,6 +18,7 @@ import { ABORT_SQL, FrontendPipeline, type SqlAnalyzerLike } from "./frontend.js
 import { paramMaskerFor, readBind } from "./params.js";
 import type { MaskerLike } from "./result-mask.js";
 import { message, parse, query, readyForQuery } from "./wire.js";
+import { TargetLexerState } from "./lexer-state.js";
 
 const CARD = withLuhn("411111111111111"); // 4111111111111111
 const JWT = `${b64url({ alg: "HS256", typ: "JWT" })}.${b64url({ sub: "alice", role: "admin" })}.c2lnbmF0dXJlLXNpZw`;
@@ -309,6 +310,7 @@ describe("recorder back-pressure", () => {
       paramMasker: paramMaskerFor(connection()),
       onFatal: () => undefined,
       onRecordingUnavailable: () => undefined,
+      lexerState: new TargetLexerState(),
       onTerminate: () => undefined,
     });
     const execute = message("E", Buffer.from("\0\0\0\0\0"));
@@ -357,6 +359,7 @@ describe("redacted statement text", () => {
       paramMasker: paramMaskerFor(connection()),
       onFatal: () => undefined,
       onRecordingUnavailable: () => undefined,
+      lexerState: new TargetLexerState(),
       onTerminate: () => undefined,
     });
     return { pipeline, target };
@@ -466,6 +469,7 @@ describe("COPY OUT refused by the analyzed format where detectors run", () => {
       expect: (e: { refusal?: Buffer }) => {
         if (e.refusal) refusals.push(e.refusal.toString("latin1"));
       },
+      whenSettled: () => Promise.resolve(), // nothing was forwarded before
     } as unknown as BackendRelay;
     const p = new FrontendPipeline({
       session,
@@ -479,6 +483,7 @@ describe("COPY OUT refused by the analyzed format where detectors run", () => {
       paramMasker: paramMaskerFor(connection()),
       onFatal: () => undefined,
       onRecordingUnavailable: () => undefined,
+      lexerState: new TargetLexerState(),
       onTerminate: () => undefined,
     });
     return { p, target, admitted, refusals, audits };

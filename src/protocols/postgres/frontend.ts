@@ -4,6 +4,7 @@ import type { RequestFacts } from "../../core/policy/facts.js";
 import type { Admission, GatedSession, GateRequest, HoldNotice } from "../../core/session/gate.js";
 import type { BackendRelay } from "./backend.js";
 import { bodyOf, MessageBuffer, ProtocolError, type Frame } from "./framing.js";
+import { dependsOnState, type TargetLexerState } from "./lexer-state.js";
 import { readBind, type ParamMasker } from "./params.js";
 import { describePortal, errorResponse, MAX_CLIENT_MESSAGE, parse, query, readCString, SQLSTATE } from "./wire.js";
 
@@ -54,6 +55,8 @@ const PAUSED_RECORDER = 4;
 export interface FrontendOptions {
   session: GatedSession;
   analyzer: SqlAnalyzerLike;
+  /** How the target reads SQL text (its reported settings): text it would read differently is unparseable. */
+  lexerState: TargetLexerState;
   client: Socket | TLSSocket;
   target: Socket | TLSSocket;
   relay: BackendRelay;
@@ -99,6 +102,8 @@ export class FrontendPipeline {
   #recorderFull = false;
   /** After a refused Parse: drop messages until Sync, as a server does after an extended-protocol error. */
   #skipToSync = false;
+  /** An Execute went to the target since the last Sync: its effect on settings is reported only after the Sync. */
+  #executedSinceSync = false;
   readonly #out: Buffer[] = [];
   readonly #statements = new Map<string, string>();
   readonly #portals = new Map<string, { text: string; params?: unknown[] }>();
@@ -130,6 +135,9 @@ export class FrontendPipeline {
   }
 
   readonly #abort = new AbortController();
+  readonly #closedSignal = new Promise<void>((resolve) =>
+    this.#abort.signal.addEventListener("abort", () => resolve(), { once: true }),
+  );
 
   /** Tells the waiting client (psql prints it at once) which approval request holds it and how to approve. */
   readonly #onHold = (hold: HoldNotice): void =>
@@ -199,6 +207,7 @@ export class FrontendPipeline {
         relay.expect({ kind: "bind" });
         break;
       case "E": {
+        this.#executedSinceSync = true;
         const [portal] = readCString(bodyOf(frame), 0);
         if (this.#o.describeBeforeExecute) {
           relay.expect({ kind: "describe", injected: true });
@@ -224,6 +233,7 @@ export class FrontendPipeline {
       }
       case "S":
         this.#skipToSync = false;
+        this.#executedSinceSync = false;
         relay.expect({ kind: "sync" });
         break;
       case "H": // Flush
@@ -244,10 +254,11 @@ export class FrontendPipeline {
 
   async #query(frame: Frame): Promise<void> {
     const [text] = readCString(bodyOf(frame), 0);
-    const analysis = this.#o.analyzer.analyze(text);
+    this.#flush();
+    const analysis = await this.#analyze(text);
+    if (analysis === undefined) return;
     // what evidence shows: the text with its secrets replaced, when the analyzer found any
     const shown = analysis.redacted ?? text;
-    this.#flush();
     const copyOut = this.#copyOutReason(analysis);
     if (copyOut) {
       this.#o.relay.expect({ kind: "query", refusal: await this.#copyOutRefusal(shown, copyOut) });
@@ -270,9 +281,10 @@ export class FrontendPipeline {
     const body = bodyOf(frame);
     const [name, afterName] = readCString(body, 0);
     const [text] = readCString(body, afterName);
-    const analysis = this.#o.analyzer.analyze(text);
-    const shown = analysis.redacted ?? text;
     this.#flush();
+    const analysis = await this.#analyze(text);
+    if (analysis === undefined) return;
+    const shown = analysis.redacted ?? text;
     const copyOut = this.#copyOutReason(analysis);
     if (copyOut) {
       this.#statements.delete(name);
@@ -297,6 +309,35 @@ export class FrontendPipeline {
       this.#skipToSync = true;
     }
     this.#flush();
+  }
+
+  /**
+   * The analysis of `text` as the target will read it, or undefined if the session closed meanwhile. Text with a
+   * backslash or a non-ASCII character reads differently under some target settings (lexer-state.ts): it is
+   * judged on the settings every earlier request left behind, so it waits until the target has answered them.
+   * Inside an extended-protocol batch after an Execute that wait could never end (the target reports at Sync),
+   * so such text is unparseable.
+   */
+  async #analyze(text: string): Promise<Analysis | undefined> {
+    const analysis = this.#o.analyzer.analyze(text);
+    if (!dependsOnState(text)) return analysis;
+    let doubt: string;
+    if (this.#executedSinceSync) {
+      doubt =
+        "an earlier statement of the same batch may have changed how the target reads text; it reports that only at Sync";
+    } else {
+      const relay = this.#o.relay;
+      await Promise.race([relay.whenSettled(), this.#closedSignal]);
+      if (this.#closed) return undefined;
+      // after an error in this batch the target skips the text unread, whatever it says
+      if (relay.skippingToSync) return analysis;
+      // a Query in the middle of COPY FROM STDIN (a protocol error the target will answer): nothing to wait for
+      const d = relay.copyIn ? "sent while the target waits for COPY data" : this.#o.lexerState.doubt(text);
+      if (d === undefined) return analysis;
+      doubt = d;
+    }
+    // the facts the gateway did read stay: guardrails still run on them under on_unparseable allow or approve
+    return { ...analysis, facts: { ...analysis.facts, unparseable: { reason: doubt } } };
   }
 
   async #functionCall(frame: Frame): Promise<void> {
