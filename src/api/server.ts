@@ -31,9 +31,14 @@ export interface ApiServer {
 export async function startApi(deps: ApiDeps): Promise<ApiServer> {
   const app: FastifyInstance = Fastify({ logger: false, bodyLimit: 1024 * 1024 });
 
-  app.get("/healthz", async () => {
+  // 503 while evidence cannot be written: every request is being refused (fail closed), so a load balancer should
+  // send clients elsewhere; after an fsync error it stays 503 until a restart, which a liveness probe can do
+  app.get("/healthz", async (_request, reply) => {
     const head = deps.audit.head;
-    return { ok: true, audit: { seq: head.seq, hash: head.hash } };
+    const failure = deps.audit.failure;
+    const audit = { seq: head.seq, hash: head.hash };
+    if (failure === undefined) return { ok: true, audit };
+    return reply.code(503).send({ ok: false, audit: { ...audit, error: `evidence unavailable: ${failure}` } });
   });
 
   app.get("/api/whoami", async (request, reply) => {

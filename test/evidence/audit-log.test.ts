@@ -98,8 +98,11 @@ describe("AuditLog", () => {
     const { store: s, control } = faultyStore(inner);
     const log = await AuditLog.open(s, { signingKey: newKey() });
     const first = await log.append(event(1));
+    expect(log.failure).toBeUndefined();
     control.failWrites = true;
     const failed = await Promise.allSettled([log.append(event(2)), log.append(event(3)), log.append(event(4))]);
+    // what /healthz reports while the store fails
+    expect(log.failure).toMatch(/SQLITE_IOERR/);
     for (const f of failed) {
       expect(f.status).toBe("rejected");
       expect((f as PromiseRejectedResult).reason).toBeInstanceOf(EvidenceUnavailableError);
@@ -109,6 +112,7 @@ describe("AuditLog", () => {
     control.failWrites = false;
     const resumed = await log.append(event(5));
     expect(resumed).toMatchObject({ seq: 2, prev_hash: first.hash });
+    expect(log.failure).toBeUndefined();
     await log.close();
     expect((await verifyEvidence(inner)).ok).toBe(true);
   });

@@ -131,6 +131,8 @@ export class AuditLog {
   #idleWaiters: (() => void)[] = [];
   #closed = false;
   #lastError: unknown;
+  /** The last commit failed (and none succeeded since). */
+  #failing = false;
   readonly #stats: AuditLogStats = { commits: 0, records: 0, checkpoints: 0, failedCommits: 0, largestBatch: 0 };
 
   private constructor(store: Store, options: AuditLogOptions) {
@@ -185,6 +187,14 @@ export class AuditLog {
 
   get keyId(): string {
     return this.#signer.keyId;
+  }
+
+  /**
+   * Why evidence cannot be written right now: the cause of the last commit, if it failed (the next successful one
+   * clears it). Undefined while the log works. What /healthz reports.
+   */
+  get failure(): string | undefined {
+    return this.#failing ? describeCause(this.#lastError) : undefined;
   }
 
   /** Appends one event; resolves with the stored record once it is durable. */
@@ -302,6 +312,7 @@ export class AuditLog {
     }
     this.#head = { seq, hash, timeMs };
     this.#keyStored = true;
+    this.#failing = false;
     this.#stats.commits++;
     this.#stats.records += records.length;
     this.#stats.largestBatch = Math.max(this.#stats.largestBatch, records.length);
@@ -320,6 +331,7 @@ export class AuditLog {
 
   #fail(batch: Waiting[], err: unknown): void {
     this.#lastError = err;
+    this.#failing = true;
     this.#stats.failedCommits++;
     const e = new EvidenceUnavailableError(`audit log unavailable: ${describeCause(err)}`, { cause: err });
     for (const w of batch) w.reject(e);

@@ -123,6 +123,10 @@ describe.skipIf(skipReason !== undefined)("evidence store out of space (real ENO
     expect(refused, `no refusal in ${outcomes.length} statements on a full disk`).toBeDefined();
     expect(refused?.code).toBe("42501");
     expect(refused?.message).toMatch(/evidence/i);
+    // the health check says so, with the cause (a load balancer sends clients elsewhere meanwhile)
+    const unhealthy = await fetch(`${gw?.api}/healthz`);
+    expect(unhealthy.status).toBe(503);
+    expect(await unhealthy.json()).toMatchObject({ ok: false, audit: { error: expect.stringMatching(/SQLITE_FULL/) } });
 
     // the session stays usable in-protocol (ErrorResponse, then ReadyForQuery): a second statement as large is
     // refused too (a smaller one may fit into WAL space the failed commit had allocated: that one is durable)
@@ -144,6 +148,9 @@ describe.skipIf(skipReason !== undefined)("evidence store out of space (real ENO
       }
     }
     expect(resumed).toEqual([{ v: "after" }]);
+    const healthy = await fetch(`${gw?.api}/healthz`);
+    expect(healthy.status).toBe(200);
+    expect(await healthy.json()).toMatchObject({ ok: true });
     const fresh = client();
     await fresh.connect();
     expect((await fresh.query(`SELECT 'fresh' AS v /* ${RUN}-fresh */`)).rows).toEqual([{ v: "fresh" }]);

@@ -20,6 +20,8 @@ export interface GatewayProcess {
   child: ChildProcess;
   pid: number;
   port: number;
+  /** The admin API's base URL (http://host:port). */
+  api: string;
   output: () => string;
   /** Resolves with the exit code or signal. */
   exited: Promise<number | NodeJS.Signals>;
@@ -68,7 +70,8 @@ export async function startGatewayProcess(config: string): Promise<GatewayProces
       reject(new Error(`gateway exited (${how}) before it listened:\n${out}`));
     });
   });
-  return { child, pid: child.pid ?? -1, port, output: () => out, exited };
+  const api = /admin API on (http:\/\/[^,\s]+)/.exec(out)?.[1] ?? "";
+  return { child, pid: child.pid ?? -1, port, api, output: () => out, exited };
 }
 
 /** Runs the CLI (`audit verify ...`) and returns its exit code and output. */
