@@ -63,6 +63,9 @@ describe("gatehouse policy check", () => {
     expect(r.stdout).toContain(
       "connections[0].guardrails[0]: deny statements drop, truncate, grant, revoke, alter_role",
     );
+    expect(r.stdout).toContain(
+      "connections[0].guardrails[3]: deny functions pg_terminate_backend, pg_cancel_backend, pg_read_file,",
+    );
     expect(r.stdout).toContain("unparseable  approve");
     for (const secret of Object.values(SECRETS)) expect(r.stdout).not.toContain(secret.split("\n")[1] ?? secret);
   });
@@ -132,7 +135,7 @@ describe("gatehouse policy test", () => {
     const r = await cli("policy", "test", "--config", EXAMPLE, CASES);
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/^24 passed, 0 failed$/m);
+    expect(r.stdout).toMatch(/^26 passed, 0 failed$/m);
     expect(r.stdout).not.toContain("FAIL");
   });
 

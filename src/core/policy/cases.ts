@@ -13,7 +13,12 @@ import type { GatehouseConfig } from "./schema.js";
  */
 
 const statement = z
-  .object({ kind: z.string().min(1), tables: z.array(z.string()).default([]), hasWhere: z.boolean().optional() })
+  .object({
+    kind: z.string().min(1),
+    tables: z.array(z.string()).default([]),
+    hasWhere: z.boolean().optional(),
+    functions: z.array(z.string().min(1)).optional(),
+  })
   .strict();
 const command = z.union([
   z

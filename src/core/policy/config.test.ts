@@ -84,7 +84,7 @@ describe("parseConfig: errors name file and path on one line", () => {
 
   it("matcher key that does not fit the connection type", () => {
     expect(errorOf(conn("    guardrails:\n      - deny: { commands: [rm] }\n"))).toBe(
-      'gatehouse.yaml: connections[0].guardrails[0].deny.commands: matcher key "commands" does not apply to a postgres connection (valid: statements, tables, without_where)',
+      'gatehouse.yaml: connections[0].guardrails[0].deny.commands: matcher key "commands" does not apply to a postgres connection (valid: statements, tables, functions, without_where)',
     );
     expect(
       errorOf(conn("    approvals:\n      - { require: { statement: [drop] }, approvers: [group:x] }\n")),
@@ -92,6 +92,33 @@ describe("parseConfig: errors name file and path on one line", () => {
     const ssh = `{ host: h, user: u, password: p, host_key: "SHA256:${"A".repeat(43)}" }`;
     expect(errorOf(conn("    guardrails:\n      - deny: { tables: [users] }\n", "ssh", ssh))).toContain(
       'matcher key "tables" does not apply to a ssh connection',
+    );
+  });
+
+  it("functions: names or schema.names with globs; only on postgres connections", () => {
+    const config = parseConfig(
+      conn(
+        '    guardrails:\n      - deny: { functions: [pg_read_file, pg_catalog.set_config, "dblink*"] }\n' +
+          "    approvals:\n      - { require: { statements: [select], functions: [pg_sleep] }, approvers: [group:x] }\n",
+      ),
+    );
+    const c = config.connections[0];
+    expect(c?.guardrails[0]?.deny.functions).toEqual(["pg_read_file", "pg_catalog.set_config", "dblink*"]);
+    expect(c?.approvals[0]?.require).toEqual({ statements: ["select"], functions: ["pg_sleep"] });
+    for (const bad of ["pg_read_file()", "a.b.c", ".f", "f g", "''"]) {
+      expect(errorOf(conn(`    guardrails:\n      - deny: { functions: [pg_sleep, "${bad}"] }\n`)), bad).toMatch(
+        /^gatehouse\.yaml: connections\[0\]\.guardrails\[0\]\.deny\.functions\[1\]: invalid function .* \(expected function or schema\.function, e\.g\. pg_read_file or pg_catalog\.set_config\)$/,
+      );
+    }
+    expect(errorOf(conn("    guardrails:\n      - deny: { functions: [] }\n"))).toMatch(
+      /^gatehouse\.yaml: connections\[0\]\.guardrails\[0\]\.deny\.functions: /,
+    );
+    expect(errorOf(conn("    guardrails:\n      - deny: { functions: pg_sleep }\n"))).toMatch(
+      /^gatehouse\.yaml: connections\[0\]\.guardrails\[0\]\.deny\.functions: /,
+    );
+    // the MySQL analyzer reports no calls: a functions rule there would never fire
+    expect(errorOf(conn("    guardrails:\n      - deny: { functions: [sleep] }\n", "mysql"))).toBe(
+      'gatehouse.yaml: connections[0].guardrails[0].deny.functions: matcher key "functions" does not apply to a mysql connection (valid: statements, tables, without_where)',
     );
   });
 

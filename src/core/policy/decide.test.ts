@@ -66,6 +66,17 @@ connections:
     approvals:
       - require: { methods: [POST], paths: ["/v1/refunds*"] }
         approvers: [group:finance]
+  - name: fn
+    type: postgres
+    target: { host: h, user: u }
+    access: [group:ci]
+    guardrails:
+      - deny: { functions: [pg_terminate_backend, "PG_READ_*"] }
+      - deny: { functions: [pg_catalog.set_config] }
+      - deny: { statements: [update], tables: [accounts], functions: [audit.log_change] }
+    approvals:
+      - require: { functions: [pg_sleep] }
+        approvers: [group:dba]
 `,
   { env: {} },
 );
@@ -152,6 +163,73 @@ describe("sql guardrails and approvals", () => {
   it("unknown statement kinds are treated as `unknown`", () => {
     expect(run("db", sql({ kind: "frobnicate", tables: [] })).outcome).toBe("allow");
     expect(run("db", sql({ kind: "frobnicate", tables: ["secrets"] })).outcome).toBe("deny");
+  });
+});
+
+describe("sql functions", () => {
+  const calls = (...statements: RequestFacts["statements"]) => run("fn", sql(...statements));
+  const select = (...functions: string[]) => ({ kind: "select", tables: [], functions });
+
+  it("a name without a schema matches the function in any schema, case-insensitively, globs per part", () => {
+    for (const f of [
+      "pg_terminate_backend",
+      "pg_catalog.pg_terminate_backend",
+      "PG_TERMINATE_BACKEND",
+      "x.y.pg_terminate_backend",
+    ]) {
+      expect(ruleOf(calls(select("now", f))), f).toBe("connections[6].guardrails[0]");
+    }
+    expect(ruleOf(calls(select("pg_read_binary_file")))).toBe("connections[6].guardrails[0]");
+    expect(calls(select("pg_terminate_backend_x", "my_pg_read_file")).outcome).toBe("allow");
+  });
+
+  it("the reason names the function and the statement calling it", () => {
+    const d = calls({ kind: "select", tables: ["pg_stat_activity"], functions: ["pg_catalog.pg_terminate_backend"] });
+    expect(d).toMatchObject({
+      outcome: "deny",
+      rule: { summary: "deny functions pg_terminate_backend, PG_READ_*" },
+      reason:
+        "statement select on pg_stat_activity calling pg_catalog.pg_terminate_backend is denied by connections[6].guardrails[0] (deny functions pg_terminate_backend, PG_READ_*)",
+    });
+  });
+
+  it("a schema-qualified name matches that schema and unqualified calls (search_path), not another schema", () => {
+    expect(ruleOf(calls(select("pg_catalog.set_config")))).toBe("connections[6].guardrails[1]");
+    expect(ruleOf(calls(select("Pg_Catalog.Set_Config")))).toBe("connections[6].guardrails[1]");
+    // pg_catalog is searched first: a bare set_config() is this function in every session
+    expect(ruleOf(calls(select("set_config")))).toBe("connections[6].guardrails[1]");
+    expect(ruleOf(calls(select("app.pg_catalog.set_config")))).toBe("connections[6].guardrails[1]");
+    expect(calls(select("app.set_config")).outcome).toBe("allow");
+  });
+
+  it("with statements and tables, all keys must hold for the same statement", () => {
+    const update = { kind: "update", tables: ["public.accounts"], hasWhere: true };
+    const d = calls({ ...update, functions: ["log_change"] });
+    expect(d).toMatchObject({
+      rule: {
+        path: "connections[6].guardrails[2]",
+        summary: "deny statements update on tables accounts calling functions audit.log_change",
+      },
+    });
+    expect(d.outcome === "deny" && d.reason).toContain("statement update on public.accounts calling log_change");
+    expect(calls({ ...update, functions: ["other.log_change"] }).outcome).toBe("allow");
+    expect(calls({ ...update, tables: ["ledger"], functions: ["log_change"] }).outcome).toBe("allow");
+    expect(calls({ ...update, kind: "insert", functions: ["log_change"] }).outcome).toBe("allow");
+    // the call and the table in different statements of one request do not make a match
+    expect(calls(update, select("audit.log_change")).outcome).toBe("allow");
+  });
+
+  it("approval rules match calls too; statements without calls never match a functions rule", () => {
+    const d = calls(select("pg_sleep"));
+    expect(d).toMatchObject({
+      outcome: "approve",
+      rule: {
+        path: "connections[6].approvals[0]",
+        summary: "require approval for functions pg_sleep (1 of group:dba, hold 5m)",
+      },
+      reason: "statement select calling pg_sleep needs approval (connections[6].approvals[0])",
+    });
+    expect(calls({ kind: "select", tables: ["t"] }, { kind: "call", tables: [], functions: [] }).outcome).toBe("allow");
   });
 });
 

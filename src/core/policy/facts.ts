@@ -10,6 +10,11 @@ export interface StatementFact {
   tables: string[];
   /** Whether an UPDATE/DELETE has a WHERE clause. Left undefined it counts as "no WHERE" (fail closed). */
   hasWhere?: boolean;
+  /**
+   * Functions the statement calls, as written (`pg_read_file`, `pg_catalog.set_config`), unquoted; absent when it
+   * calls none. Only analyzers that read calls (PostgreSQL) fill it in.
+   */
+  functions?: string[];
 }
 
 export interface CommandFact {

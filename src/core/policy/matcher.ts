@@ -53,13 +53,16 @@ function partTest(pattern: string): PartTest {
 }
 
 /**
- * `users` matches `users` and `public.users`; `public.users` also matches a bare `users`, because the session's
- * search_path decides at run time which table that is, and a deny rule must not be dodged by leaving the schema out.
+ * A table or function name pattern. `users` matches `users` and `public.users`; `public.users` also matches a bare
+ * `users`, because the session's search_path decides at run time which table that is, and a deny rule must not be
+ * dodged by leaving the schema out; it does not match `other.users`. Functions alike: `pg_catalog.set_config`
+ * matches `set_config(...)` too, which is that function in every session (pg_catalog is searched first unless
+ * search_path names it later).
  */
-function compileTable(pattern: string): (table: string) => boolean {
+function compileQualifiedName(pattern: string): (name: string) => boolean {
   const parts = pattern.split(".").map(partTest);
-  return (table) => {
-    const tparts = table.split(".");
+  return (name) => {
+    const tparts = name.split(".");
     const n = Math.min(parts.length, tparts.length);
     for (let i = 1; i <= n; i++) {
       const test = parts[parts.length - i] as PartTest;
@@ -71,12 +74,14 @@ function compileTable(pattern: string): (table: string) => boolean {
 
 function compileSql(m: MatcherConfig): CompiledMatcher {
   const kinds = m.statements ? expandAll(m.statements, STATEMENT_KINDS) : undefined;
-  const tables = m.tables?.map(compileTable);
+  const tables = m.tables?.map(compileQualifiedName);
+  const functions = m.functions?.map(compileQualifiedName);
   const withoutWhere = m.without_where === true;
 
   const summaryParts: string[] = [];
   if (m.statements) summaryParts.push(`statements ${words(m.statements)}`);
   if (m.tables) summaryParts.push(`${m.statements ? "on " : ""}tables ${words(m.tables)}`);
+  if (m.functions) summaryParts.push(`${m.statements || m.tables ? "calling " : ""}functions ${words(m.functions)}`);
   if (withoutWhere) summaryParts.push("without where");
 
   return {
@@ -93,8 +98,14 @@ function compileSql(m: MatcherConfig): CompiledMatcher {
           table = s.tables.find((t) => tables.some((test) => test(t)));
           if (table === undefined) continue;
         }
+        let call: string | undefined;
+        if (functions) {
+          call = s.functions?.find((f) => functions.some((test) => test(f)));
+          if (call === undefined) continue;
+        }
         const on = table !== undefined ? ` on ${table}` : s.tables.length > 0 ? ` on ${s.tables.join(", ")}` : "";
-        return `statement ${kind}${on}${withoutWhere ? " without WHERE" : ""}`;
+        const calling = call !== undefined ? ` calling ${call}` : "";
+        return `statement ${kind}${on}${calling}${withoutWhere ? " without WHERE" : ""}`;
       }
       return undefined;
     },

@@ -50,6 +50,15 @@ export function checkTablePattern(pattern: string): string | undefined {
     : `invalid table ${JSON.stringify(pattern)} (expected table, schema.table, database.schema.table or *.table)`;
 }
 
+// a function is named by itself or with its schema; how a call is matched is in matcher.ts
+const FUNCTION = new RegExp(`^${PART}(?:\\.${PART})?$`);
+
+export function checkFunctionPattern(pattern: string): string | undefined {
+  return FUNCTION.test(pattern)
+    ? undefined
+    : `invalid function ${JSON.stringify(pattern)} (expected function or schema.function, e.g. pg_read_file or pg_catalog.set_config)`;
+}
+
 export function checkColumnPattern(pattern: string): string | undefined {
   return COLUMN.test(pattern)
     ? undefined

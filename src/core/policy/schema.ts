@@ -2,6 +2,7 @@ import { z } from "zod";
 import { parseDuration } from "./duration.js";
 import {
   checkColumnPattern,
+  checkFunctionPattern,
   checkMethodPattern,
   checkPathPattern,
   checkStatementPattern,
@@ -154,6 +155,7 @@ const list = <T extends z.ZodType>(item: T) => z.array(item).min(1);
 const matcherShape = {
   statements: list(checked(checkStatementPattern)).optional(),
   tables: list(checked(checkTablePattern)).optional(),
+  functions: list(checked(checkFunctionPattern)).optional(),
   without_where: z.literal(true, { error: "without_where can only be true (leave it out otherwise)" }).optional(),
   commands: list(nonEmpty).optional(),
   patterns: list(nonEmpty).optional(),

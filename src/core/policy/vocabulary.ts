@@ -90,6 +90,7 @@ export type ConnectionType = (typeof CONNECTION_TYPES)[number];
 export const MATCHER_KEYS = [
   "statements",
   "tables",
+  "functions",
   "without_where",
   "commands",
   "patterns",
@@ -101,9 +102,12 @@ export const MATCHER_KEYS = [
 ] as const;
 export type MatcherKey = (typeof MATCHER_KEYS)[number];
 
-/** Which matcher keys mean something for which connection type. */
+/**
+ * Which matcher keys mean something for which connection type. `functions` only where an analyzer reports calls
+ * (PostgreSQL): on a connection whose facts never carry them, a deny rule would silently never fire.
+ */
 export const MATCHER_KEYS_BY_TYPE: Record<ConnectionType, readonly MatcherKey[]> = {
-  postgres: ["statements", "tables", "without_where"],
+  postgres: ["statements", "tables", "functions", "without_where"],
   mysql: ["statements", "tables", "without_where"],
   ssh: ["commands", "patterns"],
   kubernetes: ["verbs", "resources", "namespaces"],

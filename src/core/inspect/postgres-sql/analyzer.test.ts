@@ -1,4 +1,5 @@
 import { beforeAll, describe, expect, it } from "vitest";
+import type { StatementFact } from "../../policy/facts.js";
 import { isStatementKind } from "../../policy/vocabulary.js";
 import { PostgresSqlAnalyzer } from "./analyzer.js";
 
@@ -309,6 +310,152 @@ describe("tables", () => {
     expect(tables("VACUUM (FULL) a, b")).toEqual(["a", "b"]);
     expect(tables("CREATE INDEX i ON s.t (a)")).toEqual(["s.t"]);
     expect(tables("ALTER TABLE t RENAME TO u")).toEqual(["t"]);
+  });
+});
+
+describe("function calls", () => {
+  const facts = (sql: string) => analyzer.analyze(sql).facts.statements;
+  const calls = (sql: string) => analyzer.analyze(sql).statements.map((s) => s.functions);
+
+  it("anywhere in a select: list, FROM, WHERE, CTEs, subqueries, set operations, arguments, FILTER, OVER", () => {
+    const cases: [sql: string, functions: string[]][] = [
+      ["SELECT pg_terminate_backend(123)", ["pg_terminate_backend"]],
+      ["SELECT * FROM pg_read_file('/etc/passwd')", ["pg_read_file"]],
+      ["SELECT * FROM ROWS FROM (pg_ls_dir('.'), generate_series(1, 2)) AS r(a, b)", ["pg_ls_dir", "generate_series"]],
+      ["SELECT * FROM t, LATERAL lo_export(t.oid, '/tmp/x') AS e", ["lo_export"]],
+      ["SELECT a FROM t WHERE pg_sleep(1) IS NULL", ["pg_sleep"]],
+      ["SELECT a FROM t GROUP BY a HAVING max(b) > 1", ["max"]],
+      ["WITH x AS (SELECT set_config('role', 'postgres', false)) SELECT * FROM x", ["set_config"]],
+      ["SELECT (SELECT pg_terminate_backend(1))", ["pg_terminate_backend"]],
+      ["SELECT a FROM t WHERE a IN (SELECT f(b) FROM s)", ["f"]],
+      ["SELECT * FROM (SELECT g() AS x) q", ["g"]],
+      ["SELECT 1 UNION SELECT lo_import('/etc/passwd')", ["lo_import"]],
+      ["VALUES (lo_import('/etc/passwd'))", ["lo_import"]],
+      ["SELECT upper(pg_read_file('/x'))", ["upper", "pg_read_file"]],
+      ["SELECT count(*) FILTER (WHERE g(y)) OVER (ORDER BY h(x)) FROM t", ["count", "g", "h"]],
+      ["SELECT string_agg(a, ',' ORDER BY k(a)) FROM t", ["string_agg", "k"]],
+      ["SELECT f(1), f(2), F(3)", ["f"]],
+    ];
+    for (const [sql, functions] of cases) {
+      expect(facts(sql), sql).toEqual([{ kind: "select", tables: expect.any(Array), functions }]);
+      expect(calls(sql), sql).toEqual([functions]);
+    }
+  });
+
+  it("names as the parser resolved them: folded unless quoted, schema kept, U& decoded", () => {
+    expect(
+      calls(
+        `SELECT pg_catalog.PG_TERMINATE_BACKEND(1), "Quoted"(1), "pg_catalog"."set_config"('a', 'b', false), ` +
+          `U&"pg_\\0072ead_file"('x'), app.s.f(1), EXTRACT(year FROM now())`,
+      ),
+    ).toEqual([
+      [
+        "pg_catalog.pg_terminate_backend",
+        "Quoted",
+        "pg_catalog.set_config",
+        "pg_read_file",
+        "app.s.f",
+        // SQL syntax the grammar turns into a call names the function it runs
+        "pg_catalog.extract",
+        "now",
+      ],
+    ]);
+  });
+
+  it("a write's calls are the write's, its read part included; upserts and MERGE actions share them", () => {
+    expect(facts("UPDATE t SET a = f(b) WHERE g(c) RETURNING h(a)")).toEqual([
+      { kind: "update", tables: ["t"], hasWhere: true, functions: ["f", "g", "h"] },
+    ]);
+    expect(facts("INSERT INTO t VALUES (DEFAULT, lo_import('/etc/passwd'))")).toEqual([
+      { kind: "insert", tables: ["t"], functions: ["lo_import"] },
+    ]);
+    expect(facts("INSERT INTO t SELECT f(a) FROM s")).toEqual([
+      { kind: "insert", tables: ["t"], functions: ["f"] },
+      { kind: "select", tables: ["s"] },
+    ]);
+    expect(facts("DELETE FROM t WHERE id IN (SELECT id FROM s WHERE pg_sleep(1) IS NULL)")).toEqual([
+      { kind: "delete", tables: ["t"], hasWhere: true, functions: ["pg_sleep"] },
+      { kind: "select", tables: ["s"] },
+    ]);
+    expect(facts("INSERT INTO t VALUES (f()) ON CONFLICT (id) DO UPDATE SET a = g()")).toEqual([
+      { kind: "insert", tables: ["t"], functions: ["f", "g"] },
+      { kind: "update", tables: ["t"], hasWhere: true, functions: ["f", "g"] },
+    ]);
+    expect(facts("MERGE INTO t USING s ON t.id = s.id WHEN MATCHED THEN UPDATE SET a = f()")).toEqual([
+      { kind: "merge", tables: ["t"], functions: ["f"] },
+      { kind: "update", tables: ["t"], hasWhere: false, functions: ["f"] },
+      { kind: "select", tables: ["s"] },
+    ]);
+  });
+
+  it("nested statements keep their own calls: data-modifying CTEs, EXPLAIN, PREPARE, rules, views, SQL bodies", () => {
+    expect(facts("WITH d AS (DELETE FROM u WHERE f(x) RETURNING g(x)) SELECT h() FROM d")).toEqual([
+      { kind: "select", tables: [], functions: ["h"] },
+      { kind: "delete", tables: ["u"], hasWhere: true, functions: ["f", "g"] },
+    ]);
+    expect(calls("WITH d AS (DELETE FROM u WHERE f(x) RETURNING g(x)) SELECT h() FROM d")).toEqual([["h", "f", "g"]]);
+    // the body runs later, or each time the object is used: its calls are a select of its own
+    const bodies: [sql: string, outer: StatementFact, functions: string[]][] = [
+      ["EXPLAIN ANALYZE SELECT pg_sleep(10)", { kind: "explain", tables: [] }, ["pg_sleep"]],
+      ["PREPARE p AS SELECT lo_export(1, '/tmp/x')", { kind: "prepare", tables: [] }, ["lo_export"]],
+      [
+        "CREATE RULE r AS ON INSERT TO t DO INSTEAD SELECT dblink_exec('c', 'DROP TABLE x')",
+        { kind: "create", tables: ["t"] },
+        ["dblink_exec"],
+      ],
+      ["CREATE VIEW v AS SELECT pg_read_file('/x')", { kind: "create", tables: ["v"] }, ["pg_read_file"]],
+      [
+        "CREATE FUNCTION f() RETURNS void LANGUAGE sql BEGIN ATOMIC SELECT pg_sleep(1); END",
+        { kind: "create_function", tables: [] },
+        ["pg_sleep"],
+      ],
+      ["SELECT f() INTO t2", { kind: "create_table", tables: ["t2"] }, ["f"]],
+    ];
+    for (const [sql, outer, functions] of bodies) {
+      expect(facts(sql), sql).toEqual([outer, { kind: "select", tables: [], functions }]);
+    }
+  });
+
+  it("CALL's procedure, COPY's query, DEFAULTs, index expressions", () => {
+    expect(facts("CALL my_proc()")).toEqual([{ kind: "call", tables: [], functions: ["my_proc"] }]);
+    expect(facts("CALL app.my_proc(now())")).toEqual([{ kind: "call", tables: [], functions: ["app.my_proc", "now"] }]);
+    expect(facts("COPY (SELECT pg_read_file('/etc/passwd')) TO STDOUT")).toEqual([
+      { kind: "copy", tables: [], functions: ["pg_read_file"] },
+    ]);
+    expect(facts("COPY (SELECT f() FROM s) TO PROGRAM 'x'")).toEqual([
+      { kind: "copy", tables: [], functions: ["f"] },
+      { kind: "select", tables: ["s"] },
+      { kind: "copy_program", tables: [], functions: ["f"] },
+    ]);
+    expect(facts("CREATE TABLE t (a int DEFAULT nextval('s'), b text CHECK (length(b) < 9))")).toEqual([
+      { kind: "create_table", tables: ["t"], functions: ["nextval", "length"] },
+    ]);
+    expect(facts("CREATE INDEX ON t (lower(a))")).toEqual([
+      { kind: "create_index", tables: ["t"], functions: ["lower"] },
+    ]);
+  });
+
+  it("what is not a call here: strings, bodies, names of objects, operators, casts, attribute notation", () => {
+    const none = [
+      "SELECT 1",
+      "SELECT $$pg_sleep(1)$$, 'pg_read_file(''/x'')'",
+      "DO $$ BEGIN PERFORM pg_sleep(1); END $$",
+      "CREATE FUNCTION f() RETURNS void LANGUAGE sql AS 'SELECT pg_sleep(1)'",
+      "CREATE TRIGGER tr AFTER INSERT ON t FOR EACH ROW EXECUTE FUNCTION audit()",
+      "DROP FUNCTION pg_sleep(float8)",
+      "GRANT EXECUTE ON FUNCTION pg_read_file(text) TO r",
+      "SELECT 1 + 2, '1'::int, a::regclass FROM t",
+      "SELECT t.f FROM t",
+      "SELECT CURRENT_TIMESTAMP, CURRENT_USER",
+    ];
+    for (const sql of none) {
+      expect(analyzer.analyze(sql).error, sql).toBeUndefined();
+      for (const f of facts(sql)) expect(f.functions, sql).toBeUndefined();
+      expect(
+        calls(sql).every((c) => c === undefined),
+        sql,
+      ).toBe(true);
+    }
   });
 });
 

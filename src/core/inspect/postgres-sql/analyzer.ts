@@ -1,5 +1,5 @@
 import { fingerprintSync, loadModule, parseSync } from "libpg-query";
-import { emptyFacts, type RequestFacts, type StatementFact } from "../../policy/facts.js";
+import { emptyFacts, type RequestFacts } from "../../policy/facts.js";
 import { parserStateChange } from "./guards.js";
 import { LruCache } from "./lru.js";
 import { asFields, asList, asString, nodeOf, unwrap, type Fields } from "./node.js";
@@ -38,6 +38,8 @@ export interface AnalyzedStatement {
   text: string;
   /** Every table the statement and its nested statements touch, in order of appearance. */
   tables: string[];
+  /** Every function it and its nested statements call, as written (see StatementFact); absent when none. */
+  functions?: string[];
   hasWhere?: boolean;
   copy?: CopyInfo;
 }
@@ -198,7 +200,7 @@ function analyzeText(sql: string): Analyzed {
     if (dblink) {
       for (const at of dblinkSecrets(fields)) secrets.push({ spot: "literal", at, stmtStart: start, stmtEnd: end });
     }
-    facts.statements.push(...drafts.map(toFact));
+    facts.statements.push(...drafts);
 
     const top = drafts[0];
     const statement: AnalyzedStatement = {
@@ -206,6 +208,7 @@ function analyzeText(sql: string): Analyzed {
       text: slice(start, end),
       tables: [...new Set(drafts.flatMap((d) => d.tables))],
     };
+    if (drafts.some((d) => d.functions)) statement.functions = [...new Set(drafts.flatMap((d) => d.functions ?? []))];
     if (top?.hasWhere !== undefined) statement.hasWhere = top.hasWhere;
     if (type === "CopyStmt") statement.copy = copyInfo(fields);
     statements.push(statement);
@@ -221,12 +224,6 @@ function analyzeText(sql: string): Analyzed {
   if (secrets.length > 0) result.redacted = redactSecrets(sql, secrets);
   // what is redacted in a dblink call depends on a literal's value: never a template (templates.ts)
   return { analysis: result, detail: { tree, bounds, literalsMatter: dblink } };
-}
-
-function toFact(d: StatementFact): StatementFact {
-  const fact: StatementFact = { kind: d.kind, tables: d.tables };
-  if (d.hasWhere !== undefined) fact.hasWhere = d.hasWhere;
-  return fact;
 }
 
 function copyInfo(fields: Fields): CopyInfo {

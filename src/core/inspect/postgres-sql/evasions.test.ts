@@ -18,6 +18,8 @@ const RULES = {
   privileges: "{ statements: [alter_role, grant, revoke] }",
   set: "{ statements: [set] }",
   readUsers: "{ statements: [select], tables: [users] }",
+  admin: "{ functions: [pg_terminate_backend, pg_read_file, lo_import, dblink_exec, set_config] }",
+  proc: "{ functions: [app.my_proc] }",
 } as const;
 type RuleName = keyof typeof RULES | "unparseable";
 
@@ -58,6 +60,7 @@ interface Case {
 
 const dropUsers: StatementFact = { kind: "drop", tables: ["users"] };
 const deleteAll: StatementFact = { kind: "delete", tables: ["users"], hasWhere: false };
+const calling = (...functions: string[]): StatementFact => ({ kind: "select", tables: [], functions });
 
 const CASES: Case[] = [
   { sql: "dRoP/**/TABLE users", facts: [dropUsers], blockedBy: "drop" },
@@ -140,6 +143,52 @@ const CASES: Case[] = [
     blockedBy: "noWhere",
   },
   { sql: "select 1\0; DROP TABLE users", facts: undefined, blockedBy: "unparseable" },
+  // function calls, however they are spelt and wherever they sit
+  { sql: "SELECT pg_terminate_backend(123)", facts: [calling("pg_terminate_backend")], blockedBy: "admin" },
+  {
+    sql: "SELECT pg_catalog.PG_TERMINATE_BACKEND(1)",
+    facts: [calling("pg_catalog.pg_terminate_backend")],
+    blockedBy: "admin",
+  },
+  { sql: "select * from pg_read_file('/etc/passwd')", facts: [calling("pg_read_file")], blockedBy: "admin" },
+  { sql: "SELECT \"pg_read_file\"('/etc/passwd')", facts: [calling("pg_read_file")], blockedBy: "admin" },
+  { sql: "SELECT U&\"pg_\\0072ead_file\"('/etc/passwd')", facts: [calling("pg_read_file")], blockedBy: "admin" },
+  { sql: "SELECT (SELECT pg_terminate_backend(1))", facts: [calling("pg_terminate_backend")], blockedBy: "admin" },
+  {
+    sql: "WITH x AS (SELECT set_config('role','postgres',false)) SELECT * FROM x",
+    facts: [calling("set_config")],
+    blockedBy: "admin",
+  },
+  {
+    sql: "SELECT pg_catalog.set_config('role', 'postgres', false)",
+    facts: [calling("pg_catalog.set_config")],
+    blockedBy: "admin",
+  },
+  {
+    sql: "INSERT INTO t VALUES (lo_import('/etc/passwd'))",
+    facts: [{ kind: "insert", tables: ["t"], functions: ["lo_import"] }],
+    blockedBy: "admin",
+  },
+  {
+    sql: "SELECT dblink_exec('dbname=app', 'DROP TABLE users')",
+    facts: [calling("dblink_exec")],
+    blockedBy: "admin",
+  },
+  {
+    sql: "EXPLAIN ANALYZE SELECT pg_terminate_backend(1)",
+    facts: [{ kind: "explain", tables: [] }, calling("pg_terminate_backend")],
+    blockedBy: "admin",
+  },
+  {
+    sql: "PREPARE p AS SELECT pg_read_file('/etc/passwd'); EXECUTE p",
+    facts: [{ kind: "prepare", tables: [] }, calling("pg_read_file"), { kind: "execute", tables: [] }],
+    blockedBy: "admin",
+  },
+  // a bare name is whatever search_path finds: app.my_proc too
+  { sql: "CALL My_Proc()", facts: [{ kind: "call", tables: [], functions: ["my_proc"] }], blockedBy: "proc" },
+  // a string is not a call, and a function of another schema is another function
+  { sql: "SELECT 'pg_terminate_backend(1)'", facts: [{ kind: "select", tables: [] }], blockedBy: null },
+  { sql: "SELECT other.my_proc()", facts: [calling("other.my_proc")], blockedBy: null },
 ];
 
 let analyzer: PostgresSqlAnalyzer;
@@ -169,12 +218,6 @@ describe("evasion list", () => {
     expect(decision.rule?.path).toBe(expectedRulePath(blockedBy));
     expect(policyWithout(blockedBy, ...alsoBy).decide(ci, "db", facts).outcome).toBe("allow");
     if (alsoBy.length > 0) expect(policyWithout(...alsoBy).decide(ci, "db", facts).outcome).toBe("deny");
-  });
-
-  it("set_config() is a plain select: function-level checks are future work (docs/sql-analysis.md)", () => {
-    const a = analyzer.analyze("SELECT pg_catalog.set_config('role','postgres',false)");
-    expect(a.facts.statements).toEqual([{ kind: "select", tables: [] }]);
-    expect(full.decide(ci, "db", a.facts).outcome).toBe("allow");
   });
 });
 

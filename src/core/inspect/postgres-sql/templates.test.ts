@@ -91,6 +91,24 @@ describe("template hits", () => {
     }
   });
 
+  it("function names are outside the literals: a template carries its calls, another name is another key", async () => {
+    const a = await expectSameAsParse([
+      "SELECT pg_terminate_backend(123)",
+      "SELECT pg_terminate_backend(456)",
+      "UPDATE t SET a = set_config('role', 'x', false) WHERE id = 1",
+      "UPDATE t SET a = set_config('role', 'postgres', false) WHERE id = 2",
+      "SELECT pg_cancel_backend(456)",
+    ]);
+    expect(a.stats).toEqual({ exactHits: 0, templateHits: 2, templates: 3 });
+    const hit = a.analyze("SELECT pg_terminate_backend(789)");
+    expect(a.stats.templateHits).toBe(3);
+    expect(hit.facts.statements).toEqual([{ kind: "select", tables: [], functions: ["pg_terminate_backend"] }]);
+    expect(hit.statements).toEqual([
+      { kind: "select", text: "SELECT pg_terminate_backend(789)", tables: [], functions: ["pg_terminate_backend"] },
+    ]);
+    expect(a.analyze("SELECT pg_cancel_backend(789)").facts.statements[0]?.functions).toEqual(["pg_cancel_backend"]);
+  });
+
   it("templateCacheSize 0 turns templates off", async () => {
     const a = await PostgresSqlAnalyzer.load({ templateCacheSize: 0 });
     a.analyze("SELECT 1 FROM t");
@@ -256,6 +274,11 @@ const SHAPES = [
   "EXPLAIN SELECT #",
   "PREPARE p AS SELECT # FROM t",
   "SELECT # INTO t2 FROM t",
+  "SELECT pg_sleep(#) , set_config(# , # , false) FROM t WHERE f(a) = #",
+  "SELECT * FROM pg_read_file(#) AS r WHERE # < now() ORDER BY lower(#)",
+  "UPDATE t SET a = lower(#) WHERE id = abs(#) RETURNING g(#)",
+  'SELECT f#(#) , s.g(#) , "F"(#)',
+  "CALL p(#)",
 ];
 
 const INTEGER = ["0", "1", "5", "7", "53", "54", "2147483647", "02147483647", "00"];

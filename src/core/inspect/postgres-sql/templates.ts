@@ -24,14 +24,15 @@ import { byteToIndex } from "./text.js";
  *      text with a dblink call outside its literals has that name in its key, so no text that shares a key with
  *      a template calls dblink (nor can a U&"" name spell it: the key refuses a quote right after `&`);
  *   3. every fact, top-level or nested, and every top-level statement is one of TEMPLATE_KINDS, and nothing is a
- *      COPY. For these kinds the walker (walk.ts) derives a fact from three things only: the node type
- *      (kinds.ts; for SelectStmt whether it has an INTO clause), table names from RangeVars and relation fields
- *      (identifiers, never A_Const values), and hasWhere, which asks whether the WHERE tree contains a ColumnRef.
- *      No A_Const value is ever read for them. Constant values are read only by guards.ts, for SET statements
- *      (standard_conforming_strings, client_encoding), by the COPY format (analyzer.ts) and by redact.ts: SET is
- *      not in the list, so `= 'on'` can never stand for `= 'off'`; nor is COPY, so `FORMAT 'text'` never stands
- *      for `FORMAT 'binary'`; nor are role, user mapping, server or subscription statements, whose secrets
- *      SqlAnalysis.redacted hides per text (and dblink calls are excluded by 2).
+ *      COPY. For these kinds the walker (walk.ts) derives a fact from four things only: the node type (kinds.ts;
+ *      for SelectStmt whether it has an INTO clause), table names from RangeVars and relation fields and function
+ *      names from FuncCalls (both identifiers, never A_Const values), and hasWhere, which asks whether the WHERE
+ *      tree contains a ColumnRef. No A_Const value is ever read for them. Constant values are read only by
+ *      guards.ts, for SET statements (standard_conforming_strings, client_encoding), by the COPY format
+ *      (analyzer.ts) and by redact.ts: SET is not in the list, so `= 'on'` can never stand for `= 'off'`; nor is
+ *      COPY, so `FORMAT 'text'` never stands for `FORMAT 'binary'`; nor are role, user mapping, server or
+ *      subscription statements, whose secrets SqlAnalysis.redacted hides per text (and dblink calls are excluded
+ *      by 2).
  * Texts longer than TEMPLATE_MAX_TEXT never use templates: a text with a huge literal is always parsed for real.
  */
 
@@ -158,6 +159,8 @@ function instantiate(sql: string, key: LiteralKey, template: Template): SqlAnaly
     const endKey = template.ends[i];
     const text = sql.slice(start, endKey === undefined ? undefined : keyToText(key.spans, endKey));
     const statement: AnalyzedStatement = { kind: s.kind, text, tables: s.tables };
+    // function names, like table names, are outside the literals: the key fixes them
+    if (s.functions !== undefined) statement.functions = s.functions;
     if (s.hasWhere !== undefined) statement.hasWhere = s.hasWhere;
     return Object.freeze(statement);
   });

@@ -1,17 +1,30 @@
+import type { StatementFact } from "../../policy/facts.js";
 import { isStatementNode, statementKind } from "./kinds.js";
 import { asFields, asList, asString, nameList, rangeVarName, unwrap, visitObjects, type Fields } from "./node.js";
 
-/** A statement fact under construction; `optional` ones are dropped if they end up touching no table. */
+/**
+ * A statement fact under construction; `optional` ones are dropped if they end up touching no table and calling
+ * no function. `callsOf`: a fact that stands for the same statement as another (an upsert's update, a MERGE action,
+ * COPY's program or file) lists that fact's calls.
+ */
 export interface FactDraft {
   kind: string;
   tables: string[];
   hasWhere?: boolean;
+  /** Created on the first call found: most facts have none, and the walk is on the hot path. */
+  functions?: string[];
   optional?: boolean;
+  callsOf?: FactDraft;
 }
 
-/** Where table references found below a node go, and which bare names are CTEs rather than tables there. */
+/**
+ * Where table references found below a node go, where function calls go, and which bare names are CTEs rather than
+ * tables there. `calls` differs from `fact` only below a write or COPY: what it reads is a `select` fact of its own,
+ * but the calls in it run as part of the write, so they count for the write.
+ */
 interface Context {
   fact: FactDraft;
+  calls: FactDraft;
   ctes: ReadonlySet<string>;
 }
 
@@ -42,6 +55,14 @@ function addTable(fact: FactDraft, name: string | undefined): void {
   if (name !== undefined && !fact.tables.includes(name)) fact.tables.push(name);
 }
 
+/** A FuncCall's name as the parser resolved it (`pg_catalog.set_config`, folded unless quoted). */
+function addCall(fact: FactDraft, call: Fields): void {
+  const name = nameList(call.funcname);
+  if (name === undefined) return;
+  if (fact.functions === undefined) fact.functions = [name];
+  else if (!fact.functions.includes(name)) fact.functions.push(name);
+}
+
 /** A RangeVar read in `ctes` scope: a bare name that a WITH clause defines is that CTE, not a table. */
 function addRangeVar(fact: FactDraft, rv: Fields, ctes: ReadonlySet<string>): void {
   const rel = asString(rv.relname);
@@ -69,12 +90,14 @@ export function whereSelectsRows(where: unknown): boolean {
 
 /**
  * Facts for one top-level statement: one per statement node anywhere in its tree (CTE bodies, sub-selects, PREPARE
- * and EXPLAIN bodies, rule actions, SQL function bodies), each with the tables it touches. Nested SELECTs fold into
- * an enclosing SELECT (reads are reads); what a write only reads becomes a separate `select` fact so that a rule on
- * `delete ... tables: [t]` is about the deleted table and a rule on `select ... tables: [t]` still sees every read.
- * Iterative, because the tree of a legal query can be thousands of levels deep.
+ * and EXPLAIN bodies, rule actions, SQL function bodies), each with the tables it touches and the functions it
+ * calls (FuncCall nodes). Nested SELECTs fold into an enclosing SELECT (reads are reads); what a write only reads
+ * becomes a separate `select` fact so that a rule on `delete ... tables: [t]` is about the deleted table and a rule
+ * on `select ... tables: [t]` still sees every read. Calls count for the statement that runs them: a folded SELECT's
+ * for the statement it is part of (the enclosing SELECT, write or COPY). Iterative, because the tree of a legal
+ * query can be thousands of levels deep.
  */
-export function collectFacts(type: string, fields: Fields, visit?: StatementVisitor): FactDraft[] {
+export function collectFacts(type: string, fields: Fields, visit?: StatementVisitor): StatementFact[] {
   const out: FactDraft[] = [];
   const stack: Item[] = [{ stmt: true, type, fields, ctx: undefined }];
   // children are pushed in reverse so that facts come out in the order they are written
@@ -87,7 +110,16 @@ export function collectFacts(type: string, fields: Fields, visit?: StatementVisi
     if (item.stmt) pushAll(visitStatement(item.type, item.fields, item.ctx, out, visit));
     else pushAll(visitValue(item.value, item.ctx));
   }
-  return out.filter((f) => !(f.optional === true && f.tables.length === 0)).map(({ optional: _, ...f }) => f);
+  const facts: StatementFact[] = [];
+  for (const f of out) {
+    const functions = (f.callsOf ?? f).functions;
+    if (f.optional === true && f.tables.length === 0 && functions === undefined) continue;
+    const fact: StatementFact = { kind: f.kind, tables: f.tables };
+    if (f.hasWhere !== undefined) fact.hasWhere = f.hasWhere;
+    if (functions !== undefined) fact.functions = functions;
+    facts.push(fact);
+  }
+  return facts;
 }
 
 function visitValue(value: unknown, ctx: Context): Item[] {
@@ -102,6 +134,8 @@ function visitValue(value: unknown, ctx: Context): Item[] {
       addRangeVar(ctx.fact, fields, ctx.ctes);
       return [];
     }
+    // the name is a list of String nodes, nothing to walk; the arguments, FILTER and OVER may call more
+    if (type === "FuncCall") addCall(ctx.calls, fields);
     return [{ stmt: false, value: fields, ctx }];
   }
   if (isBareRangeVar(o)) {
@@ -128,13 +162,17 @@ function visitStatement(
     out.push(create);
     addTable(create, rangeVarName(asFields(asFields(fields.intoClause)?.rel) ?? {}));
     const { intoClause: _, ...query } = fields;
-    return [{ stmt: true, type, fields: query, ctx: { fact: create, ctes: outer } }];
+    return [{ stmt: true, type, fields: query, ctx: { fact: create, calls: create, ctes: outer } }];
   }
 
   let fact: FactDraft;
-  if (kind === "select" && parent?.fact.kind === "select") fact = parent.fact;
-  else {
+  let calls: FactDraft;
+  if (kind === "select" && parent?.fact.kind === "select") {
+    fact = parent.fact;
+    calls = parent.calls;
+  } else {
     fact = { kind, tables: [] };
+    calls = fact;
     out.push(fact);
   }
 
@@ -149,7 +187,7 @@ function visitStatement(
     skip.add("relation");
     if (kind === "update" || kind === "delete") fact.hasWhere = whereSelectsRows(fields.whereClause);
     for (const extra of writeSideEffects(type, fields)) {
-      const f: FactDraft = { kind: extra.kind, tables: [...fact.tables] };
+      const f: FactDraft = { kind: extra.kind, tables: [...fact.tables], callsOf: fact };
       if (extra.hasWhere !== undefined) f.hasWhere = extra.hasWhere;
       out.push(f);
     }
@@ -164,18 +202,24 @@ function visitStatement(
     for (const arm of ["larg", "rarg"]) {
       const armFields = asFields(fields[arm]);
       skip.add(arm);
-      if (armFields) items.push({ stmt: true, type: "SelectStmt", fields: armFields, ctx: { fact, ctes: outer } });
+      if (armFields)
+        items.push({ stmt: true, type: "SelectStmt", fields: armFields, ctx: { fact, calls, ctes: outer } });
     }
   } else if (type === "AlterDefaultPrivilegesStmt") {
     const action = asFields(fields.action);
     skip.add("action");
-    if (action) items.push({ stmt: true, type: "GrantStmt", fields: action, ctx: { fact, ctes: outer } });
+    if (action) items.push({ stmt: true, type: "GrantStmt", fields: action, ctx: { fact, calls, ctes: outer } });
+  } else if (type === "CallStmt") {
+    // the procedure is a typed field without a node wrapper: the walk below would not know it for a FuncCall
+    const call = asFields(fields.funccall);
+    if (call) addCall(fact, call);
   }
 
   const withClause = asFields(fields.withClause);
-  const ctes = withClause ? cteItems(withClause, outer, childFact, items) : outer;
+  const ctes = withClause ? cteItems(withClause, outer, { fact: childFact, calls, ctes: outer }, items) : outer;
+  const ctx: Context = { fact: childFact, calls, ctes };
   for (const [key, value] of Object.entries(fields)) {
-    if (!skip.has(key)) items.push({ stmt: false, value, ctx: { fact: childFact, ctes } });
+    if (!skip.has(key)) items.push({ stmt: false, value, ctx });
   }
   return items;
 }
@@ -211,8 +255,9 @@ function copyFacts(fields: Fields, copy: FactDraft, out: FactDraft[]): FactDraft
   const data: FactDraft = { kind: isFrom ? "insert" : "select", tables: [], optional: !relation };
   addTable(data, table);
   out.push(data);
-  if (fields.is_program === true) out.push({ kind: "copy_program", tables: [...copy.tables] });
-  else if (asString(fields.filename) !== undefined) out.push({ kind: "copy_file", tables: [...copy.tables] });
+  const server =
+    fields.is_program === true ? "copy_program" : asString(fields.filename) !== undefined ? "copy_file" : "";
+  if (server) out.push({ kind: server, tables: [...copy.tables], callsOf: copy });
   return data;
 }
 
@@ -220,7 +265,7 @@ function copyFacts(fields: Fields, copy: FactDraft, out: FactDraft[]): FactDraft
  * Pushes the CTE bodies of a WITH clause and returns the names visible in the statement's main body. A body sees
  * the CTEs before it (all of them under RECURSIVE); a bare name it uses that no visible CTE defines is a table.
  */
-function cteItems(withClause: Fields, outer: ReadonlySet<string>, fact: FactDraft, items: Item[]): ReadonlySet<string> {
+function cteItems(withClause: Fields, outer: ReadonlySet<string>, body: Context, items: Item[]): ReadonlySet<string> {
   const ctes = asList(withClause.ctes).flatMap((c) => {
     const node = unwrap(c);
     return node && node[0] === "CommonTableExpr" ? [node[1]] : [];
@@ -229,7 +274,7 @@ function cteItems(withClause: Fields, outer: ReadonlySet<string>, fact: FactDraf
   const all = new Set([...outer, ...names]);
   ctes.forEach((cte, i) => {
     const visible = withClause.recursive === true ? all : new Set([...outer, ...names.slice(0, i)]);
-    items.push({ stmt: false, value: cte.ctequery, ctx: { fact, ctes: visible } });
+    items.push({ stmt: false, value: cte.ctequery, ctx: { ...body, ctes: visible } });
   });
   return all;
 }
