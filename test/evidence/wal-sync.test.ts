@@ -3,13 +3,13 @@
  * resolves only after an fdatasync of the WAL on libuv's thread pool. The fdatasync is the real one, wrapped so
  * the test can see which file it syncs and hold or fail it (a real disk cannot be made to fail on cue).
  */
-import { fdatasync, fstatSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import { fdatasync, fstatSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { openStore } from "../../src/core/store/index.js";
 import { InProcessSqliteClient } from "../../src/core/store/sqlite-client.js";
-import { WalSyncError, type FdatasyncFn } from "../../src/core/store/wal-sync.js";
+import { WalSync, WalSyncError, type FdatasyncFn } from "../../src/core/store/wal-sync.js";
 
 const dirs: string[] = [];
 const clients: InProcessSqliteClient[] = [];
@@ -126,6 +126,23 @@ describe("durability fsync, in-process writer (WalSync)", () => {
     await expect(c.query(insert(3))).rejects.toThrow(WalSyncError);
     expect(sync.held).toHaveLength(0);
     expect((await c.query({ sql: "SELECT count(*) AS n FROM t", parameters: [] })).rows).toHaveLength(1);
+  });
+
+  it("with no WAL file yet (nothing written to one) a sync resolves without an fdatasync and without failing", async () => {
+    const sync = heldFdatasync();
+    const dir = mkdtempSync(join(tmpdir(), "gatehouse-walsync-"));
+    dirs.push(dir);
+    const ws = new WalSync(join(dir, "d.db-wal"), sync.fn);
+    await ws.sync();
+    expect(sync.held).toHaveLength(0);
+    expect(ws.syncs).toBe(0);
+    // the file appears with the first commit that writes a page: from then on it is synced
+    writeFileSync(join(dir, "d.db-wal"), "frames");
+    const later = ws.sync();
+    (await sync.next()).release();
+    await later;
+    expect(ws.syncs).toBe(1);
+    await ws.close();
   });
 
   it("openStore({ worker: false }) with durability fsync round-trips through the real fdatasync", async () => {

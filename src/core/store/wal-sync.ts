@@ -51,11 +51,16 @@ export class WalSync {
 
   #run(): void {
     const group = this.#waiting.splice(0);
-    let fd: number;
+    let fd: number | undefined;
     try {
       fd = this.#open();
     } catch (err) {
       this.#fail(group, err);
+      return;
+    }
+    if (fd === undefined) {
+      // no WAL yet: SQLite creates it at the first commit that writes a page, so nothing is waiting to be synced
+      for (const w of group) w.resolve();
       return;
     }
     this.#running = true;
@@ -72,14 +77,21 @@ export class WalSync {
   }
 
   /**
-   * The WAL exists once the connection has committed (the caller syncs only after a commit). It is opened once:
+   * The WAL exists once a commit wrote a page (a statement that changed nothing on a new database leaves none:
+   * undefined). It is opened once:
    * SQLite keeps the same file for as long as a connection is open, rewriting it from the start after a
    * checkpoint rather than replacing it. Its directory entry is made durable once, too (a WAL created since the
    * last directory fsync could otherwise vanish with everything in it).
    */
-  #open(): number {
+  #open(): number | undefined {
     if (this.#fd !== undefined) return this.#fd;
-    const fd = openSync(this.#walPath, fsConstants.O_RDONLY);
+    let fd: number;
+    try {
+      fd = openSync(this.#walPath, fsConstants.O_RDONLY);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+      throw err;
+    }
     const dir = openSync(dirname(this.#walPath), fsConstants.O_RDONLY);
     try {
       fsyncSync(dir);
