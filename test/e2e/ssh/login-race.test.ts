@@ -88,6 +88,26 @@ function startClient(harness: SshHarness): ChildProcess {
   return child;
 }
 
+interface HeldLogin {
+  harness: SshHarness;
+  hold: { release: () => void };
+  child: ChildProcess;
+  /** The gateway's side of the client's connection. */
+  server: ssh2.Connection;
+}
+
+/** A gateway, and an ssh client whose session the gateway has opened but holds (openSession not returned yet). */
+async function heldLogin(): Promise<HeldLogin> {
+  const harness = await startSshHarness();
+  h = harness;
+  const hold = holdOpenSession(harness.gateway);
+  const child = startClient(harness);
+  await hold.opened;
+  const server = accepted.at(-1);
+  expect(server).toBeDefined();
+  return { harness, hold, child, server: server as ssh2.Connection };
+}
+
 async function sessionEnds(harness: SshHarness, timeoutMs: number): Promise<AuditRecord[]> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -120,15 +140,9 @@ async function expectEndedAndSealed(harness: SshHarness, reason: string): Promis
 
 describe("ssh client gone while its session is being opened", () => {
   it("ends and seals the session when the client disconnects during login", async () => {
-    const harness = await startSshHarness();
-    h = harness;
-    const hold = holdOpenSession(harness.gateway);
-    const child = startClient(harness);
-    await hold.opened;
-    const server = accepted.at(-1);
-    expect(server).toBeDefined();
+    const { harness, hold, child, server } = await heldLogin();
     // the gateway has handled the close (no session yet) before openSession returns
-    server?.once("close", hold.release);
+    server.once("close", hold.release);
     child.kill("SIGKILL");
 
     const ends = await sessionEnds(harness, 5_000);
@@ -138,11 +152,7 @@ describe("ssh client gone while its session is being opened", () => {
   });
 
   it("ends and seals the session when the gateway stops during login", async () => {
-    const harness = await startSshHarness();
-    h = harness;
-    const hold = holdOpenSession(harness.gateway);
-    startClient(harness);
-    await hold.opened;
+    const { harness, hold } = await heldLogin();
 
     // stop() has already ended the client (no session yet) when it returns its promise
     const stopping = stop(harness);
@@ -152,15 +162,9 @@ describe("ssh client gone while its session is being opened", () => {
   });
 
   it("waits at gateway stop for the session of a client that disconnected during login", async () => {
-    const harness = await startSshHarness();
-    h = harness;
-    const hold = holdOpenSession(harness.gateway);
-    const child = startClient(harness);
-    await hold.opened;
-    const server = accepted.at(-1);
-    expect(server).toBeDefined();
+    const { harness, hold, child, server } = await heldLogin();
     const stopped = new Promise<void>((resolve, reject) => {
-      server?.once("close", () => {
+      server.once("close", () => {
         // the connection is gone but its session is still opening: stop() must wait for it to end
         stop(harness).then(resolve, reject);
         releaseAtRecorderClose(harness.gateway, hold.release);
