@@ -136,8 +136,10 @@ export class BackendRelay {
    * have written what it waits answers for.
    */
   whenSettled(): Promise<void> {
-    if (this.settled || this.#copyIn || this.#skippingToSync) return Promise.resolve();
-    return new Promise((resolve) => this.#settledWaiters.push(resolve));
+    return new Promise((resolve) => {
+      this.#settledWaiters.push(resolve);
+      this.#wakeIfSettled();
+    });
   }
 
   /**
@@ -157,8 +159,10 @@ export class BackendRelay {
 
   #copyIn = false;
 
-  #wakeSettled(): void {
-    for (const w of this.#settledWaiters.splice(0)) w();
+  /** Wakes the waiters of whenSettled() if one of its conditions now holds (checks nothing when none waits). */
+  #wakeIfSettled(): void {
+    if (this.#settledWaiters.length === 0) return;
+    if (this.settled || this.#copyIn || this.#skippingToSync) for (const w of this.#settledWaiters.splice(0)) w();
   }
 
   /** Called by the frontend pipeline right before it writes the corresponding message to the target. */
@@ -443,7 +447,7 @@ export class BackendRelay {
       case "G":
         // CopyInResponse: until the copy ends, the target answers nothing but the client's COPY messages
         this.#copyIn = true;
-        this.#wakeSettled();
+        this.#wakeIfSettled();
         return "pass";
       case "T":
         return this.#rowDescription(body);
@@ -466,7 +470,7 @@ export class BackendRelay {
         this.#txStatus = String.fromCharCode(body[0] ?? 0x49) as "I" | "T" | "E";
         this.#completeAtReady();
         this.#copyIn = false;
-        if (this.settled) this.#wakeSettled();
+        this.#wakeIfSettled();
         return "pass";
       case "S": {
         const status = readParameterStatus(body);
@@ -574,7 +578,7 @@ export class BackendRelay {
       while (this.#expect.length > 0 && this.#head()?.kind !== "sync") this.#expect.shift();
       // no Sync forwarded after the error: the target skips what the client sends until its next one
       if (this.#expect.length === 0) this.#skippingToSync = true;
-      if (this.settled || this.#skippingToSync) this.#wakeSettled();
+      this.#wakeIfSettled();
     }
     return verdict;
   }
