@@ -369,13 +369,8 @@ export class FrontendPipeline {
     this.#flush();
   }
 
-  /** What the gate decides on for a Query or Parse: the exact text, and and the redacted one evidence shows when it differs. */
-  #request(
-    text: string,
-    shown: string,
-    analysis: ReturnType<SqlAnalyzerLike["analyze"]>,
-    data: Record<string, unknown>,
-  ): GateRequest {
+  /** What the gate decides on for a Query or Parse: the exact text, and the redacted one evidence shows when it differs. */
+  #request(text: string, shown: string, analysis: Analysis, data: Record<string, unknown>): GateRequest {
     const request: GateRequest = {
       text,
       facts: analysis.facts,

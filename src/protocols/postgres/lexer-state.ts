@@ -1,3 +1,5 @@
+import { readCString } from "./wire.js";
+
 /**
  * How the target will split SQL text into tokens, as far as that can differ from the gateway's parser, which always
  * reads text with standard_conforming_strings=on as UTF-8. Two server settings change it:
@@ -59,11 +61,10 @@ function normalizeEncoding(name: string): string {
   return n === "unicode" ? "utf8" : n;
 }
 
-/** Name and value of a ParameterStatus message body ('S'): two C strings. */
+/** Name and value of a ParameterStatus message body ('S'): two C strings; undefined if one is unterminated. */
 export function readParameterStatus(body: Buffer): { name: string; value: string } | undefined {
-  const nameEnd = body.indexOf(0);
-  if (nameEnd < 0) return undefined;
-  const valueEnd = body.indexOf(0, nameEnd + 1);
-  if (valueEnd < 0) return undefined;
-  return { name: body.toString("utf8", 0, nameEnd), value: body.toString("utf8", nameEnd + 1, valueEnd) };
+  const [name, afterName] = readCString(body, 0);
+  if (afterName < 0) return undefined;
+  const [value, end] = readCString(body, afterName);
+  return end < 0 ? undefined : { name, value };
 }
