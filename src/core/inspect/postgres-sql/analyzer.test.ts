@@ -272,6 +272,67 @@ describe("nested statements", () => {
   });
 });
 
+describe("prepared statements", () => {
+  const top = (sql: string) => analyzer.analyze(sql).statements;
+
+  it("PREPARE gives the name as the server resolves it and the facts of the body", () => {
+    const [p] = top("PREPARE del (int) AS DELETE FROM users WHERE id = $1 RETURNING pg_sleep(0)");
+    expect(p?.prepare).toEqual({
+      name: "del",
+      facts: [{ kind: "delete", tables: ["users"], hasWhere: true, functions: ["pg_sleep"] }],
+    });
+    // the body is every fact after the statement's own, also with CTEs and reads
+    expect(top("PREPARE Q AS WITH x AS (DELETE FROM a RETURNING *) SELECT * FROM x, b")[0]?.prepare).toEqual({
+      name: "q",
+      facts: [
+        { kind: "select", tables: ["b"] },
+        { kind: "delete", tables: ["a"], hasWhere: false },
+      ],
+    });
+    expect(top('PREPARE "Q" AS SELECT 1')[0]?.prepare?.name).toBe("Q");
+    expect(top('PREPARE U&"\\0071" AS SELECT 1')[0]?.prepare?.name).toBe("q");
+    // identifiers are cut to 63 bytes, at a character boundary, as the server's parser cuts them
+    expect(top(`PREPARE ${"a".repeat(70)} AS SELECT 1`)[0]?.prepare?.name).toBe("a".repeat(63));
+    expect(top(`PREPARE "${"é".repeat(40)}" AS SELECT 1`)[0]?.prepare?.name).toBe("é".repeat(31));
+    expect(top("SELECT 1")[0]?.prepare).toBeUndefined();
+  });
+
+  it("EXECUTE names, also under EXPLAIN and CREATE TABLE AS; its arguments are the execute fact's", () => {
+    expect(top("EXECUTE p(1)")[0]).toMatchObject({ kind: "execute", executes: ["p"] });
+    expect(top('execute "P"')[0]?.executes).toEqual(["P"]);
+    expect(top("EXPLAIN ANALYZE EXECUTE p(1)")[0]).toMatchObject({ kind: "explain", executes: ["p"] });
+    expect(top("CREATE TABLE t AS EXECUTE q")[0]).toMatchObject({ kind: "create_table", executes: ["q"] });
+    expect(top("EXECUTE a; SELECT 1; EXECUTE b").map((s) => s.executes)).toEqual([["a"], undefined, ["b"]]);
+    expect(analyzer.analyze("EXECUTE p((SELECT pg_read_file('x') FROM t))").facts.statements).toEqual([
+      { kind: "execute", tables: [] },
+      { kind: "select", tables: ["t"], functions: ["pg_read_file"] },
+    ]);
+    expect(top("SELECT 'EXECUTE p'")[0]?.executes).toBeUndefined();
+  });
+
+  it("DEALLOCATE one or all, DISCARD ALL; other DISCARDs keep prepared statements", () => {
+    expect(top("DEALLOCATE p")[0]?.deallocate).toEqual({ name: "p" });
+    expect(top('DEALLOCATE PREPARE "P"')[0]?.deallocate).toEqual({ name: "P" });
+    expect(top("DEALLOCATE ALL")[0]?.deallocate).toEqual({ all: true });
+    expect(top("DEALLOCATE PREPARE ALL")[0]?.deallocate).toEqual({ all: true });
+    expect(top("DISCARD ALL")[0]).toMatchObject({ kind: "discard", deallocate: { all: true } });
+    for (const sql of ["DISCARD PLANS", "DISCARD TEMP", "DISCARD SEQUENCES"]) {
+      expect(top(sql)[0]?.deallocate, sql).toBeUndefined();
+    }
+  });
+
+  it("texts that differ only in the literals of EXECUTE keep their own names (never served from a template)", async () => {
+    const a = await PostgresSqlAnalyzer.load();
+    const texts = ["EXECUTE p(1)", "EXECUTE q(1)", "EXECUTE p(2)", "EXECUTE q(3)", "EXPLAIN EXECUTE r('x')"];
+    for (const sql of texts)
+      expect(a.analyze(sql).statements[0]?.executes, sql).toEqual([sql.match(/EXECUTE (\w)/)?.[1]]);
+    expect(a.analyze("PREPARE p AS DELETE FROM t WHERE id = 1").statements[0]?.prepare?.name).toBe("p");
+    expect(a.analyze("PREPARE q AS DELETE FROM t WHERE id = 2").statements[0]?.prepare?.name).toBe("q");
+    expect(a.stats.templateHits).toBe(0);
+    expect(a.stats.templates).toBe(0);
+  });
+});
+
 describe("tables", () => {
   const tables = (sql: string) => analyzer.analyze(sql).statements.flatMap((s) => s.tables);
 

@@ -1,5 +1,5 @@
 import { fingerprintSync, loadModule, parseSync } from "libpg-query";
-import { emptyFacts, type RequestFacts } from "../../policy/facts.js";
+import { emptyFacts, type RequestFacts, type StatementFact } from "../../policy/facts.js";
 import { parserStateChange } from "./guards.js";
 import { LruCache } from "./lru.js";
 import { asFields, asList, asString, nodeOf, unwrap, type Fields } from "./node.js";
@@ -42,6 +42,26 @@ export interface AnalyzedStatement {
   functions?: string[];
   hasWhere?: boolean;
   copy?: CopyInfo;
+  /**
+   * PREPARE: the name as the server resolved the spelling (folded unless quoted, cut to 63 bytes as the parser
+   * cuts identifiers) and the facts of its body, which is what a later `EXECUTE name` runs. Every fact but the
+   * first (`prepare`) of the statement.
+   */
+  prepare?: PreparedBody;
+  /** DEALLOCATE name, or `{ all: true }` for DEALLOCATE ALL and DISCARD ALL: the prepared statements it removes. */
+  deallocate?: { name: string } | { all: true };
+  /**
+   * Names of the prepared statements the statement runs, in order: `EXECUTE p`, and EXECUTE nested in
+   * `EXPLAIN [ANALYZE] EXECUTE p` and `CREATE TABLE t AS EXECUTE p`. What they run is not in this analysis (it
+   * depends on the session): the caller looks the names up.
+   */
+  executes?: string[];
+}
+
+/** What `PREPARE name AS body` defines. */
+export interface PreparedBody {
+  name: string;
+  facts: StatementFact[];
 }
 
 export interface SqlAnalysis {
@@ -193,9 +213,11 @@ function analyzeText(sql: string): Analyzed {
     const start = typeof rawFields.stmt_location === "number" ? rawFields.stmt_location : 0;
     const len = typeof rawFields.stmt_len === "number" && rawFields.stmt_len > 0 ? rawFields.stmt_len : undefined;
     const end = len === undefined ? undefined : start + len;
+    let executes: string[] | undefined;
     const drafts = collectFacts(type, fields, (t, f) => {
       stateChange ??= parserStateChange(t, f);
       for (const spot of statementSecrets(t, f)) secrets.push({ ...spot, stmtStart: start, stmtEnd: end });
+      if (t === "ExecuteStmt") (executes ??= []).push(asString(f.name) ?? "");
     });
     if (dblink) {
       for (const at of dblinkSecrets(fields)) secrets.push({ spot: "literal", at, stmtStart: start, stmtEnd: end });
@@ -211,6 +233,8 @@ function analyzeText(sql: string): Analyzed {
     if (drafts.some((d) => d.functions)) statement.functions = [...new Set(drafts.flatMap((d) => d.functions ?? []))];
     if (top?.hasWhere !== undefined) statement.hasWhere = top.hasWhere;
     if (type === "CopyStmt") statement.copy = copyInfo(fields);
+    if (executes) statement.executes = executes;
+    addPreparedStatementEffects(statement, type, fields, drafts);
     statements.push(statement);
     bounds.push({ start, end });
   }
@@ -224,6 +248,28 @@ function analyzeText(sql: string): Analyzed {
   if (secrets.length > 0) result.redacted = redactSecrets(sql, secrets);
   // what is redacted in a dblink call depends on a literal's value: never a template (templates.ts)
   return { analysis: result, detail: { tree, bounds, literalsMatter: dblink } };
+}
+
+/**
+ * What a top-level statement does to the session's prepared statements: PREPARE defines one (its body is every
+ * fact after the statement's own), DEALLOCATE removes one or all, DISCARD ALL removes all. These statements only
+ * ever appear at the top level.
+ */
+function addPreparedStatementEffects(
+  statement: AnalyzedStatement,
+  type: string,
+  fields: Fields,
+  drafts: StatementFact[],
+): void {
+  if (type === "PrepareStmt") {
+    const name = asString(fields.name);
+    if (name !== undefined) statement.prepare = { name, facts: drafts.slice(1) };
+  } else if (type === "DeallocateStmt") {
+    const name = asString(fields.name);
+    statement.deallocate = fields.isall === true || name === undefined ? { all: true } : { name };
+  } else if (type === "DiscardStmt" && fields.target === "DISCARD_ALL") {
+    statement.deallocate = { all: true };
+  }
 }
 
 function copyInfo(fields: Fields): CopyInfo {

@@ -6,5 +6,6 @@ export {
   type AnalyzerStats,
   type CopyFormat,
   type CopyInfo,
+  type PreparedBody,
   type SqlAnalysis,
 } from "./analyzer.js";

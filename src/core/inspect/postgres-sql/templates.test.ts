@@ -140,8 +140,12 @@ describe("what is never a template", () => {
     expect(a.stats).toEqual({ exactHits: 0, templateHits: 0, templates: 0 });
   });
 
-  it("COPY, DROP, role statements, EXPLAIN, PREPARE, SELECT INTO", async () => {
+  it("COPY, DROP, role statements, EXPLAIN, PREPARE, EXECUTE, SELECT INTO", async () => {
     const a = await expectSameAsParse([
+      "EXECUTE p(1)",
+      "EXECUTE q(1)",
+      "EXECUTE p(2)",
+      "EXPLAIN ANALYZE EXECUTE q(2)",
       "COPY t FROM 'a'",
       "COPY t FROM 'b'",
       "COPY (SELECT 1) TO STDOUT",

@@ -112,7 +112,15 @@ function hasTemplateKinds(a: SqlAnalysis): boolean {
   if (a.error !== undefined || a.facts.unparseable !== undefined || a.redacted !== undefined) return false;
   if (a.statements.length === 0) return false;
   if (!a.facts.statements.every((f) => TEMPLATE_KINDS.has(f.kind))) return false;
-  return a.statements.every((s) => TEMPLATE_KINDS.has(s.kind) && s.copy === undefined);
+  return a.statements.every((s) => TEMPLATE_KINDS.has(s.kind) && s.copy === undefined && !namesPrepared(s));
+}
+
+/**
+ * A statement that names a prepared statement (PREPARE, EXECUTE, DEALLOCATE) is never a template. Their kinds are
+ * not template kinds anyway; this keeps it so if that list grows, since instantiate() copies no names.
+ */
+function namesPrepared(s: AnalyzedStatement): boolean {
+  return s.prepare !== undefined || s.executes !== undefined || s.deallocate !== undefined;
 }
 
 /** Byte offsets of every A_Const in the tree (a location of 0 is left out of libpg-query's JSON). */
