@@ -4,14 +4,15 @@
  */
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { generateStaticToken } from "../src/core/identity/static-tokens.js";
 import { parseConfig } from "../src/core/policy/loader.js";
 import { Gateway } from "../src/server/gateway.js";
-import { gatewayYaml, pgConnectionYaml, testPgTarget } from "../test/support/gateway-config.js";
+import { freePort, gatewayYaml, pgConnectionYaml, testPgTarget } from "../test/support/gateway-config.js";
 import { parseServicesEnv, type ServicesEnv } from "../test/support/services-env.js";
 
 const script = join(import.meta.dirname, "..", "test", "services.sh");
@@ -89,7 +90,7 @@ let killOnSignal = false;
  * The bare pass-through proxy (bench/_passthrough-proxy.ts) in a child process, with its own event loop like a
  * separate proxy: the ceiling row of the PostgreSQL benchmarks. Killed on stop() and on SIGINT/SIGTERM.
  */
-export async function startProxyChild(host: string, port: string): Promise<ProxyChild> {
+function killChildrenOnSignal(): void {
   if (!killOnSignal) {
     killOnSignal = true;
     for (const [signal, code] of [
@@ -102,6 +103,10 @@ export async function startProxyChild(host: string, port: string): Promise<Proxy
       });
     }
   }
+}
+
+export async function startProxyChild(host: string, port: string): Promise<ProxyChild> {
+  killChildrenOnSignal();
   const child = spawn(process.execPath, ["--import", "tsx", join("bench", "_passthrough-proxy.ts"), host, port], {
     cwd: join(import.meta.dirname, ".."),
     stdio: ["pipe", "pipe", "inherit"],
@@ -127,5 +132,68 @@ export async function startProxyChild(host: string, port: string): Promise<Proxy
     throw err;
   } finally {
     lines.close();
+  }
+}
+
+function onPath(program: string): boolean {
+  try {
+    execFileSync("sh", ["-c", `command -v ${program}`], { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * HAProxy in TCP mode, when it is installed (`apt-get install haproxy`): a native pass-through proxy, the most any
+ * proxy with an extra hop reaches on this machine. Undefined when haproxy is not on PATH (the row is skipped).
+ */
+export async function startNativeProxy(host: string, port: string): Promise<ProxyChild | undefined> {
+  if (!onPath("haproxy")) {
+    process.stderr.write("bench: haproxy is not installed; no native proxy ceiling row (apt-get install haproxy)\n");
+    return undefined;
+  }
+  killChildrenOnSignal();
+  const listen = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), "gatehouse-haproxy-"));
+  const config = join(dir, "haproxy.cfg");
+  writeFileSync(
+    config,
+    [
+      "global",
+      "  maxconn 1000",
+      "defaults",
+      "  mode tcp",
+      "  timeout connect 5s",
+      "  timeout client 1h",
+      "  timeout server 1h",
+      "listen pg",
+      `  bind 127.0.0.1:${listen}`,
+      `  server target ${host}:${port}`,
+      "",
+    ].join("\n"),
+  );
+  // -db: stay in the foreground, so the child is the proxy and stop() ends it
+  const child = spawn("haproxy", ["-db", "-f", config], { stdio: ["ignore", "ignore", "inherit"] });
+  proxyChildren.add(child);
+  const stop = () => {
+    proxyChildren.delete(child);
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+    rmSync(dir, { recursive: true, force: true });
+  };
+  for (let attempt = 0; ; attempt++) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = connect({ host: "127.0.0.1", port: listen }, () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.on("error", () => resolve(false));
+    });
+    if (ok) return { port: listen, stop };
+    if (attempt === 50 || child.exitCode !== null) {
+      stop();
+      throw new Error("haproxy did not start listening");
+    }
+    await new Promise((r) => setTimeout(r, 100));
   }
 }

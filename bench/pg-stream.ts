@@ -4,6 +4,7 @@
  * compare the transport, not a driver's row parsing. Evidence is on (the request is audited; the result's first
  * rows are recorded); no masking, so the gateway's fast path applies. The same stream through the bare pass-through
  * proxy (bench/_passthrough-proxy.ts, own process) is the ceiling row; the gateway row's of_ceiling compares with it.
+ * With haproxy installed, the stream through it (native code, TCP mode) is a second, native ceiling row.
  * Best of --runs for each path, the three measured one after the other in every run.
  *
  *   node --import tsx bench/pg-stream.ts [--mib 100] [--runs 3]
@@ -13,7 +14,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs, promisify } from "node:util";
 import { connectTarget, type PostgresTarget } from "../src/protocols/postgres/target.js";
 import { query } from "../src/protocols/postgres/wire.js";
-import { servicesUp, startBenchGateway, startProxyChild } from "./_pg-common.js";
+import { servicesUp, startBenchGateway, startNativeProxy, startProxyChild } from "./_pg-common.js";
 
 const { values: args } = parseArgs({
   options: {
@@ -91,6 +92,7 @@ async function measure(target: PostgresTarget, database: string): Promise<{ seco
 const { env, down } = servicesUp();
 const gw = await startBenchGateway(env);
 const proxyChild = await startProxyChild(env.GH_TEST_PG_HOST, env.GH_TEST_PG_PORT);
+const nativeChild = await startNativeProxy(env.GH_TEST_PG_HOST, env.GH_TEST_PG_PORT);
 try {
   const direct: PostgresTarget = {
     host: env.GH_TEST_PG_HOST,
@@ -100,19 +102,23 @@ try {
   };
   const proxied: PostgresTarget = { ...direct, host: "127.0.0.1", port: proxyChild.port };
   const through: PostgresTarget = { host: "127.0.0.1", port: gw.port, user: "bench", password: gw.token };
-  const best = { direct: 0, proxy: 0, gateway: 0 };
+  const native: PostgresTarget | undefined = nativeChild && { ...direct, host: "127.0.0.1", port: nativeChild.port };
+  const best = { direct: 0, proxy: 0, gateway: 0, native: 0 };
   const mbps = (r: { seconds: number; bytes: number }) => r.bytes / 1e6 / r.seconds;
   await measure(direct, env.GH_TEST_PG_DATABASE); // warm the server's caches
   for (let i = 0; i < Number(args.runs); i++) {
     const d = await measure(direct, env.GH_TEST_PG_DATABASE);
     const p = await measure(proxied, env.GH_TEST_PG_DATABASE);
     const g = await measure(through, "app-db");
+    const n = native && (await measure(native, env.GH_TEST_PG_DATABASE));
+    if (n) best.native = Math.max(best.native, mbps(n));
     best.direct = Math.max(best.direct, mbps(d));
     best.proxy = Math.max(best.proxy, mbps(p));
     best.gateway = Math.max(best.gateway, mbps(g));
     process.stderr.write(
       `pg-stream: run ${i + 1}: direct ${mbps(d).toFixed(0)} MB/s, pass-through proxy ${mbps(p).toFixed(0)} MB/s, ` +
-        `gateway ${mbps(g).toFixed(0)} MB/s (${(g.bytes / 1e6).toFixed(1)} MB)\n`,
+        `gateway ${mbps(g).toFixed(0)} MB/s (${(g.bytes / 1e6).toFixed(1)} MB)` +
+        `${n ? `, haproxy ${mbps(n).toFixed(0)} MB/s` : ""}\n`,
     );
   }
   const round3 = (x: number) => Math.round(x * 1000) / 1000;
@@ -129,8 +135,10 @@ try {
     );
   row(`${args.mib} MiB result stream`, best.gateway, true);
   row(`${args.mib} MiB result stream: pass-through proxy ceiling`, best.proxy, false);
+  if (native) row(`${args.mib} MiB result stream: native proxy (haproxy) ceiling`, best.native, false);
 } finally {
   proxyChild.stop();
+  nativeChild?.stop();
   await gw.stop();
   down();
 }

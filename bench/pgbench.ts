@@ -6,14 +6,23 @@
  * Each case also runs through a bare pass-through TCP proxy (bench/_passthrough-proxy.ts, in its own process):
  * the most any Node.js proxy reaches on this machine. It is printed as an extra "pass-through proxy ceiling" row,
  * and the gateway row carries of_ceiling = gateway TPS / proxy TPS. A second gateway with `audit.durability: os`
- * (each record written to the OS, not fsynced, before its statement is forwarded) gets its own row.
+ * (each record written to the OS, not fsynced, before its statement is forwarded) gets its own row. When haproxy
+ * is installed, the same load through it in TCP mode (native code, nothing but relaying) is a "native proxy
+ * ceiling" row: what any proxy with an extra hop reaches on this machine, whatever its language.
  *
  *   node --import tsx bench/pgbench.ts [--seconds 10] [--clients 4,32] [--tpcb-clients 4]
  */
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { parseArgs } from "node:util";
-import { servicesUp, startBenchGateway, startProxyChild, type BenchGateway, type ProxyChild } from "./_pg-common.js";
+import {
+  servicesUp,
+  startBenchGateway,
+  startNativeProxy,
+  startProxyChild,
+  type BenchGateway,
+  type ProxyChild,
+} from "./_pg-common.js";
 
 const { values: args } = parseArgs({
   options: {
@@ -49,9 +58,12 @@ await pgbench(direct, "-i", "-s", "1", "-q");
 let gw: BenchGateway | undefined;
 let gwOs: BenchGateway | undefined;
 let proxyChild: ProxyChild | undefined;
+let nativeChild: ProxyChild | undefined;
 try {
   proxyChild = await startProxyChild(direct.PGHOST, direct.PGPORT);
   const proxy = { ...direct, PGHOST: "127.0.0.1", PGPORT: String(proxyChild.port) };
+  nativeChild = await startNativeProxy(direct.PGHOST, direct.PGPORT);
+  const native = nativeChild && { ...direct, PGHOST: "127.0.0.1", PGPORT: String(nativeChild.port) };
   gw = await startBenchGateway(env);
   const through = gw.libpqEnv;
   // the same gateway with audit.durability: os (records written to the OS, not fsynced, before forwarding)
@@ -69,16 +81,18 @@ try {
     // warm all three paths (connections, SQLite pages), then measure one after the other
     await pgbench(direct, ...argv("2"));
     await pgbench(proxy, ...argv("2"));
+    if (native) await pgbench(native, ...argv("2"));
     await pgbench(through, ...argv("2"));
     await pgbench(throughOs, ...argv("2"));
     const d = tps(await pgbench(direct, ...argv(args.seconds)));
     const p = tps(await pgbench(proxy, ...argv(args.seconds)));
+    const n = native && tps(await pgbench(native, ...argv(args.seconds)));
     const g = tps(await pgbench(through, ...argv(args.seconds)));
     const o = tps(await pgbench(throughOs, ...argv(args.seconds)));
     const audited = (await gw.gateway.store.lastAudit())?.seq ?? 0;
     process.stderr.write(
       `${name}: direct ${d} TPS, pass-through proxy ${p} TPS, gateway ${g} TPS (${audited} audit events so far), ` +
-        `gateway with audit.durability os ${o} TPS\n`,
+        `gateway with audit.durability os ${o} TPS${n ? `, haproxy ${n} TPS` : ""}\n`,
     );
     const round3 = (x: number) => Math.round(x * 1000) / 1000;
     /** One result row: TPS against direct, and against the pass-through proxy unless it is the proxy's row. */
@@ -96,9 +110,12 @@ try {
     row(name, g, true);
     row(`${name}, audit.durability: os`, o, true);
     row(`${name}: pass-through proxy ceiling`, p, false);
+    // what a native proxy doing nothing but relaying reaches: the most any proxy with an extra hop gets here
+    if (n) row(`${name}: native proxy (haproxy) ceiling`, n, false);
   }
 } finally {
   proxyChild?.stop();
+  nativeChild?.stop();
   await gw?.stop();
   await gwOs?.stop();
   down();
