@@ -19,14 +19,25 @@ export interface ResultTrack {
  * for the gateway's abort statement, and how injected Describe answers are hidden from the client.
  */
 export type Expectation =
-  | { kind: "query"; track?: ResultTrack; refusal?: Buffer } // completes at ReadyForQuery
+  | ({ kind: "query"; track?: ResultTrack; refusal?: Buffer } & Outcome) // completes at ReadyForQuery
   | { kind: "function"; refusal?: Buffer } // completes at ReadyForQuery
   | { kind: "sync" } // completes at ReadyForQuery
-  | { kind: "parse"; refusal?: Buffer } // '1'
+  | ({ kind: "parse"; refusal?: Buffer } & Outcome) // '1'
   | { kind: "bind" } // '2'
-  | { kind: "close" } // '3'
+  | ({ kind: "close" } & Outcome) // '3'
   | { kind: "describe"; injected?: boolean } // 'T' or 'n' (after 't' for a statement)
-  | { kind: "execute"; track?: ResultTrack }; // 'C', 'I', 's' or an error
+  | ({ kind: "execute"; track?: ResultTrack } & Outcome); // 'C', 'I', 's' or an error
+
+/**
+ * Whether the target carried a message out, for the session's prepared statements (prepared-statements.ts).
+ * `settled` is called once, when the expectation leaves the queue, with how many statements completed: for a Query
+ * the CommandCompletes before an error (the statements after an error do not run), otherwise 1 for ParseComplete,
+ * CloseComplete or a CommandComplete of the Execute, and 0 for an error or a message skipped to Sync.
+ */
+interface Outcome {
+  settled?: (completed: number) => void;
+  completed?: number;
+}
 
 export interface ResultSummary {
   /** 1-based position of this statement's result within its request (multi-statement queries). */
@@ -455,13 +466,15 @@ export class BackendRelay {
         this.#copyIn = false;
         const { tag, rows } = parseCommandTag(body);
         this.#finishResult({ tag, rows: rows ?? this.#rows });
-        if (this.#head()?.kind === "execute") this.#expect.shift();
+        const head = this.#head();
+        if (head?.kind === "execute") this.#shift(1);
+        else if (head?.kind === "query" && head.settled) head.completed = (head.completed ?? 0) + 1;
         return "pass";
       }
       case "I":
       case "s":
         if (type === "I") this.#finishResult({ tag: "EMPTY" });
-        if (this.#head()?.kind === "execute") this.#expect.shift();
+        if (this.#head()?.kind === "execute") this.#shift(0);
         return "pass";
       case "E":
         this.#copyIn = false;
@@ -480,7 +493,7 @@ export class BackendRelay {
       case "1":
       case "2":
       case "3":
-        this.#expect.shift();
+        this.#shift(1);
         return "pass";
       case "n": {
         const head = this.#head();
@@ -497,6 +510,13 @@ export class BackendRelay {
 
   #head(): Expectation | undefined {
     return this.#expect[0];
+  }
+
+  /** Takes the head expectation off the queue; one that waits for its outcome hears it (`completed`: see Outcome). */
+  #shift(completed?: number): Expectation | undefined {
+    const e = this.#expect.shift();
+    if (e !== undefined && "settled" in e && e.settled) e.settled(completed ?? e.completed ?? 0);
+    return e;
   }
 
   #dataRow(body: Buffer): Verdict {
@@ -575,7 +595,7 @@ export class BackendRelay {
     if (head && head.kind !== "query" && head.kind !== "function" && head.kind !== "sync") {
       // extended protocol: the server skips everything up to Sync, so drop what it will never answer (a Query or
       // function call among it included: the server skips those too)
-      while (this.#expect.length > 0 && this.#head()?.kind !== "sync") this.#expect.shift();
+      while (this.#expect.length > 0 && this.#head()?.kind !== "sync") this.#shift(0);
       // no Sync forwarded after the error: the target skips what the client sends until its next one
       if (this.#expect.length === 0) this.#skippingToSync = true;
       this.#wakeIfSettled();
@@ -586,7 +606,7 @@ export class BackendRelay {
   #completeAtReady(): void {
     this.#copyScan = false;
     while (this.#expect.length > 0) {
-      const e = this.#expect.shift() as Expectation;
+      const e = this.#shift() as Expectation;
       if (e.kind === "query" || e.kind === "function" || e.kind === "sync") break;
     }
     this.#resetResult();
