@@ -5,8 +5,11 @@ import { execFile, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { Socket } from "node:net";
 import { promisify } from "node:util";
 import pg from "pg";
+import { MessageReader, type Frame } from "../../../src/protocols/postgres/framing.js";
+import { connectTarget } from "../../../src/protocols/postgres/target.js";
 import { generateStaticToken } from "../../../src/core/identity/static-tokens.js";
 import { parseConfig } from "../../../src/core/policy/loader.js";
 import { Gateway } from "../../../src/server/gateway.js";
@@ -128,4 +131,40 @@ export async function statementLog(marker: string): Promise<string[]> {
   const { readFile } = await import("node:fs/promises");
   const text = await readFile(services().GH_TEST_PG_LOG, "utf8");
   return text.split("\n").filter((l) => l.includes(marker));
+}
+
+/** A logged-in connection to the gateway that speaks raw protocol messages. */
+export interface RawSession {
+  socket: Socket;
+  /** Frames up to ReadyForQuery; if the connection closes first, the error carries the frames read. */
+  untilReady(): Promise<Frame[]>;
+}
+
+/** Logs in to `database` through the gateway as ci-bot, with extra startup parameters. */
+export async function rawSession(
+  h: Harness,
+  params: Record<string, string> = {},
+  database = "app-db",
+): Promise<RawSession> {
+  const conn = await connectTarget({
+    target: { host: h.host, port: h.port, user: "ci-bot", password: h.token } as Parameters<
+      typeof connectTarget
+    >[0]["target"],
+    database,
+    params,
+  });
+  const reader = new MessageReader(conn.socket, conn.leftover);
+  return {
+    socket: conn.socket as Socket,
+    untilReady: async () => {
+      const frames: Frame[] = [];
+      for (;;) {
+        const f = await reader.typed(1 << 20).catch((e: Error) => {
+          throw Object.assign(e, { frames });
+        });
+        frames.push(f);
+        if (f.type === "Z") return frames;
+      }
+    },
+  };
 }

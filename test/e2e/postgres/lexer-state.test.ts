@@ -6,13 +6,11 @@
  * (on_unparseable decides; the default denies), with a real PostgreSQL 15 behind it.
  */
 import { randomUUID } from "node:crypto";
-import type { Socket } from "node:net";
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { MessageReader, bodyOf, type Frame } from "../../../src/protocols/postgres/framing.js";
-import { connectTarget } from "../../../src/protocols/postgres/target.js";
+import { bodyOf, type Frame } from "../../../src/protocols/postgres/framing.js";
 import { message, parseErrorFields, query } from "../../../src/protocols/postgres/wire.js";
-import { startHarness, type Harness } from "./harness.js";
+import { rawSession, startHarness, type Harness } from "./harness.js";
 
 const GUARDRAILS = `guardrails:
   - deny: { statements: [drop, truncate] }
@@ -219,29 +217,4 @@ function executeMsg(): Buffer {
 }
 
 /** A logged-in raw connection to the gateway, reading frames up to each ReadyForQuery. */
-async function raw(
-  params: Record<string, string> = {},
-): Promise<{ socket: Socket; untilReady: () => Promise<Frame[]> }> {
-  const conn = await connectTarget({
-    target: { host: h.host, port: h.port, user: "ci-bot", password: h.token } as Parameters<
-      typeof connectTarget
-    >[0]["target"],
-    database: "app-db",
-    params,
-  });
-  const reader = new MessageReader(conn.socket, conn.leftover);
-  return {
-    socket: conn.socket as Socket,
-    /** Frames up to ReadyForQuery; if the connection closes first, the error carries the frames read. */
-    untilReady: async () => {
-      const frames: Frame[] = [];
-      for (;;) {
-        const f = await reader.typed(1 << 20).catch((e: Error) => {
-          throw Object.assign(e, { frames });
-        });
-        frames.push(f);
-        if (f.type === "Z") return frames;
-      }
-    },
-  };
-}
+const raw = (params: Record<string, string> = {}) => rawSession(h, params);
