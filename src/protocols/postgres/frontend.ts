@@ -1,11 +1,18 @@
 import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
-import type { RequestFacts } from "../../core/policy/facts.js";
+import type { RequestFacts, StatementFact } from "../../core/policy/facts.js";
 import type { Admission, GatedSession, GateRequest, HoldNotice } from "../../core/session/gate.js";
 import type { BackendRelay } from "./backend.js";
 import { bodyOf, MessageBuffer, ProtocolError, type Frame } from "./framing.js";
 import { dependsOnState, type TargetLexerState } from "./lexer-state.js";
 import { readBind, type ParamMasker } from "./params.js";
+import {
+  planPrepared,
+  PreparedStatements,
+  type PlannedChange,
+  type PreparedEntry,
+  type PreparedPlan,
+} from "./prepared-statements.js";
 import { describePortal, errorResponse, MAX_CLIENT_MESSAGE, parse, query, readCString, SQLSTATE } from "./wire.js";
 
 /** What this adapter needs from the SQL analyzer (src/core/inspect). */
@@ -23,6 +30,12 @@ export interface SqlAnalyzerLike {
         /** From the parse tree; `unknown` when the options do not say text, csv or binary unambiguously. */
         format: "text" | "csv" | "binary" | "unknown";
       };
+      /** PREPARE name AS ...: the name and the facts of the body (what EXECUTE name runs). */
+      prepare?: { name: string; facts: readonly StatementFact[] };
+      /** DEALLOCATE name, or all of them (DEALLOCATE ALL, DISCARD ALL). */
+      deallocate?: { name: string } | { all: true };
+      /** Names of the prepared statements it EXECUTEs (also under EXPLAIN and CREATE TABLE AS). */
+      executes?: readonly string[];
     }[];
     fingerprint?: string;
     error?: string;
@@ -35,6 +48,29 @@ export interface SqlAnalyzerLike {
 }
 
 type Analysis = ReturnType<SqlAnalyzerLike["analyze"]>;
+
+/** A text as the gateway read it. */
+interface Read {
+  analysis: Analysis;
+  /**
+   * The target may read the text otherwise than the gateway did (its settings, or a SET in the text itself): what
+   * the text does to prepared statements is not known either.
+   */
+  doubtful: boolean;
+}
+
+/** What running a parsed statement does to the session's prepared statements; kept only for those that do. */
+interface StatementRun {
+  /** Names its text EXECUTEs, and the generation they were judged at: it may not run once one of them changed. */
+  executes?: { names: string[]; at: number };
+  /** What each run changes (its text PREPAREs or DEALLOCATEs, or EXECUTEs a statement that does). */
+  changes: PlannedChange[];
+  /** The target may read its text otherwise: each run makes the gateway forget every prepared statement. */
+  doubtful: boolean;
+}
+
+/** The plan of a request that touches no prepared statement (most of them). */
+const NO_PLAN: PreparedPlan = Object.freeze({ facts: [], executed: [], described: "", changes: [] });
 
 /**
  * Sent to the target instead of a refused request, so the target itself produces an error at that point of the
@@ -105,8 +141,18 @@ export class FrontendPipeline {
   /** An Execute went to the target since the last Sync: its effect on settings is reported only after the Sync. */
   #executedSinceSync = false;
   readonly #out: Buffer[] = [];
+  /** Parsed statements' texts as evidence shows them, for the bind and result events. */
   readonly #statements = new Map<string, string>();
-  readonly #portals = new Map<string, { text: string; params?: unknown[] }>();
+  /** Parsed statements that EXECUTE, PREPARE or DEALLOCATE: what each run of them does. */
+  readonly #runs = new Map<string, StatementRun>();
+  readonly #portals = new Map<string, { text: string; params?: unknown[]; run?: StatementRun }>();
+  /** The session's prepared statements, as the target holds them (SQL PREPARE and named Parse). */
+  readonly #prepared = new PreparedStatements();
+  /**
+   * Requests in one unit run only while the ones before them succeed: a Query string stops at its first error, an
+   * extended-protocol batch skips to Sync. A Query, a function call and a Sync end a unit.
+   */
+  #unit = 0;
 
   constructor(opts: FrontendOptions) {
     this.#o = opts;
@@ -197,44 +243,41 @@ export class FrontendPipeline {
     const relay = this.#o.relay;
     switch (frame.type) {
       case "Q":
-        return this.#query(frame);
+        await this.#query(frame);
+        this.#unit++;
+        return;
       case "P":
         return this.#parse(frame);
       case "F":
-        return this.#functionCall(frame);
+        await this.#functionCall(frame);
+        this.#unit++;
+        return;
       case "B":
         if (!this.#bind(frame)) this.#recorderFull = true;
         relay.expect({ kind: "bind" });
         break;
-      case "E": {
-        this.#executedSinceSync = true;
-        const [portal] = readCString(bodyOf(frame), 0);
-        if (this.#o.describeBeforeExecute) {
-          relay.expect({ kind: "describe", injected: true });
-          this.#out.push(describePortal(portal));
-        }
-        const p = this.#portals.get(portal);
-        relay.expect({
-          kind: "execute",
-          track: { text: p?.text ?? "", started: performance.now(), results: 0 },
-        });
-        break;
-      }
+      case "E":
+        return this.#execute(frame);
       case "D":
         relay.expect({ kind: "describe" });
         break;
       case "C": {
         const body = bodyOf(frame);
         const [name] = readCString(body, 1);
-        if (body[0] === 0x53 /* S */) this.#statements.delete(name);
-        else this.#portals.delete(name);
-        relay.expect({ kind: "close" });
+        let settled: ((completed: number) => void) | undefined;
+        if (body[0] === 0x53 /* S */) {
+          this.#statements.delete(name);
+          this.#runs.delete(name);
+          if (name !== "") settled = outcomeOf(this.#prepared.propose({ op: "delete", name }, this.#unit));
+        } else this.#portals.delete(name);
+        relay.expect({ kind: "close", ...(settled ? { settled } : {}) });
         break;
       }
       case "S":
         this.#skipToSync = false;
         this.#executedSinceSync = false;
         relay.expect({ kind: "sync" });
+        this.#unit++;
         break;
       case "H": // Flush
       case "d": // CopyData, CopyDone, CopyFail: part of a COPY the gate already admitted
@@ -255,20 +298,28 @@ export class FrontendPipeline {
   async #query(frame: Frame): Promise<void> {
     const [text] = readCString(bodyOf(frame), 0);
     this.#flush();
-    const analysis = await this.#analyze(text);
-    if (analysis === undefined) return;
+    const unit = this.#unit;
+    const read = await this.#analyze(text);
+    const plan = read && (await this.#plan(read, unit));
+    if (read === undefined || plan === undefined) return;
+    const { analysis } = read;
     // what evidence shows: the text with its secrets replaced, when the analyzer found any
     const shown = analysis.redacted ?? text;
     const copyOut = this.#copyOutReason(analysis);
     if (copyOut) {
-      this.#o.relay.expect({ kind: "query", refusal: await this.#copyOutRefusal(shown, copyOut) });
+      this.#o.relay.expect({ kind: "query", refusal: await this.#refusal(shown, copyOut, this.#maskingRule()) });
       this.#out.push(query(ABORT_SQL));
       this.#flush();
       return;
     }
-    const admission = await this.#o.session.admit(this.#request(text, shown, analysis, { message: "query" }));
+    const admission = await this.#o.session.admit(this.#request(text, shown, read, plan, { message: "query" }));
     if (admission.forward) {
-      this.#o.relay.expect({ kind: "query", track: { text: shown, started: performance.now(), results: 0 } });
+      const settled = this.#carryOut(read.doubtful, plan.changes, unit);
+      this.#o.relay.expect({
+        kind: "query",
+        track: { text: shown, started: performance.now(), results: 0 },
+        ...(settled ? { settled } : {}),
+      });
       this.#out.push(frame.raw);
     } else {
       this.#o.relay.expect({ kind: "query", refusal: refusal(admission) });
@@ -282,28 +333,39 @@ export class FrontendPipeline {
     const [name, afterName] = readCString(body, 0);
     const [text] = readCString(body, afterName);
     this.#flush();
-    const analysis = await this.#analyze(text);
-    if (analysis === undefined) return;
+    const unit = this.#unit;
+    const read = await this.#analyze(text);
+    const plan = read && (await this.#plan(read, unit));
+    if (read === undefined || plan === undefined) return;
+    const { analysis } = read;
     const shown = analysis.redacted ?? text;
     const copyOut = this.#copyOutReason(analysis);
     if (copyOut) {
-      this.#statements.delete(name);
-      this.#o.relay.expect({ kind: "parse", refusal: await this.#copyOutRefusal(shown, copyOut) });
+      this.#forgetStatement(name);
+      this.#o.relay.expect({ kind: "parse", refusal: await this.#refusal(shown, copyOut, this.#maskingRule()) });
       this.#out.push(parse(ABORT_SQL));
       this.#skipToSync = true;
       this.#flush();
       return;
     }
-    const admission = await this.#o.session.admit(
-      this.#request(text, shown, analysis, { message: "parse", ...(name ? { statement: name } : {}) }),
-    );
+    const request = this.#request(text, shown, read, plan, { message: "parse", ...(name ? { statement: name } : {}) });
+    const admission = await this.#o.session.admit(request);
     if (admission.forward) {
       // kept for the bind and result evidence of this statement: the redacted text, never the secret
       this.#statements.set(name, shown);
-      this.#o.relay.expect({ kind: "parse" });
+      // a named statement can be EXECUTEd from SQL too: what that runs is what this Parse was decided on
+      const settled =
+        name === ""
+          ? undefined
+          : outcomeOf(
+              this.#prepared.propose({ op: "set", name, entry: parsedEntry(shown, request, read, plan) }, unit),
+            );
+      if (plan !== NO_PLAN || read.doubtful) this.#runs.set(name, this.#runOf(read, plan));
+      else this.#runs.delete(name);
+      this.#o.relay.expect({ kind: "parse", ...(settled ? { settled } : {}) });
       this.#out.push(frame.raw);
     } else {
-      this.#statements.delete(name);
+      this.#forgetStatement(name);
       this.#o.relay.expect({ kind: "parse", refusal: refusal(admission) });
       this.#out.push(parse(ABORT_SQL));
       this.#skipToSync = true;
@@ -318,9 +380,12 @@ export class FrontendPipeline {
    * Inside an extended-protocol batch after an Execute that wait could never end (the target reports at Sync),
    * so such text is unparseable.
    */
-  async #analyze(text: string): Promise<Analysis | undefined> {
+  async #analyze(text: string): Promise<Read | undefined> {
     const analysis = this.#o.analyzer.analyze(text);
-    if (!dependsOnState(text)) return analysis;
+    // an error with statements: the text itself changes how the target reads what follows (SET
+    // standard_conforming_strings = off ...), so its own later statements may read otherwise
+    const doubtful = analysis.error !== undefined && analysis.statements.length > 0;
+    if (!dependsOnState(text)) return { analysis, doubtful };
     let doubt: string;
     if (this.#executedSinceSync) {
       doubt =
@@ -330,14 +395,115 @@ export class FrontendPipeline {
       await Promise.race([relay.whenSettled(), this.#closedSignal]);
       if (this.#closed) return undefined;
       // after an error in this batch the target skips the text unread, whatever it says
-      if (relay.skippingToSync) return analysis;
+      if (relay.skippingToSync) return { analysis, doubtful };
       // a Query in the middle of COPY FROM STDIN (a protocol error the target will answer): nothing to wait for
       const d = relay.copyIn ? "sent while the target waits for COPY data" : this.#o.lexerState.doubt(text);
-      if (d === undefined) return analysis;
+      if (d === undefined) return { analysis, doubtful };
       doubt = d;
     }
     // the facts the gateway did read stay: guardrails still run on them under on_unparseable allow or approve
-    return { ...analysis, facts: { ...analysis.facts, unparseable: { reason: doubt } } };
+    return { analysis: { ...analysis, facts: { ...analysis.facts, unparseable: { reason: doubt } } }, doubtful: true };
+  }
+
+  /**
+   * What the request's EXECUTEs run and what it changes in the session's prepared statements (see
+   * prepared-statements.ts), or undefined if the session closed meanwhile. A name whose last change belongs to an
+   * earlier request the target has not answered yet waits for that answer; where waiting cannot settle it (COPY
+   * data expected, a batch being skipped to Sync) the name is unknown.
+   */
+  async #plan(read: Read, unit: number): Promise<PreparedPlan | undefined> {
+    const statements = read.analysis.statements;
+    if (!statements.some((s) => s.executes || s.prepare || s.deallocate)) return NO_PLAN;
+    const prepared = this.#prepared;
+    const text = (i: number) => read.analysis.redacted ?? statements[i]?.text ?? "";
+    const first = planPrepared(statements, (n) => prepared.lookup(n, unit), text, prepared.unknownMayChange);
+    if (first !== "wait") return first;
+    await Promise.race([this.#o.relay.whenSettled(), this.#closedSignal]);
+    if (this.#closed) return undefined;
+    const lookup = (n: string) => {
+      const found = prepared.lookup(n, unit);
+      return found.state === "wait" ? ({ state: "unknown" } as const) : found;
+    };
+    return planPrepared(statements, lookup, text, prepared.unknownMayChange) as PreparedPlan;
+  }
+
+  /**
+   * The request was forwarded: its changes to prepared statements are proposed, to count once the target carried
+   * them out (the returned callback, for the relay); a text the target may read otherwise makes the gateway forget
+   * them all instead.
+   */
+  #carryOut(
+    doubtful: boolean,
+    changes: readonly PlannedChange[],
+    unit: number,
+  ): ((completed: number) => void) | undefined {
+    const prepared = this.#prepared;
+    if (doubtful) {
+      prepared.forget();
+      return undefined;
+    }
+    if (changes.length === 0) return undefined;
+    const proposed: { statement: number; settle: (applied: boolean) => void }[] = [];
+    for (const { statement, change } of changes) {
+      if (change === "forget") prepared.forget();
+      else proposed.push({ statement, settle: prepared.propose(change, unit) });
+    }
+    return (completed) => {
+      for (const p of proposed) p.settle(p.statement <= completed);
+    };
+  }
+
+  #runOf(read: Read, plan: PreparedPlan): StatementRun {
+    const names = read.analysis.statements.flatMap((s) => s.executes ?? []);
+    return {
+      ...(names.length > 0 ? { executes: { names, at: this.#prepared.generation } } : {}),
+      changes: plan.changes,
+      doubtful: read.doubtful,
+    };
+  }
+
+  #forgetStatement(name: string): void {
+    this.#statements.delete(name);
+    this.#runs.delete(name);
+  }
+
+  /**
+   * Execute: forwarded as part of the statement admitted at its Parse, unless that statement EXECUTEs a prepared
+   * statement that changed since it was judged (its portal would run another body now): then it is refused like a
+   * failed Parse. Each run of a statement that changes prepared statements proposes those changes.
+   */
+  async #execute(frame: Frame): Promise<void> {
+    this.#executedSinceSync = true;
+    const relay = this.#o.relay;
+    const [portal] = readCString(bodyOf(frame), 0);
+    const p = this.#portals.get(portal);
+    const run = p?.run;
+    if (run?.executes && this.#prepared.changedSince(run.executes.names, run.executes.at)) {
+      this.#flush();
+      const names = run.executes.names.map((n) => JSON.stringify(n)).join(", ");
+      relay.expect({
+        kind: "parse",
+        refusal: await this.#refusal(p?.text ?? "", {
+          reason: `prepared statement ${names} changed after this statement was checked at its Parse`,
+          hint: "parse the statement again",
+        }),
+      });
+      this.#out.push(parse(ABORT_SQL));
+      this.#skipToSync = true;
+      this.#flush();
+      return;
+    }
+    if (this.#o.describeBeforeExecute) {
+      relay.expect({ kind: "describe", injected: true });
+      this.#out.push(describePortal(portal));
+    }
+    const settled = run ? this.#carryOut(run.doubtful, run.changes, this.#unit) : undefined;
+    relay.expect({
+      kind: "execute",
+      track: { text: p?.text ?? "", started: performance.now(), results: 0 },
+      ...(settled ? { settled } : {}),
+    });
+    this.#out.push(frame.raw);
   }
 
   async #functionCall(frame: Frame): Promise<void> {
@@ -369,17 +535,27 @@ export class FrontendPipeline {
     this.#flush();
   }
 
-  /** What the gate decides on for a Query or Parse: the exact text, and the redacted one evidence shows when it differs. */
-  #request(text: string, shown: string, analysis: Analysis, data: Record<string, unknown>): GateRequest {
+  /**
+   * What the gate decides on for a Query or Parse: the exact text, and the redacted one evidence shows when it
+   * differs. An EXECUTE is decided on the facts of what it runs too; the text evidence and approvers see names
+   * that after the statement (`-- prepared statement "p": PREPARE p AS ...`), and so does the text a `hold: 0`
+   * retry is matched on, so an approval is for that body only.
+   */
+  #request(text: string, shown: string, read: Read, plan: PreparedPlan, data: Record<string, unknown>): GateRequest {
+    const { analysis } = read;
     const request: GateRequest = {
-      text,
-      facts: analysis.facts,
-      data: { ...data, kinds: analysis.statements.map((s) => s.kind) },
+      text: text + plan.described,
+      facts: withExecuted(analysis.facts, plan),
+      data: {
+        ...data,
+        kinds: analysis.statements.map((s) => s.kind),
+        ...(plan.executed.length > 0 ? { prepared: plan.executed } : {}),
+      },
       ...this.#fingerprint(analysis),
       onHold: this.#onHold,
       signal: this.#abort.signal,
     };
-    if (shown !== text) request.shown = { text: shown };
+    if (shown !== text) request.shown = { text: shown + plan.described };
     return request;
   }
 
@@ -404,7 +580,7 @@ export class FrontendPipeline {
    * `SET standard_conforming_strings = off`), the relay sees the target's binary CopyOutResponse and closes the
    * session before any row passes.
    */
-  #copyOutReason(analysis: Analysis): CopyOutReason | undefined {
+  #copyOutReason(analysis: Analysis): RefusalReason | undefined {
     const o = this.#o;
     if (!o.refuseCopyOut && !o.refuseBinaryCopyOut) return undefined;
     for (const s of analysis.statements) {
@@ -416,10 +592,16 @@ export class FrontendPipeline {
     return undefined;
   }
 
-  /** The refusal for a COPY TO STDOUT that masking could not cover, recorded as a blocked request. */
-  async #copyOutRefusal(text: string, why: CopyOutReason): Promise<Buffer> {
+  #maskingRule(): string {
+    return `connections[${this.#o.session.connection.index}].masking`;
+  }
+
+  /**
+   * A refusal of the gateway's own rather than of a policy decision (a COPY TO STDOUT that masking could not cover,
+   * an Execute whose prepared statement changed), recorded as a blocked request.
+   */
+  async #refusal(text: string, why: RefusalReason, rule?: string): Promise<Buffer> {
     const session = this.#o.session;
-    const rule = `connections[${session.connection.index}].masking`;
     try {
       session.recording.record("request", { text, refused: why.reason });
     } catch {
@@ -429,14 +611,14 @@ export class FrontendPipeline {
       .audit({
         type: "request.blocked",
         decision: "deny",
-        rule,
+        ...(rule ? { rule } : {}),
         data: { protocol: "postgres", text, reason: why.reason },
       })
       .catch(() => undefined); // refused either way
     return errorResponse({
       severity: "ERROR",
       code: SQLSTATE.insufficientPrivilege,
-      message: `gatehouse: blocked by ${rule} (${why.reason})`,
+      message: rule ? `gatehouse: blocked by ${rule} (${why.reason})` : `gatehouse: ${why.reason}`,
       hint: why.hint,
     });
   }
@@ -448,7 +630,8 @@ export class FrontendPipeline {
   #bind(frame: Frame): boolean {
     const bind = readBind(frame, this.#o.paramMasker);
     const text = this.#statements.get(bind.statement) ?? "";
-    this.#portals.set(bind.portal, { text, params: bind.params });
+    const run = this.#runs.get(bind.statement);
+    this.#portals.set(bind.portal, { text, params: bind.params, ...(run ? { run } : {}) });
     try {
       return this.#o.session.recording.record("bind", {
         ...(bind.portal ? { portal: bind.portal } : {}),
@@ -493,25 +676,58 @@ export class FrontendPipeline {
   }
 }
 
-interface CopyOutReason {
+interface RefusalReason {
   reason: string;
   hint: string;
 }
 
-const COPY_OUT_COLUMNS: CopyOutReason = {
+const COPY_OUT_COLUMNS: RefusalReason = {
   reason: "COPY ... TO STDOUT cannot be masked by column on a connection with column masking",
   hint: "select the rows instead: query results are masked",
 };
 
-const COPY_OUT_BINARY: CopyOutReason = {
+const COPY_OUT_BINARY: RefusalReason = {
   reason: "binary COPY ... TO STDOUT cannot be scanned by the content detectors of this connection",
   hint: "use FORMAT text or csv: their rows are scanned and masked",
 };
 
-const COPY_OUT_FORMAT: CopyOutReason = {
+const COPY_OUT_FORMAT: RefusalReason = {
   reason: "COPY ... TO STDOUT in a format the gateway cannot read cannot be scanned by the content detectors",
   hint: COPY_OUT_BINARY.hint,
 };
+
+/** The relay's outcome callback for one proposed change: applied when the message completed. */
+function outcomeOf(settle: (applied: boolean) => void): (completed: number) => void {
+  return (completed) => settle(completed > 0);
+}
+
+/** A request's facts with those of the bodies it EXECUTEs; unparseable when one of them cannot be judged. */
+function withExecuted(facts: RequestFacts, plan: PreparedPlan): RequestFacts {
+  if (plan.facts.length === 0 && plan.doubt === undefined) return facts;
+  const merged: RequestFacts = { ...facts, statements: [...facts.statements, ...plan.facts] };
+  if (plan.doubt !== undefined && merged.unparseable === undefined) merged.unparseable = { reason: plan.doubt };
+  return merged;
+}
+
+/**
+ * What SQL `EXECUTE name` of a named Parse runs: the statement as it was decided. Its text EXECUTEing another
+ * prepared statement is not followed (that one may change meanwhile), and a statement that PREPAREs, DEALLOCATEs,
+ * EXECUTEs or may be read otherwise changes prepared statements when run.
+ */
+function parsedEntry(shown: string, request: GateRequest, read: Read, plan: PreparedPlan): PreparedEntry {
+  const doubt =
+    request.facts.unparseable?.reason ??
+    (plan.executed.length > 0
+      ? "it EXECUTEs a prepared statement itself, which the gateway does not follow"
+      : undefined);
+  const changes = read.doubtful || plan.changes.length > 0 || plan.executed.length > 0;
+  return {
+    text: shown,
+    facts: request.facts.statements,
+    ...(doubt !== undefined ? { doubt } : {}),
+    ...(changes ? { changes } : {}),
+  };
+}
 
 /** The ErrorResponse a refused request gets: names the rule (path and summary), not the raw matcher. */
 export function refusal(admission: Extract<Admission, { forward: false }>): Buffer {
