@@ -48,6 +48,8 @@ describe("canonical JSON", () => {
       { p: new Point(2, 3), m: new Map([[1, 2]]), s: new Set([1]), buf: Buffer.from("hi") },
       Object.assign(Object.create(null) as object, { b: 2, a: 1 }),
       { 10: "a", 2: "b", "1a": "c", "": "d" },
+      // already in order (no sort), with member names that need escaping (quoted once, then reused)
+      { '"q': 1, a: { "\\": 2, b: [{ '"q': 3 }] }, "a\u0000": 4 },
       sparse,
       deep,
       "text",

@@ -92,10 +92,12 @@ function encode(value: unknown, depth: number): string | undefined {
         }
         if (proto === Object.prototype || proto === null) {
           const obj = value as Record<string, unknown>;
+          const keys = sortedKeys(obj);
           let out = "{";
-          for (const key of Object.keys(obj).sort()) {
+          for (let i = 0; i < keys.length; i++) {
+            const key = keys[i] as string;
             const v = encode(obj[key], depth + 1);
-            if (v !== undefined) out += `${out.length === 1 ? "" : ","}${JSON.stringify(key)}:${v}`;
+            if (v !== undefined) out += `${out.length === 1 ? "" : ","}${quotedKey(key)}:${v}`;
           }
           return `${out}}`;
         }
@@ -107,6 +109,29 @@ function encode(value: unknown, depth: number): string | undefined {
   }
   const plain = toJsonValue(value);
   return plain === undefined ? undefined : canonicalJson(plain);
+}
+
+/** Own keys in UTF-16 code unit order; most records are built in that order already, so sorting is skipped. */
+function sortedKeys(obj: object): string[] {
+  const keys = Object.keys(obj);
+  for (let i = 1; i < keys.length; i++) {
+    if ((keys[i - 1] as string) > (keys[i] as string)) return keys.sort();
+  }
+  return keys;
+}
+
+// Records repeat a small vocabulary of member names: each is quoted once. Bounded, since data may carry any keys.
+const QUOTED_KEYS_LIMIT = 4096;
+const quotedKeys = new Map<string, string>();
+
+function quotedKey(key: string): string {
+  let quoted = quotedKeys.get(key);
+  if (quoted === undefined) {
+    quoted = JSON.stringify(key);
+    if (quotedKeys.size >= QUOTED_KEYS_LIMIT) quotedKeys.clear();
+    quotedKeys.set(key, quoted);
+  }
+  return quoted;
 }
 
 export function sha256Hex(text: string): string {
