@@ -3,7 +3,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { AuditRecord } from "../../src/core/evidence/audit-event.js";
-import { openStore, type Store } from "../../src/core/store/index.js";
+import Database from "better-sqlite3";
+import { openStore, STORE_FILE, type Store } from "../../src/core/store/index.js";
 import { SqliteSession, type EvidenceDurability } from "../../src/core/store/sqlite-session.js";
 import { InProcessSqliteClient } from "../../src/core/store/sqlite-client.js";
 
@@ -165,5 +166,76 @@ describe("durability os in-process: WAL checkpoints off the event loop", () => {
     const reopened = await openStore({ dataDir, worker: false, durability: "os" });
     stores.push(reopened);
     expect(await reopened.countAudit()).toBe(300);
+  });
+});
+
+describe("migration 0004: audit_events keyed by its rowid", () => {
+  /** Turns a migrated store back into what migration 0003 left: seq as `bigint PRIMARY KEY` (a separate index). */
+  function toPre0004(path: string, extraRows: (db: Database.Database) => void = () => undefined) {
+    const db = new Database(path);
+    try {
+      db.exec(`BEGIN;
+        CREATE TABLE old_events (seq bigint PRIMARY KEY, time text NOT NULL, type text NOT NULL, identity text,
+          connection text, session_id text, decision text, rule text, data text, prev_hash text NOT NULL,
+          hash text NOT NULL);
+        INSERT INTO old_events SELECT * FROM audit_events;
+        DROP TABLE audit_events;
+        ALTER TABLE old_events RENAME TO audit_events;
+        DELETE FROM kysely_migration WHERE name = '0004_audit_seq_rowid';
+        COMMIT;`);
+      extraRows(db);
+    } finally {
+      db.close();
+    }
+  }
+  const indexes = (path: string) => {
+    const db = new Database(path, { readonly: true });
+    try {
+      return (db.pragma("index_list(audit_events)") as { name: string }[]).map((i) => i.name);
+    } finally {
+      db.close();
+    }
+  };
+
+  it("rebuilds the table with seq as INTEGER PRIMARY KEY and keeps every record as it was", async () => {
+    const dataDir = tempDir();
+    const records = [
+      rec(1, { data: { sql: "select 1" }, connection: "app-db", decision: "allow" }),
+      rec(2, { identity: { subject: "ci", kind: "bot", groups: ["a"], issuer: "x", token_id: "t" } }),
+      rec(3, { rule: "connections[0].guardrails[1]", session_id: "s_1", decision: "deny" }),
+    ];
+    const first = await openStore({ dataDir, worker: false });
+    await first.commitAudit({ records });
+    await first.close();
+    const path = join(dataDir, STORE_FILE);
+    toPre0004(path);
+    expect(indexes(path)).toEqual(["sqlite_autoindex_audit_events_1"]);
+
+    const store = await openStore({ dataDir, worker: false });
+    stores.push(store);
+    expect(indexes(path)).toEqual([]);
+    expect(await store.readAudit()).toEqual(records);
+    await store.commitAudit({ records: [rec(4)] });
+    await expect(store.commitAudit({ records: [rec(4)] })).rejects.toThrow(/UNIQUE|constraint/i);
+    expect((await store.lastAudit())?.seq).toBe(4);
+  });
+
+  it("refuses to start on a log holding a non-integer seq, naming it, and changes nothing", async () => {
+    const dataDir = tempDir();
+    const first = await openStore({ dataDir, worker: false });
+    await first.commitAudit({ records: [rec(1), rec(2)] });
+    await first.close();
+    const path = join(dataDir, STORE_FILE);
+    toPre0004(path, (db) =>
+      db
+        .prepare(
+          "INSERT INTO audit_events SELECT 1.5, time, type, identity, connection, session_id, decision, rule, data, prev_hash, hash FROM audit_events WHERE seq = 1",
+        )
+        .run(),
+    );
+    await expect(openStore({ dataDir, worker: false })).rejects.toThrow(
+      /seq 1\.5, which is not an integer.*audit verify/,
+    );
+    expect(indexes(path)).toEqual(["sqlite_autoindex_audit_events_1"]);
   });
 });

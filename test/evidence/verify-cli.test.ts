@@ -159,6 +159,10 @@ describe("gatehouse audit verify (compiled CLI, separate process)", () => {
 
   it("detects an event inserted between two seqs", () => {
     const dir = tampered((db) => {
+      // seq is the rowid (INTEGER PRIMARY KEY), which refuses 12.5: someone who can write the file rebuilds the
+      // table without that key first
+      db.exec(`CREATE TABLE loose AS SELECT * FROM audit_events; DROP TABLE audit_events;
+        ALTER TABLE loose RENAME TO audit_events;`);
       db.prepare(
         "INSERT INTO audit_events (seq, time, type, prev_hash, hash) SELECT 12.5, time, type, hash, hash FROM audit_events WHERE seq = 12",
       ).run();

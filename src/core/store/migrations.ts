@@ -1,4 +1,4 @@
-import { Migrator, type Kysely, type Migration, type MigrationProvider } from "kysely";
+import { Migrator, sql, SqliteAdapter, type Kysely, type Migration, type MigrationProvider } from "kysely";
 
 /**
  * Schema migrations, applied in name order by kysely's Migrator (it records them in kysely_migration).
@@ -95,6 +95,38 @@ const migrations: Record<string, Migration> = {
       // no query uses them; a search feature should index off the commit path (docs/evidence.md).
       await db.schema.dropIndex("audit_events_session").ifExists().execute();
       await db.schema.dropIndex("audit_events_time").ifExists().execute();
+    },
+  },
+  "0004_audit_seq_rowid": {
+    async up(db: Kysely<unknown>) {
+      // SQLite only. `bigint PRIMARY KEY` is a separate unique index next to the table's rowid B-tree: every audit
+      // commit writes both (two WAL pages where one does), and the checkpoints copy both. `INTEGER PRIMARY KEY`
+      // makes seq the rowid itself. SQLite cannot change a key in place, so the table is rebuilt, in one
+      // transaction (a crash leaves the old table). It also refuses a non-integer seq from then on.
+      if (!(db.getExecutor().adapter instanceof SqliteAdapter)) return;
+      // only a tampered log holds one, and the rebuild would fail on it with a bare "datatype mismatch"
+      const odd = await sql<{
+        seq: unknown;
+      }>`SELECT seq FROM audit_events WHERE typeof(seq) <> 'integer' LIMIT 1`.execute(db);
+      if (odd.rows.length > 0) {
+        throw new Error(
+          `audit_events holds seq ${String(odd.rows[0]?.seq)}, which is not an integer: the log was altered; ` +
+            "run `gatehouse audit verify`, and restore the store from a backup",
+        );
+      }
+      await db.transaction().execute(async (trx) => {
+        await sql`CREATE TABLE audit_events_rowid (
+          seq INTEGER PRIMARY KEY, time text NOT NULL, type text NOT NULL, identity text, connection text,
+          session_id text, decision text, rule text, data text, prev_hash text NOT NULL, hash text NOT NULL)`.execute(
+          trx,
+        );
+        await sql`INSERT INTO audit_events_rowid
+          (seq, time, type, identity, connection, session_id, decision, rule, data, prev_hash, hash)
+          SELECT seq, time, type, identity, connection, session_id, decision, rule, data, prev_hash, hash
+          FROM audit_events ORDER BY seq`.execute(trx);
+        await sql`DROP TABLE audit_events`.execute(trx);
+        await sql`ALTER TABLE audit_events_rowid RENAME TO audit_events`.execute(trx);
+      });
     },
   },
 };
