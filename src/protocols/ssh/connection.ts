@@ -9,6 +9,7 @@ import { parseLoginUser, type SshAuthenticator } from "./auth.js";
 import { OutputMasker, RecordingTee } from "./output.js";
 import { SftpObserver } from "./sftp.js";
 import { ShellInput, type LineVerdict } from "./shell-input.js";
+import { fixWindowResume } from "./ssh2-window-fix.js";
 import { connectTarget, TargetError } from "./target.js";
 
 export interface SshClientDeps {
@@ -200,7 +201,7 @@ export function handleClient(deps: SshClientDeps, client: ssh2.Connection, info:
     });
 
     channel.on("exec", (acc, _rej, e) => {
-      const ch = acc();
+      const ch = fixWindowResume(acc());
       void (async () => {
         const ok = await usable(ch);
         if (!ok) return;
@@ -222,7 +223,7 @@ export function handleClient(deps: SshClientDeps, client: ssh2.Connection, info:
     });
 
     channel.on("shell", (acc) => {
-      const ch = acc();
+      const ch = fixWindowResume(acc());
       void (async () => {
         const ok = await usable(ch);
         if (!ok) return;
@@ -244,7 +245,7 @@ export function handleClient(deps: SshClientDeps, client: ssh2.Connection, info:
 
     channel.on("subsystem", (acc, rej, s) => {
       if (s.name !== "sftp") return rej?.();
-      const ch = acc();
+      const ch = fixWindowResume(acc());
       void (async () => {
         const ok = await usable(ch);
         if (!ok) return;
@@ -423,21 +424,9 @@ function failChannel(ch: ssh2.ServerChannel, message: string): void {
   // stderr shares the channel's window with stdout, and the channel closes once its stdout is written: the reason
   // is written when stdout's queue is out, and the channel ends when the reason is out
   ch.write(Buffer.alloc(0), () => {
-    forgetStalledStdout(ch);
     ch.stderr.write(text, () => {
       ch.exit(1);
       ch.end();
     });
   });
-}
-
-/**
- * ssh2 1.17 keeps its record of the last stdout write that waited for the window after that write went out; on
- * the next window adjustment it resends those bytes instead of resuming a stderr write that waits (which then never
- * completes). Called once stdout's queue is empty, when the record is stale.
- */
-function forgetStalledStdout(ch: ssh2.ServerChannel): void {
-  const internals = ch as unknown as { _chunk?: Buffer; _chunkcb?: () => void };
-  internals._chunk = undefined;
-  internals._chunkcb = undefined;
 }
