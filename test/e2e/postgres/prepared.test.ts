@@ -23,7 +23,10 @@ beforeAll(async () => {
 approvals:
   - require: { statements: [delete], tables: ["gh_pa_*"] }
     approvers: [group:dba]
-    hold: 1m`,
+    hold: 1m
+  - require: { statements: [delete], tables: ["gh_p0_*"] }
+    approvers: [group:dba]
+    hold: 0`,
     connections: `
   - name: loose-db
     type: postgres
@@ -280,5 +283,35 @@ describe("postgres gateway: EXECUTE of prepared statements", () => {
     expect((await gatehouse(h, alice, ["approvals", "approve", last.id])).code).toBe(0);
     await third;
     expect(await ids(t)).toEqual([2]);
+  }, 60_000);
+
+  it("approval with hold: 0: an approved EXECUTE runs once, and only with the body it was approved for", async () => {
+    const t = await table("gh_p0");
+    const alice = await approver(h, "alice");
+    const c = await h.client();
+    /** Sends `sql` until it runs: refused with a pending approval first, approved, then sent again. */
+    const approved = async (sql: string) => {
+      expect(await failure(c.query(sql)), sql).toMatchObject({ code: "42501" });
+      const pending = await pendingApproval(h, "retry");
+      expect((await gatehouse(h, alice, ["approvals", "approve", pending.id])).code).toBe(0);
+      await c.query(sql);
+      return pending;
+    };
+    await approved(`PREPARE z (int) AS DELETE FROM ${t} WHERE id = $1`);
+    const first = await approved("EXECUTE z(1)");
+    expect(first.request?.text).toBe(
+      `EXECUTE z(1)\n-- prepared statement "z": PREPARE z (int) AS DELETE FROM ${t} WHERE id = $1`,
+    );
+    expect(await ids(t)).toEqual([2, 3]);
+    // the approval was for one run
+    expect(await failure(c.query("EXECUTE z(1)"))).toMatchObject({ code: "42501" });
+    const unused = await pendingApproval(h, "retry");
+    expect((await gatehouse(h, alice, ["approvals", "approve", unused.id])).code).toBe(0);
+
+    // `EXECUTE z(1)` is approved (and unused) for that body; z prepared again is another request
+    await c.query("DEALLOCATE z");
+    await approved(`PREPARE z (int) AS DELETE FROM ${t} WHERE id <> $1`);
+    expect(await failure(c.query("EXECUTE z(1)"))).toMatchObject({ code: "42501" });
+    expect(await ids(t)).toEqual([2, 3]);
   }, 60_000);
 });
