@@ -325,21 +325,29 @@ export function handleClient(deps: SshClientDeps, client: ssh2.Connection, info:
       failChannel(ch, `evidence unavailable, session ended: ${err instanceof Error ? err.message : String(err)}`);
       tch.close();
     };
-    const deliver = (stream: "stdout" | "stderr") => (bytes: Buffer) => {
-      if (lost) return;
-      const ok = stream === "stdout" ? ch.write(bytes) : ch.stderr.write(bytes);
-      if (!ok) {
-        pause();
-        (stream === "stdout" ? ch : ch.stderr).once("drain", resume);
-      }
-      try {
-        if (!tee.record("output", bytes, stream)) {
+    const deliver = (stream: "stdout" | "stderr") => {
+      const sink: NodeJS.WritableStream = stream === "stdout" ? ch : ch.stderr;
+      // one pause (and one drain listener) per stream while it is full, however many writes it refuses meanwhile
+      let full = false;
+      return (bytes: Buffer) => {
+        if (lost) return;
+        if (!sink.write(bytes) && !full) {
+          full = true;
           pause();
-          void s.recording.drain().then(resume, recordingLost);
+          sink.once("drain", () => {
+            full = false;
+            resume();
+          });
         }
-      } catch (err) {
-        recordingLost(err);
-      }
+        try {
+          if (!tee.record("output", bytes, stream)) {
+            pause();
+            void s.recording.drain().then(resume, recordingLost);
+          }
+        } catch (err) {
+          recordingLost(err);
+        }
+      };
     };
     const out = new OutputMasker(masker, deliver("stdout"));
     const err = new OutputMasker(masker, deliver("stderr"));
