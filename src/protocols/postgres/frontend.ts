@@ -59,6 +59,14 @@ interface Read {
   doubtful: boolean;
 }
 
+interface Understood {
+  read: Read;
+  plan: PreparedPlan;
+  /** The unit the text belongs to (FrontendPipeline#unit when it arrived). */
+  unit: number;
+  shown: string;
+}
+
 /** What running a parsed statement does to the session's prepared statements; kept only for those that do. */
 interface StatementRun {
   /** Names its text EXECUTEs, and the generation they were judged at: it may not run once one of them changed. */
@@ -298,13 +306,10 @@ export class FrontendPipeline {
   async #query(frame: Frame): Promise<void> {
     const [text] = readCString(bodyOf(frame), 0);
     this.#flush();
-    const unit = this.#unit;
-    const read = await this.#analyze(text);
-    const plan = read && (await this.#plan(read, unit));
-    if (read === undefined || plan === undefined) return;
+    const understood = await this.#understand(text);
+    if (understood === undefined) return;
+    const { read, plan, unit, shown } = understood;
     const { analysis } = read;
-    // what evidence shows: the text with its secrets replaced, when the analyzer found any
-    const shown = analysis.redacted ?? text;
     const copyOut = this.#copyOutReason(analysis);
     if (copyOut) {
       this.#o.relay.expect({ kind: "query", refusal: await this.#refusal(shown, copyOut, this.#maskingRule()) });
@@ -333,12 +338,10 @@ export class FrontendPipeline {
     const [name, afterName] = readCString(body, 0);
     const [text] = readCString(body, afterName);
     this.#flush();
-    const unit = this.#unit;
-    const read = await this.#analyze(text);
-    const plan = read && (await this.#plan(read, unit));
-    if (read === undefined || plan === undefined) return;
+    const understood = await this.#understand(text);
+    if (understood === undefined) return;
+    const { read, plan, unit, shown } = understood;
     const { analysis } = read;
-    const shown = analysis.redacted ?? text;
     const copyOut = this.#copyOutReason(analysis);
     if (copyOut) {
       this.#forgetStatement(name);
@@ -371,6 +374,19 @@ export class FrontendPipeline {
       this.#skipToSync = true;
     }
     this.#flush();
+  }
+
+  /**
+   * A Query's or Parse's text as the target will read it, what it does with prepared statements in the current
+   * unit, and what evidence shows of it (the text with its secrets replaced, when the analyzer found any); undefined
+   * if the session closed meanwhile.
+   */
+  async #understand(text: string): Promise<Understood | undefined> {
+    const unit = this.#unit;
+    const read = await this.#analyze(text);
+    const plan = read && (await this.#plan(read, unit));
+    if (read === undefined || plan === undefined) return undefined;
+    return { read, plan, unit, shown: read.analysis.redacted ?? text };
   }
 
   /**
