@@ -64,6 +64,20 @@ async function waitFor(read: () => string, text: string | RegExp, ms = 10_000): 
   throw new Error(`timed out waiting for ${String(text)}; got: ${JSON.stringify(read().slice(-2000))}`);
 }
 
+/** Types a harmless probe every second until the remote shell has run one (then it reads what is typed). */
+async function shellAnswers(type: (s: string) => void, read: () => string, ms = 30_000): Promise<void> {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    type("echo ready-$((2+3))\r");
+    const by = Date.now() + 1000;
+    while (Date.now() < by) {
+      if (read().includes("ready-5")) return;
+      await sleep(50);
+    }
+  }
+  throw new Error(`the remote shell never answered; got: ${JSON.stringify(read().slice(-2000))}`);
+}
+
 /** An interactive PTY shell driven by ssh2's client (precise control of keystrokes and window size). */
 async function ptyShell(): Promise<{
   write(s: string): void;
@@ -114,13 +128,17 @@ describe("interactive ssh through the gateway", () => {
     child.stdout.on("data", (d: Buffer) => (out += d.toString()));
     child.stderr.on("data", (d: Buffer) => (out += d.toString()));
     try {
-      await sleep(1500);
+      // the remote shell answers before anything that matters is typed (a fixed sleep was too short under load)
+      await shellAnswers(
+        (s) => child.stdin.write(s),
+        () => out,
+      );
       child.stdin.write(`mkdir -p ${marker}; echo made-$((6*7))\r`);
-      await waitFor(() => out, "made-42");
+      await waitFor(() => out, "made-42", 20_000);
       child.stdin.write(`rm -rf ${marker}\r`);
-      await waitFor(() => out, /gatehouse: denied: .*rm -rf/);
+      await waitFor(() => out, /gatehouse: denied: .*rm -rf/, 20_000);
       child.stdin.write(`echo still-$((1+1))\r`);
-      await waitFor(() => out, "still-2");
+      await waitFor(() => out, "still-2", 20_000);
       expect(existsSync(marker)).toBe(true);
       child.stdin.write("exit\r");
       await new Promise((r) => child.once("close", r));
@@ -128,7 +146,7 @@ describe("interactive ssh through the gateway", () => {
       child.kill();
       rmSync(marker, { recursive: true, force: true });
     }
-  }, 30_000);
+  }, 90_000);
 
   it("ssh2 client PTY: evasions, backspace editing, bracketed paste and resize; output masked", async () => {
     const marker = `/tmp/gatehouse-pty2-${process.pid}`;
