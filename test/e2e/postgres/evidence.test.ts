@@ -70,7 +70,8 @@ afterAll(async () => {
 
 /** Everything the evidence holds: the whole audit log and every session's recording, as JSON text. */
 async function evidence(): Promise<string> {
-  await new Promise((r) => setTimeout(r, 400)); // recordings are written in batches every 200 ms
+  await new Promise((r) => setTimeout(r, 400)); // sessions that just closed end and seal
+  await h.gateway.recorder.flush(); // recordings are written in batches every 200 ms: whatever is queued, now
   const store = h.gateway.store;
   let all = JSON.stringify(await store.readAudit({ fromSeq: 1, limit: 100_000 }));
   for (const s of await store.listSessions({})) {
@@ -82,6 +83,7 @@ async function evidence(): Promise<string> {
 /** The recording events of the sessions opened on a connection after `since` (ISO time). */
 async function recordingOf(connection: string, since: string): Promise<{ kind: string; data?: unknown }[]> {
   await new Promise((r) => setTimeout(r, 400));
+  await h.gateway.recorder.flush();
   const store = h.gateway.store;
   const events: { kind: string; data?: unknown }[] = [];
   for (const s of await store.listSessions({})) {

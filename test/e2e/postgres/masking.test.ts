@@ -104,6 +104,7 @@ describe("postgres gateway: masking", () => {
     await c.query(`select email, name from ${users} where id = 1`);
     await c.end();
     await new Promise((r) => setTimeout(r, 300));
+    await h.gateway.recorder.flush(); // the result event is queued; written now rather than at the next batch
     const sessions = await h.gateway.store.listSessions({});
     let all = "";
     for (const s of sessions.filter((x) => x.connection === "app-db")) {
