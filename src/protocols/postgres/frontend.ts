@@ -384,7 +384,8 @@ export class FrontendPipeline {
   async #understand(text: string): Promise<Understood | undefined> {
     const unit = this.#unit;
     const read = await this.#analyze(text);
-    const plan = read && (await this.#plan(read, unit));
+    // most texts touch no prepared statement: no async step for them
+    const plan = read && (namesPrepared(read) ? await this.#plan(read, unit) : NO_PLAN);
     if (read === undefined || plan === undefined) return undefined;
     return { read, plan, unit, shown: read.analysis.redacted ?? text };
   }
@@ -429,7 +430,6 @@ export class FrontendPipeline {
    */
   async #plan(read: Read, unit: number): Promise<PreparedPlan | undefined> {
     const statements = read.analysis.statements;
-    if (!statements.some((s) => s.executes || s.prepare || s.deallocate)) return NO_PLAN;
     const prepared = this.#prepared;
     const text = (i: number) => read.analysis.redacted ?? statements[i]?.text ?? "";
     const first = planPrepared(statements, (n) => prepared.lookup(n, unit), text, prepared.unknownMayChange);
@@ -713,6 +713,11 @@ const COPY_OUT_FORMAT: RefusalReason = {
 };
 
 /** The relay's outcome callback for one proposed change: applied when the message completed. */
+/** The text EXECUTEs, PREPAREs or DEALLOCATEs: its plan needs the session's prepared statements. */
+function namesPrepared(read: Read): boolean {
+  return read.analysis.statements.some((s) => s.executes || s.prepare || s.deallocate);
+}
+
 function outcomeOf(settle: (applied: boolean) => void): (completed: number) => void {
   return (completed) => settle(completed > 0);
 }
