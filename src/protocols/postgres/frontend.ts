@@ -345,9 +345,7 @@ export class FrontendPipeline {
     const copyOut = this.#copyOutReason(analysis);
     if (copyOut) {
       this.#forgetStatement(name);
-      this.#o.relay.expect({ kind: "parse", refusal: await this.#refusal(shown, copyOut, this.#maskingRule()) });
-      this.#out.push(parse(ABORT_SQL));
-      this.#skipToSync = true;
+      this.#refuseInBatch(await this.#refusal(shown, copyOut, this.#maskingRule()));
       this.#flush();
       return;
     }
@@ -369,9 +367,7 @@ export class FrontendPipeline {
       this.#out.push(frame.raw);
     } else {
       this.#forgetStatement(name);
-      this.#o.relay.expect({ kind: "parse", refusal: refusal(admission) });
-      this.#out.push(parse(ABORT_SQL));
-      this.#skipToSync = true;
+      this.#refuseInBatch(refusal(admission));
     }
     this.#flush();
   }
@@ -478,6 +474,16 @@ export class FrontendPipeline {
     };
   }
 
+  /**
+   * Refuses an extended-protocol request: a Parse that fails on the target takes its place, so the target aborts
+   * the batch as it would for any failed message, and the client gets `refusalMsg` instead of that error.
+   */
+  #refuseInBatch(refusalMsg: Buffer): void {
+    this.#o.relay.expect({ kind: "parse", refusal: refusalMsg });
+    this.#out.push(parse(ABORT_SQL));
+    this.#skipToSync = true;
+  }
+
   #forgetStatement(name: string): void {
     this.#statements.delete(name);
     this.#runs.delete(name);
@@ -497,15 +503,12 @@ export class FrontendPipeline {
     if (run?.executes && this.#prepared.changedSince(run.executes.names, run.executes.at)) {
       this.#flush();
       const names = run.executes.names.map((n) => JSON.stringify(n)).join(", ");
-      relay.expect({
-        kind: "parse",
-        refusal: await this.#refusal(p?.text ?? "", {
+      this.#refuseInBatch(
+        await this.#refusal(p?.text ?? "", {
           reason: `prepared statement ${names} changed after this statement was checked at its Parse`,
           hint: "parse the statement again",
         }),
-      });
-      this.#out.push(parse(ABORT_SQL));
-      this.#skipToSync = true;
+      );
       this.#flush();
       return;
     }
