@@ -4,15 +4,15 @@
  */
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { connect } from "node:net";
+import { chmodSync, chownSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { generateStaticToken } from "../src/core/identity/static-tokens.js";
 import { parseConfig } from "../src/core/policy/loader.js";
 import { Gateway } from "../src/server/gateway.js";
-import { freePort, gatewayYaml, pgConnectionYaml, testPgTarget } from "../test/support/gateway-config.js";
+import { gatewayYaml, pgConnectionYaml, testPgTarget } from "../test/support/gateway-config.js";
 import { parseServicesEnv, type ServicesEnv } from "../test/support/services-env.js";
 
 const script = join(import.meta.dirname, "..", "test", "services.sh");
@@ -38,18 +38,35 @@ export interface BenchGateway {
   stop(): Promise<void>;
 }
 
+/**
+ * The policy of the benchmarked connection: "full evidence" as issue 13 defines it, i.e. guardrails, approval rules
+ * and masking rules configured (recording is always on). None of them matches what pgbench sends (SELECT, UPDATE,
+ * INSERT, BEGIN/END on pgbench_* tables, integer and short text values), so every statement is still allowed and
+ * forwarded, but the gateway evaluates all of them: each statement against the guardrail and the approval rule,
+ * each result column against the column rules, each value against the detectors.
+ */
+export const BENCH_CONNECTION_POLICY = [
+  "guardrails:",
+  "  - deny: { statements: [drop, truncate] }",
+  "approvals:",
+  "  - require: { statements: [alter_table, alter_role, grant, revoke] }",
+  "    approvers: [group:dba]",
+  "    min_approvals: 1",
+  "    hold: 5m",
+  "  - require: { statements: [delete], tables: [public.secrets] }",
+  "    approvers: [group:dba]",
+  "masking:",
+  '  columns: ["*.password", "users.email", "customers.card_number"]',
+  "  detectors: [credit_card, email, jwt, private_key, iban, aws_key]",
+].join("\n");
+
 export async function startBenchGateway(env: ServicesEnv, extra = ""): Promise<BenchGateway> {
   const dir = mkdtempSync(join(tmpdir(), "gatehouse-bench-"));
   const bot = generateStaticToken();
   const yaml = gatewayYaml({
     data: dir,
     tokens: [{ name: "bench", sha256: bot.sha256, groups: ["bench"] }],
-    connections: [
-      pgConnectionYaml(testPgTarget(env), {
-        group: "bench",
-        extra: "guardrails:\n  - deny: { statements: [drop, truncate] }",
-      }),
-    ],
+    connections: [pgConnectionYaml(testPgTarget(env), { group: "bench", extra: BENCH_CONNECTION_POLICY })],
     top: extra,
   });
   const config = parseConfig(yaml, { source: "bench.yaml", baseDir: dir });
@@ -80,6 +97,8 @@ export async function startBenchGateway(env: ServicesEnv, extra = ""): Promise<B
 
 export interface ProxyChild {
   port: number;
+  /** The proxy's own process, for its CPU time (bench/_cpu.ts). */
+  pid: number;
   stop(): void;
 }
 
@@ -126,7 +145,8 @@ export async function startProxyChild(host: string, port: string): Promise<Proxy
     ]);
     const proxyPort = (JSON.parse(first) as { port?: unknown }).port;
     if (typeof proxyPort !== "number" || proxyPort <= 0) throw new Error(`pass-through proxy said: ${first}`);
-    return { port: proxyPort, stop };
+    // spawned without a shell: child.pid is the node process that relays
+    return { port: proxyPort, pid: child.pid!, stop };
   } catch (err) {
     stop();
     throw err;
@@ -154,7 +174,7 @@ export async function startNativeProxy(host: string, port: string): Promise<Prox
     return undefined;
   }
   killChildrenOnSignal();
-  const listen = await freePort();
+  const listen = await freeLowPort();
   const dir = mkdtempSync(join(tmpdir(), "gatehouse-haproxy-"));
   const config = join(dir, "haproxy.cfg");
   writeFileSync(
@@ -173,27 +193,176 @@ export async function startNativeProxy(host: string, port: string): Promise<Prox
       "",
     ].join("\n"),
   );
-  // -db: stay in the foreground, so the child is the proxy and stop() ends it
+  // -db: stay in the foreground (no master process), so the child is the proxy: its pid is what relays, and
+  // stop() ends it
   const child = spawn("haproxy", ["-db", "-f", config], { stdio: ["ignore", "ignore", "inherit"] });
+  return listeningChild(child, listen, "haproxy", () => rmSync(dir, { recursive: true, force: true }));
+}
+
+/** Resolves once `child` accepts connections on 127.0.0.1:`port` (polled for 5 s); stop() also runs `cleanup`. */
+async function listeningChild(
+  child: ChildProcess,
+  port: number,
+  what: string,
+  cleanup: () => void,
+): Promise<ProxyChild> {
   proxyChildren.add(child);
   const stop = () => {
     proxyChildren.delete(child);
     if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
-    rmSync(dir, { recursive: true, force: true });
+    cleanup();
   };
   for (let attempt = 0; ; attempt++) {
     const ok = await new Promise<boolean>((resolve) => {
-      const s = connect({ host: "127.0.0.1", port: listen }, () => {
+      const s = connect({ host: "127.0.0.1", port }, () => {
         s.destroy();
         resolve(true);
       });
       s.on("error", () => resolve(false));
     });
-    if (ok) return { port: listen, stop };
-    if (attempt === 50 || child.exitCode !== null) {
+    if (ok) return { port, pid: child.pid!, stop };
+    if (attempt === 50 || child.exitCode !== null || child.signalCode !== null) {
       stop();
-      throw new Error("haproxy did not start listening");
+      throw new Error(`${what} did not start listening on 127.0.0.1:${port}`);
     }
     await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/**
+ * A free TCP port on 127.0.0.1 below 32768 (outside Linux's ephemeral range, so no outgoing connection of another
+ * process on this machine takes it between this check and the proxy's bind), for proxies that want their port in
+ * a config file.
+ */
+async function freeLowPort(): Promise<number> {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = 20000 + Math.floor(Math.random() * 12000);
+    const free = await new Promise<boolean>((resolve) => {
+      const server = createServer();
+      server.once("error", () => resolve(false));
+      server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
+    });
+    if (free) return port;
+  }
+  throw new Error("no free port in 20000-31999");
+}
+
+const isRoot = process.getuid?.() === 0;
+
+/**
+ * Makes sure a Debian package's program is there, the way test/services.sh does for the test servers: as root,
+ * `apt-get install -y --no-install-recommends PACKAGE` (with apt-get update only when the first try cannot find it;
+ * the package's own service is not started, /usr/sbin/policy-rc.d says no while it installs); otherwise prints the
+ * command to run and returns false, and the caller skips its row.
+ */
+export function ensureDebianPackage(pkg: string, program: string): boolean {
+  const found = () => onPath(program) || existsSync(join("/usr/sbin", program));
+  if (found()) return true;
+  const command = `apt-get install -y --no-install-recommends ${pkg}`;
+  if (!isRoot) {
+    process.stderr.write(`bench: ${pkg} is not installed; its row is skipped. To get it, run:\n  sudo ${command}\n`);
+    return false;
+  }
+  process.stderr.write(`bench: installing ${pkg} (${command})\n`);
+  const policy = "/usr/sbin/policy-rc.d";
+  const madePolicy = !existsSync(policy);
+  if (madePolicy) {
+    writeFileSync(policy, "#!/bin/sh\nexit 101\n");
+    chmodSync(policy, 0o755);
+  }
+  const apt = (...args: string[]) =>
+    execFileSync("apt-get", args, {
+      stdio: ["ignore", "ignore", "pipe"],
+      env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
+    });
+  try {
+    try {
+      apt("install", "-y", "-qq", "--no-install-recommends", pkg);
+    } catch {
+      apt("update", "-qq");
+      apt("install", "-y", "-qq", "--no-install-recommends", pkg);
+    }
+  } catch (err) {
+    process.stderr.write(`bench: ${command} failed, ${pkg} row skipped: ${(err as Error).message.split("\n")[0]}\n`);
+  } finally {
+    if (madePolicy) rmSync(policy, { force: true });
+  }
+  return found();
+}
+
+/** Where startPgBouncer sends the bench's clients, and as whom it logs in to the target. */
+export interface PgBouncerTarget {
+  host: string;
+  port: string;
+  database: string;
+  user: string;
+  password: string;
+}
+
+/**
+ * PgBouncer (Debian's `pgbouncer`, 1.18 on Debian 12) in front of the test PostgreSQL: session pooling
+ * (pool_mode=session, a server connection per client for the client's whole session, which is what the gateway
+ * and the other proxies do), pool size 64 so 32 pgbench clients never wait for one. Clients log in with SCRAM as
+ * the target user (auth_file holds that user's password in plain text, which also lets PgBouncer answer the
+ * server's SCRAM). As root it runs as the postgres user (PgBouncer refuses root) via setpriv, with its config,
+ * log and pidfile in a temp dir that user owns. Undefined when the package is missing and cannot be installed.
+ */
+export async function startPgBouncer(target: PgBouncerTarget): Promise<ProxyChild | undefined> {
+  if (!ensureDebianPackage("pgbouncer", "pgbouncer")) return undefined;
+  killChildrenOnSignal();
+  const program = onPath("pgbouncer") ? "pgbouncer" : "/usr/sbin/pgbouncer";
+  const listen = await freeLowPort();
+  const dir = mkdtempSync(join(tmpdir(), "gatehouse-pgbouncer-"));
+  const quote = (v: string) => `"${v.replaceAll('"', '""')}"`;
+  writeFileSync(join(dir, "userlist.txt"), `${quote(target.user)} ${quote(target.password)}\n`);
+  writeFileSync(
+    join(dir, "pgbouncer.ini"),
+    [
+      "[databases]",
+      `${target.database} = host=${target.host} port=${target.port} dbname=${target.database}`,
+      "[pgbouncer]",
+      "listen_addr = 127.0.0.1",
+      `listen_port = ${listen}`,
+      "unix_socket_dir =",
+      "auth_type = scram-sha-256",
+      `auth_file = ${join(dir, "userlist.txt")}`,
+      "pool_mode = session",
+      "max_client_conn = 200",
+      "default_pool_size = 64",
+      `logfile = ${join(dir, "pgbouncer.log")}`,
+      `pidfile = ${join(dir, "pgbouncer.pid")}`,
+      "log_connections = 0",
+      "log_disconnections = 0",
+      "log_stats = 0",
+      "ignore_startup_parameters = extra_float_digits",
+      "",
+    ].join("\n"),
+  );
+  let argv = [program, join(dir, "pgbouncer.ini")];
+  if (isRoot) {
+    const uid = Number(execFileSync("id", ["-u", "postgres"], { encoding: "utf8" }).trim());
+    const gid = Number(execFileSync("id", ["-g", "postgres"], { encoding: "utf8" }).trim());
+    for (const f of ["", "userlist.txt", "pgbouncer.ini"]) chownSync(join(dir, f), uid, gid);
+    // setpriv execs pgbouncer in place: the child's pid is PgBouncer's
+    argv = ["setpriv", "--reuid=postgres", "--regid=postgres", "--clear-groups", "--", ...argv];
+  }
+  // no -d: PgBouncer stays in the foreground as this child, so stop() (SIGTERM: immediate shutdown) ends it
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: ["ignore", "ignore", "inherit"] });
+  const started = await listeningChild(child, listen, "pgbouncer", () => rmSync(dir, { recursive: true, force: true }));
+  const pidfile = join(dir, "pgbouncer.pid");
+  if (existsSync(pidfile) && Number(readFileSync(pidfile, "utf8").trim()) !== child.pid) {
+    started.stop();
+    throw new Error(`pgbouncer's pidfile names another process than the one started (${child.pid})`);
+  }
+  return started;
+}
+
+/** PgBouncer's version line (`PgBouncer 1.18.0`), for the bench's log. */
+export function pgBouncerVersion(): string {
+  try {
+    const program = onPath("pgbouncer") ? "pgbouncer" : "/usr/sbin/pgbouncer";
+    return execFileSync(program, ["--version"], { encoding: "utf8" }).split("\n")[0]!.trim();
+  } catch {
+    return "PgBouncer";
   }
 }

@@ -8,7 +8,9 @@
  * Contract for a benchmark (bench/*.js or bench/*.ts, run with `node --import tsx` for .ts, plus bench/_use-dist.js so
  * the gateway code it imports from src/ runs as compiled to dist/, as in production): print one JSON line
  * per result on stdout, {"name", "direct", "gateway", "unit", "ratio"} and optionally "of_ceiling" (the gateway's
- * number as a fraction of a bare pass-through proxy's, shown in its own column); anything else on stdout is ignored and
+ * number as a fraction of a bare pass-through proxy's), "of_pgbouncer" (as a fraction of PgBouncer's in the same run)
+ * and "cpu_us_per_tx" (the measured proxy's own process CPU per transaction or request, in microseconds), each shown
+ * in its own column when some result has it; anything else on stdout is ignored and
  * stderr is shown only if it fails. A benchmark that fails or times out (BENCH_TIMEOUT_S, default 900) is
  * skipped with a line saying why; the others still run. Results go to bench/results.json.
  */
@@ -23,6 +25,8 @@ const root = dirname(benchDir);
 const self = basename(fileURLToPath(import.meta.url));
 const filters = process.argv.slice(2);
 const timeoutMs = Number(process.env.BENCH_TIMEOUT_S ?? 900) * 1000;
+/** Numeric fields a result may add, each shown in its own column (see the contract above). */
+const OPTIONAL = ["of_ceiling", "of_pgbouncer", "cpu_us_per_tx"];
 
 const files = readdirSync(benchDir)
   .filter((f) => /\.(js|ts)$/.test(f) && !f.endsWith(".d.ts") && f !== self && !f.startsWith("_"))
@@ -79,16 +83,12 @@ function parseResults(stdout, file) {
     const gateway = toNumber(r.gateway);
     let ratio = toNumber(r.ratio);
     if (ratio === undefined && direct && gateway !== undefined) ratio = gateway / direct;
-    const ofCeiling = toNumber(r.of_ceiling);
-    out.push({
-      file,
-      name: r.name,
-      direct,
-      gateway,
-      unit: String(r.unit ?? ""),
-      ratio,
-      ...(ofCeiling === undefined ? {} : { of_ceiling: ofCeiling }),
-    });
+    const optional = {};
+    for (const key of OPTIONAL) {
+      const v = toNumber(r[key]);
+      if (v !== undefined) optional[key] = v;
+    }
+    out.push({ file, name: r.name, direct, gateway, unit: String(r.unit ?? ""), ratio, ...optional });
   }
   return out;
 }
@@ -103,17 +103,22 @@ function fmt(v, digits = 3) {
   return Number(v.toPrecision(digits)).toString();
 }
 
-// "of ceiling": the gateway as a fraction of a bare pass-through proxy measured in the same run (only when some
-// benchmark reports it; other rows leave the column empty)
-const withCeiling = results.some((r) => r.of_ceiling !== undefined);
-const header = ["benchmark", "direct", "through gateway", "unit", "ratio", ...(withCeiling ? ["of ceiling"] : [])];
+// Optional columns, only when some benchmark reports them (other rows leave them empty): "of ceiling", the gateway
+// as a fraction of a bare pass-through proxy measured in the same run; "of pgbouncer", as a fraction of PgBouncer's;
+// "us CPU/tx", the measured proxy's own process CPU per transaction.
+const columns = [
+  { key: "of_ceiling", title: "of ceiling", show: (v) => `${fmt(v)}x` },
+  { key: "of_pgbouncer", title: "of pgbouncer", show: (v) => `${fmt(v)}x` },
+  { key: "cpu_us_per_tx", title: "us CPU/tx", show: (v) => fmt(v) },
+].filter((c) => results.some((r) => r[c.key] !== undefined));
+const header = ["benchmark", "direct", "through gateway", "unit", "ratio", ...columns.map((c) => c.title)];
 const rows = results.map((r) => [
   r.name,
   fmt(r.direct),
   fmt(r.gateway),
   r.unit,
   r.ratio === undefined ? "-" : `${fmt(r.ratio)}x`,
-  ...(withCeiling ? [r.of_ceiling === undefined ? "" : `${fmt(r.of_ceiling)}x`] : []),
+  ...columns.map((c) => (r[c.key] === undefined ? "" : c.show(r[c.key]))),
 ]);
 const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
 const line = (cells) =>
