@@ -1,4 +1,4 @@
-import { openStore } from "../core/store/open.js";
+import { openEvidenceReader, openStore } from "../core/store/open.js";
 import type { Store } from "../core/store/types.js";
 import { CliError } from "./cli-error.js";
 
@@ -10,6 +10,24 @@ export async function withReadOnlyStore<T>(dataDir: string, work: (store: Store)
   let store: Store;
   try {
     store = await openStore({ dataDir, readonly: true });
+  } catch (err) {
+    throw new CliError(`cannot open the store in ${dataDir}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  try {
+    return await work(store);
+  } finally {
+    await store.close();
+  }
+}
+
+/**
+ * Opens the store for reading evidence (tail, replay): the index is first brought up to date with the evidence
+ * log's segments (only the index is written). Older data directories are opened read-only.
+ */
+export async function withEvidenceReader<T>(dataDir: string, work: (store: Store) => Promise<T>): Promise<T> {
+  let store: Store;
+  try {
+    store = await openEvidenceReader(dataDir);
   } catch (err) {
     throw new CliError(`cannot open the store in ${dataDir}: ${err instanceof Error ? err.message : String(err)}`);
   }

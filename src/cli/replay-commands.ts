@@ -2,7 +2,7 @@ import { Option, type Command } from "commander";
 import { readRecording } from "../core/evidence/recorder.js";
 import { renderAsciicast, renderJson, renderText } from "../core/evidence/replay.js";
 import { CliError } from "./cli-error.js";
-import { DEFAULT_DATA_DIR, withReadOnlyStore } from "./read-store.js";
+import { DEFAULT_DATA_DIR, withEvidenceReader } from "./read-store.js";
 
 const RENDERERS = { text: renderText, json: renderJson, asciicast: renderAsciicast } as const;
 
@@ -14,7 +14,7 @@ export function registerReplayCommands(program: Command): void {
     .option("-d, --data <dir>", "data directory holding gatehouse.db (env GATEHOUSE_DATA)", DEFAULT_DATA_DIR)
     .addOption(new Option("--format <format>", "output format").choices(Object.keys(RENDERERS)).default("text"))
     .action(async (sessionId: string, opts: { data: string; format: keyof typeof RENDERERS }) => {
-      const output = await withReadOnlyStore(opts.data, async (store) => {
+      const output = await withEvidenceReader(opts.data, async (store) => {
         const session = await store.getSession(sessionId);
         if (!session) throw new CliError(`no recorded session ${sessionId} in ${opts.data}`);
         return RENDERERS[opts.format](session, readRecording(store, sessionId));

@@ -1,3 +1,4 @@
+import { createPublicKey } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -5,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { AuditRecord } from "../core/evidence/audit-event.js";
+import { verifyCheckpointNote } from "../core/evidence/segments/note.js";
 import { parseConfig } from "../core/policy/loader.js";
 import { Gateway } from "./gateway.js";
 
@@ -49,10 +51,18 @@ audit:
       await new Promise((resolve) => siem.close(resolve));
     }
     const lines = readFileSync(join(dir, "audit.jsonl"), "utf8").trim().split("\n");
-    const fromFile = lines.map((l) => JSON.parse(l) as AuditRecord);
+    const items = lines.map((l) => JSON.parse(l) as AuditRecord & { note?: string });
+    // the final checkpoint follows the records it signs, as a signed note that verifies with the public key alone
+    const checkpoint = items.at(-1);
+    expect(checkpoint).toMatchObject({ type: "audit.checkpoint", writer: "w1", seq: 3 });
+    expect(checkpoint?.hash).toBe(items[2]?.hash);
+    const publicKey = createPublicKey(readFileSync(join(dir, "keys", "audit-signing.pem"), "utf8"));
+    expect(verifyCheckpointNote(checkpoint?.note ?? "", publicKey)).toBe(true);
+    expect(verifyCheckpointNote((checkpoint?.note ?? "").replace("\n3\n", "\n2\n"), publicKey)).toBe(false);
+    const fromFile = items.slice(0, -1);
     expect(fromFile.map((r) => r.type)).toEqual(["gateway.start", "auth.failed", "gateway.stop"]);
     expect(fromFile.map((r) => r.seq)).toEqual([1, 2, 3]);
     expect(fromFile[1]?.prev_hash).toBe(fromFile[0]?.hash);
-    expect(received.map((r) => r.hash)).toEqual(fromFile.map((r) => r.hash));
+    expect(received.map((r) => r.hash)).toEqual(items.map((r) => r.hash));
   });
 });

@@ -10,7 +10,7 @@ import { CompiledPolicy } from "../core/policy/decide.js";
 import type { GatehouseConfig, HostPort } from "../core/policy/schema.js";
 import { Gate } from "../core/session/gate.js";
 import { endInterruptedSessions } from "../core/session/interrupted.js";
-import { openStore } from "../core/store/open.js";
+import { openEvidenceStore } from "../core/store/open.js";
 import type { Store } from "../core/store/types.js";
 import { startApi, type ApiServer } from "../api/server.js";
 import { PROTOCOL_LISTENERS, type ListenerReport, type RunningListener } from "./listeners.js";
@@ -53,20 +53,30 @@ export class Gateway {
 
   static async start(config: GatehouseConfig, options: GatewayOptions = {}): Promise<Gateway> {
     const durability = config.audit.durability;
-    // in-process writer: a hand-off to a writer thread costs the event loop more than the commit itself. No fsync
-    // runs on the loop: durability fsync syncs the WAL on libuv's thread pool, checkpoints run in a thread
-    // (docs/evidence.md has the measurements)
-    const store = await openStore({ dataDir: config.data, durability, worker: false });
+    // evidence goes to this process's segment log (one write per loop turn, fdatasync off the loop); a worker
+    // thread indexes it into SQLite for readers (docs/evidence.md)
+    const store = await openEvidenceStore({ dataDir: config.data, durability });
+    const log =
+      options.log ??
+      ((msg: string, fields?: Record<string, unknown>) => console.error(`gatehouse: ${msg}`, fields ?? ""));
+    const recovery = store.recovery;
+    if (recovery.cutBytes > 0) {
+      log(`evidence log ${store.writer}: cut a torn tail of ${recovery.cutBytes} bytes left by a crash`, {
+        segment: recovery.cutAt?.segment,
+        offset: recovery.cutAt?.offset,
+      });
+    }
     const closeOnFailure: (() => Promise<void>)[] = [() => store.close()];
     try {
       const signingKey = loadOrCreateEd25519Key(join(config.data, "keys", "audit-signing.pem"));
       const sinks = new SinkForwarder(createSinks(config.audit.sinks), {
-        backfill: (fromSeq, limit) => store.readAudit({ fromSeq, limit }),
+        backfill: (fromSeq, limit) => store.readAudit({ writer: store.writer, fromSeq, limit }),
       });
       closeOnFailure.unshift(() => sinks.close());
       const audit = await AuditLog.open(store, {
         signingKey,
         onCommitted: (records) => sinks.enqueue(records),
+        onCheckpoint: (checkpoint) => sinks.enqueueCheckpoint(checkpoint),
         ...(config.audit.checkpoint_every !== undefined ? { checkpointEvery: config.audit.checkpoint_every } : {}),
       });
       closeOnFailure.unshift(() => audit.close());
@@ -93,9 +103,6 @@ export class Gateway {
         approvals: { workflow: approvals, policy },
       });
       closeOnFailure.unshift(() => api.close());
-      const log =
-        options.log ??
-        ((msg: string, fields?: Record<string, unknown>) => console.error(`gatehouse: ${msg}`, fields ?? ""));
       const running: RunningListener[] = [];
       closeOnFailure.unshift(async () => {
         for (const r of running) await r.close();
@@ -117,6 +124,16 @@ export class Gateway {
           connections: config.connections.map((c) => ({ name: c.name, type: c.type })),
           listeners: listeners.map((l) => ({ protocol: l.protocol, address: l.address, state: l.state })),
           interrupted_sessions: interrupted,
+          writer: store.writer,
+          ...(recovery.cutBytes > 0
+            ? {
+                torn_tail: {
+                  bytes: recovery.cutBytes,
+                  segment: recovery.cutAt?.segment,
+                  offset: recovery.cutAt?.offset,
+                },
+              }
+            : {}),
         },
       });
       return new Gateway(

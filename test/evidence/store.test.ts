@@ -170,7 +170,10 @@ describe("durability os in-process: WAL checkpoints off the event loop", () => {
 });
 
 describe("migration 0004: audit_events keyed by its rowid", () => {
-  /** Turns a migrated store back into what migration 0003 left: seq as `bigint PRIMARY KEY` (a separate index). */
+  /**
+   * Turns a migrated store back into what migration 0003 left: seq as `bigint PRIMARY KEY` (a separate index),
+   * and no evidence log index (0005).
+   */
   function toPre0004(path: string, extraRows: (db: Database.Database) => void = () => undefined) {
     const db = new Database(path);
     try {
@@ -182,6 +185,9 @@ describe("migration 0004: audit_events keyed by its rowid", () => {
         DROP TABLE audit_events;
         ALTER TABLE old_events RENAME TO audit_events;
         DELETE FROM kysely_migration WHERE name = '0004_audit_seq_rowid';
+        DROP TABLE log_audit_events; DROP TABLE log_checkpoints; DROP TABLE log_watermarks;
+        ALTER TABLE sessions DROP COLUMN writer;
+        DELETE FROM kysely_migration WHERE name = '0005_evidence_log_index';
         COMMIT;`);
       extraRows(db);
     } finally {

@@ -47,7 +47,12 @@ export interface AuditEventInput {
 
 /** An event as stored: durable, numbered and chained. */
 export interface AuditRecord extends AuditEventInput {
-  /** 1-based position in the log; consecutive, never reused. */
+  /**
+   * The gateway process whose chain holds this record (its folder under DATA/evidence). Absent in records
+   * written before the evidence log had writers (the store's single legacy chain).
+   */
+  writer?: string;
+  /** 1-based position in the writer's chain; consecutive, never reused. */
   seq: number;
   /** ISO 8601 UTC with milliseconds. */
   time: string;

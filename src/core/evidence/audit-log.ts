@@ -2,10 +2,11 @@ import type { Ed25519KeyPair } from "../keys.js";
 import type { Store } from "../store/types.js";
 import type { AuditJsonText } from "../store/types.js";
 import type { AuditEventInput, AuditIdentity, AuditRecord } from "./audit-event.js";
-import { canonicalize, ZERO_HASH } from "./canonical.js";
-import { checkpointPayload, encodedAuditRecordHash } from "./chain.js";
+import { canonicalize, sha256Hex, ZERO_HASH } from "./canonical.js";
+import { checkpointPayload, encodedAuditRecordText } from "./chain.js";
 import { describeCause, EvidenceUnavailableError } from "./errors.js";
 import type { Checkpoint } from "./records.js";
+import { signCheckpoint } from "./segments/note.js";
 import { signCanonical, signingKeyRecord, toSigner, type EvidenceSigner } from "./signing.js";
 
 export interface AuditLogOptions {
@@ -26,6 +27,8 @@ export interface AuditLogOptions {
    * enqueue; an exception it throws is swallowed rather than failing appends that are already committed.
    */
   onCommitted?: (records: readonly AuditRecord[]) => void;
+  /** Called with each checkpoint once it is durable (sent to the sinks, so a copy outside the data dir exists). */
+  onCheckpoint?: (checkpoint: Checkpoint) => void;
 }
 
 export interface AuditLogStats {
@@ -119,6 +122,8 @@ export class AuditLog {
   readonly #maxQueued: number;
   readonly #now: () => number;
   readonly #onCommitted: ((records: readonly AuditRecord[]) => void) | undefined;
+  readonly #onCheckpoint: ((checkpoint: Checkpoint) => void) | undefined;
+  readonly #writer: string | undefined;
   readonly #timer: NodeJS.Timeout | undefined;
 
   #head: Head = { seq: 0, hash: ZERO_HASH, timeMs: 0 };
@@ -143,6 +148,8 @@ export class AuditLog {
     this.#maxQueued = options.maxQueued ?? 100_000;
     this.#now = options.now ?? Date.now;
     this.#onCommitted = options.onCommitted;
+    this.#onCheckpoint = options.onCheckpoint;
+    this.#writer = store.writer;
     const interval = options.checkpointIntervalMs ?? 5000;
     if (interval > 0) {
       this.#timer = setInterval(() => this.#onTimer(), interval);
@@ -183,6 +190,11 @@ export class AuditLog {
 
   get stats(): Readonly<AuditLogStats> {
     return { ...this.#stats };
+  }
+
+  /** The writer whose chain this log appends to (undefined: the store's legacy single chain). */
+  get writer(): string | undefined {
+    return this.#writer;
   }
 
   get keyId(): string {
@@ -285,22 +297,36 @@ export class AuditLog {
     const time = new Date(timeMs).toISOString();
     const records: AuditRecord[] = [];
     const json: AuditJsonText[] = [];
+    const texts: string[] = [];
+    const writer = this.#writer;
     for (const w of batch) {
-      const unhashed = { seq: ++seq, time, ...w.body, prev_hash: hash };
-      hash = encodedAuditRecordHash(unhashed, w.identity, w.data);
+      const unhashed: Omit<AuditRecord, "hash"> =
+        writer === undefined
+          ? { seq: ++seq, time, ...w.body, prev_hash: hash }
+          : { writer, seq: ++seq, time, ...w.body, prev_hash: hash };
+      // encoded once: this text is hashed and, in an evidence log, written as it is
+      const text = encodedAuditRecordText(unhashed, w.identity, w.data);
+      hash = sha256Hex(text);
       records.push({ ...unhashed, hash });
       json.push({ identity: w.identity ?? null, data: w.data ?? null });
+      texts.push(text);
     }
     let checkpoint: Checkpoint | undefined;
     const dueByCount = seq - this.#checkpointSeq >= this.#every;
     if (seq > this.#checkpointSeq && (dueByCount || this.#wantCheckpoint)) {
-      const payload = checkpointPayload({ seq, hash, time: new Date(this.#now()).toISOString() });
-      checkpoint = { ...payload, signature: signCanonical(this.#signer, payload), key_id: this.#signer.keyId };
+      const signedAt = new Date(this.#now()).toISOString();
+      if (writer === undefined) {
+        const payload = checkpointPayload({ seq, hash, time: signedAt });
+        checkpoint = { ...payload, signature: signCanonical(this.#signer, payload), key_id: this.#signer.keyId };
+      } else {
+        checkpoint = signCheckpoint(this.#signer, { writer, seq, hash, time: signedAt });
+      }
     }
     try {
       await this.#store.commitAudit({
         records,
         json,
+        texts,
         ...(checkpoint ? { checkpoint } : {}),
         ...(this.#keyStored ? {} : { signingKey: signingKeyRecord(this.#signer, time) }),
       });
@@ -324,6 +350,7 @@ export class AuditLog {
     batch.forEach((w, i) => w.resolve(records[i]!));
     try {
       this.#onCommitted?.(records);
+      if (checkpoint) this.#onCheckpoint?.(checkpoint);
     } catch {
       // forwarding is best effort by design: the records are in the store and sinks backfill from it
     }

@@ -51,7 +51,8 @@ export function encodedAuditRecordText(
     `,"seq":${num(r.seq)}` +
     optString("session_id", r.session_id) +
     `,"time":${json(r.time)}` +
-    `,"type":${json(r.type)}`;
+    `,"type":${json(r.type)}` +
+    optString("writer", r.writer);
   return `{${members.slice(1)}}`;
 }
 

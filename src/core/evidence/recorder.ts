@@ -297,6 +297,7 @@ export class SessionRecording {
     };
     const text = encodedRecordingEventText(event, dataJson);
     event.hash = sha256Hex(text);
+    event.text = text;
     // enqueue first: if it throws (buffer full) the chain has not advanced
     const more = this.recorder.enqueueEvent(event, text.length + 64);
     this.#seq++;

@@ -6,12 +6,19 @@ import type { AuditIdentity } from "./audit-event.js";
 
 /** A signed statement "the audit chain up to `seq` ends in `hash`". */
 export interface Checkpoint {
+  /** The writer whose chain it signs; absent for checkpoints of the legacy single chain. */
+  writer?: string;
   seq: number;
   hash: string;
   time: string;
-  /** Ed25519 over canonical `{seq, hash, time}`, base64. */
+  /**
+   * Base64 Ed25519 signature: for a writer's checkpoint over its signed note's body (segments/note.ts), for a
+   * legacy one over canonical `{seq, hash, time}`.
+   */
   signature: string;
   key_id: string;
+  /** A writer's checkpoint as the signed note that was written to its log and sent to the sinks. */
+  note?: string;
 }
 
 /** The part of a session fixed at its start; its canonical hash is the recording chain's first prev_hash. */

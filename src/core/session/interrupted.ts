@@ -10,7 +10,7 @@ export const INTERRUPTED_REASON = "interrupted: gateway restarted";
  * Ends the sessions a previous run of this gateway never closed (a crash, kill -9, power loss): each gets a
  * `session.end` marked interrupted and its recording a seal over the events that were stored, so `audit verify`
  * and replay can tell an interrupted session from one still running. Call it at start, before any listener
- * opens. (With a store shared by several replicas this must only touch the sessions of the restarting replica.)
+ * opens. With an evidence log it touches only the sessions of the restarting writer (and of the legacy tables).
  */
 export async function endInterruptedSessions(
   store: Store,
@@ -20,7 +20,13 @@ export async function endInterruptedSessions(
   let ended = 0;
   let afterId: string | undefined;
   for (;;) {
-    const page = await store.listSessions({ sealed: false, limit: 200, ...(afterId ? { afterId } : {}) });
+    const page = await store.listSessions({
+      sealed: false,
+      limit: 200,
+      ...(afterId ? { afterId } : {}),
+      // another running process's sessions are not interrupted: only this writer's (and legacy ones)
+      ...(store.writer !== undefined ? { writer: store.writer } : {}),
+    });
     if (page.length === 0) return ended;
     for (const session of page) {
       await endOne(store, audit, recorder, session);

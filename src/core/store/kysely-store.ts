@@ -52,19 +52,21 @@ function auditRow(r: AuditRecord, json?: AuditJsonText): AuditEventsTable {
   };
 }
 
-function auditRecord(row: Selectable<AuditEventsTable>): AuditRecord {
+function auditRecord(row: Selectable<AuditEventsTable> & { writer?: string }): AuditRecord {
   const seq = Number(row.seq);
-  const key = `seq ${seq}`;
+  const table = row.writer === undefined ? "audit_events" : "log_audit_events";
+  const key = row.writer === undefined ? `seq ${seq}` : `${row.writer} seq ${seq}`;
   const rec: AuditRecord = { seq, time: row.time, type: row.type, prev_hash: row.prev_hash, hash: row.hash };
-  if (row.identity !== null) rec.identity = parseJson("audit_events", key, "identity", row.identity) as AuditIdentity;
+  if (row.writer !== undefined) rec.writer = row.writer;
+  if (row.identity !== null) rec.identity = parseJson(table, key, "identity", row.identity) as AuditIdentity;
   if (row.connection !== null) rec.connection = row.connection;
   if (row.session_id !== null) rec.session_id = row.session_id;
   if (row.decision !== null) rec.decision = row.decision as AuditRecord["decision"];
   if (row.rule !== null) rec.rule = row.rule;
-  if (row.data !== null) rec.data = parseJson("audit_events", key, "data", row.data) as Record<string, unknown>;
+  if (row.data !== null) rec.data = parseJson(table, key, "data", row.data) as Record<string, unknown>;
   // field order for humans reading `audit tail --json`; hashing does not depend on it
-  const { prev_hash, hash, ...rest } = rec;
-  return { ...rest, prev_hash, hash };
+  const { prev_hash, hash, writer, ...rest } = rec;
+  return writer === undefined ? { ...rest, prev_hash, hash } : { writer, ...rest, prev_hash, hash };
 }
 
 function checkpoint(row: { seq: number; hash: string; time: string; signature: string; key_id: string }): Checkpoint {
@@ -180,28 +182,90 @@ export class KyselyStore implements Store {
     if (qs.length > 0) await this.runBatch(qs);
   }
 
+  /**
+   * Audit records. With `writer`: that writer's chain by seq. Without: every chain in the index's order, the
+   * legacy table first (position = its seq), then the evidence log's records in the order they were indexed
+   * (position = the legacy table's last seq + pos); `fromSeq` is a position then.
+   */
   async readAudit(options: PageOptions = {}): Promise<AuditRecord[]> {
-    const rows = await this.db
+    const limit = options.limit ?? DEFAULT_PAGE;
+    const from = options.fromSeq ?? 0;
+    if (options.writer !== undefined) {
+      const rows = await this.db
+        .selectFrom("log_audit_events")
+        .selectAll()
+        .where("writer", "=", options.writer)
+        .where("seq", ">=", from)
+        .orderBy("seq")
+        .limit(limit)
+        .execute();
+      return rows.map(auditRecord);
+    }
+    const legacy = await this.db
       .selectFrom("audit_events")
       .selectAll()
-      .where("seq", ">=", options.fromSeq ?? 0)
+      .where("seq", ">=", from)
       .orderBy("seq")
-      .limit(options.limit ?? DEFAULT_PAGE)
+      .limit(limit)
       .execute();
-    return rows.map(auditRecord);
+    const out = legacy.map(auditRecord);
+    if (out.length < limit) {
+      const base = await this.#legacyLastSeq();
+      const rows = await this.db
+        .selectFrom("log_audit_events")
+        .selectAll()
+        .where("pos", ">=", Math.max(0, from - base))
+        .orderBy("pos")
+        .limit(limit - out.length)
+        .execute();
+      for (const r of rows) out.push(auditRecord(r));
+    }
+    return out;
+  }
+
+  async #legacyLastSeq(): Promise<number> {
+    const row = await this.db
+      .selectFrom("audit_events")
+      .select((eb) => eb.fn.max("seq").as("m"))
+      .executeTakeFirst();
+    return Number(row?.m ?? 0);
   }
 
   async *iterateAudit(options: PageOptions & { pageSize?: number } = {}): AsyncIterable<AuditRecord> {
-    let from = options.fromSeq ?? 0;
     const pageSize = options.pageSize ?? DEFAULT_PAGE;
     let left = options.limit ?? Infinity;
+    if (options.writer !== undefined) {
+      let from = options.fromSeq ?? 0;
+      while (left > 0) {
+        const page = await this.readAudit({ writer: options.writer, fromSeq: from, limit: Math.min(pageSize, left) });
+        for (const r of page) yield r;
+        if (page.length < pageSize) return;
+        left -= page.length;
+        from = (page.at(-1)?.seq ?? from) + 1;
+      }
+      return;
+    }
+    // positions: the legacy chain's seqs, then the index's pos after them
+    let from = options.fromSeq ?? 0;
+    const base = await this.#legacyLastSeq();
     while (left > 0) {
       const page = await this.readAudit({ fromSeq: from, limit: Math.min(pageSize, left) });
       for (const r of page) yield r;
       if (page.length < pageSize) return;
       left -= page.length;
-      from = (page.at(-1)?.seq ?? from) + 1;
+      from = await this.#positionAfter(page.at(-1)!, base);
     }
+  }
+
+  async #positionAfter(r: AuditRecord, base: number): Promise<number> {
+    if (r.writer === undefined) return r.seq + 1;
+    const row = await this.db
+      .selectFrom("log_audit_events")
+      .select("pos")
+      .where("writer", "=", r.writer)
+      .where("seq", "=", r.seq)
+      .executeTakeFirst();
+    return base + Number(row?.pos ?? 0) + 1;
   }
 
   async lastAudit(): Promise<AuditRecord | undefined> {
@@ -209,23 +273,49 @@ export class KyselyStore implements Store {
   }
 
   async tailAudit(n: number): Promise<AuditRecord[]> {
-    const rows = await this.db.selectFrom("audit_events").selectAll().orderBy("seq", "desc").limit(n).execute();
-    return rows.map(auditRecord).reverse();
+    const rows = await this.db.selectFrom("log_audit_events").selectAll().orderBy("pos", "desc").limit(n).execute();
+    const out = rows.map(auditRecord);
+    if (out.length < n) {
+      const legacy = await this.db
+        .selectFrom("audit_events")
+        .selectAll()
+        .orderBy("seq", "desc")
+        .limit(n - out.length)
+        .execute();
+      for (const r of legacy) out.push(auditRecord(r));
+    }
+    return out.reverse();
   }
 
   async countAudit(): Promise<number> {
-    const row = await this.db
-      .selectFrom("audit_events")
-      .select((eb) => eb.fn.countAll().as("n"))
-      .executeTakeFirst();
-    return Number(row?.n ?? 0);
+    let n = 0;
+    for (const table of ["audit_events", "log_audit_events"] as const) {
+      const row = await this.db
+        .selectFrom(table)
+        .select((eb) => eb.fn.countAll().as("n"))
+        .executeTakeFirst();
+      n += Number(row?.n ?? 0);
+    }
+    return n;
   }
 
   async insertCheckpoint(cp: Checkpoint): Promise<void> {
     await this.runBatch([this.db.insertInto("audit_checkpoints").values(cp).compile()]);
   }
 
+  /** Checkpoints in seq order: of `writer`'s chain when given, else of the legacy chain. */
   async listCheckpoints(options: PageOptions = {}): Promise<Checkpoint[]> {
+    if (options.writer !== undefined) {
+      const rows = await this.db
+        .selectFrom("log_checkpoints")
+        .selectAll()
+        .where("writer", "=", options.writer)
+        .where("seq", ">=", options.fromSeq ?? 0)
+        .orderBy("seq")
+        .limit(options.limit ?? DEFAULT_PAGE)
+        .execute();
+      return rows.map((r) => ({ ...checkpoint(r), writer: r.writer, note: r.note }));
+    }
     const rows = await this.db
       .selectFrom("audit_checkpoints")
       .selectAll()
@@ -236,6 +326,7 @@ export class KyselyStore implements Store {
     return rows.map(checkpoint);
   }
 
+  /** The legacy chain's last checkpoint (a SegmentStore answers for its own writer). */
   async lastCheckpoint(): Promise<Checkpoint | undefined> {
     const row = await this.db
       .selectFrom("audit_checkpoints")
@@ -292,7 +383,7 @@ export class KyselyStore implements Store {
       );
     }
     for (const e of w.encodedEvents ?? []) {
-      const { data_json, ...row } = e;
+      const { data_json, text: _text, ...row } = e;
       qs.push(this.#insertRow("recording_events", { ...row, data: data_json }));
     }
     for (const s of w.seals ?? []) qs.push(this.#sealUpdate(s));
@@ -340,6 +431,8 @@ export class KyselyStore implements Store {
     if (options.afterId !== undefined) q = q.where("session_id", ">", options.afterId);
     if (options.sealed === true) q = q.where("seal_signature", "is not", null);
     if (options.sealed === false) q = q.where("seal_signature", "is", null);
+    const writer = options.writer;
+    if (writer !== undefined) q = q.where((eb) => eb.or([eb("writer", "=", writer), eb("writer", "is", null)]));
     const rows = await q
       .orderBy("session_id")
       .limit(options.limit ?? DEFAULT_PAGE)

@@ -129,6 +129,49 @@ const migrations: Record<string, Migration> = {
       });
     },
   },
+  "0005_evidence_log_index": {
+    async up(db: Kysely<unknown>) {
+      // The evidence log (segment files) is the source of truth; these tables index it. `pos` is the order in
+      // which records were indexed: what readers page over across writers. (writer, seq) is each chain's key.
+      await db.schema
+        .createTable("log_audit_events")
+        .addColumn("pos", "integer", (c) => c.primaryKey())
+        .addColumn("writer", "text", (c) => c.notNull())
+        .addColumn("seq", "bigint", (c) => c.notNull())
+        .addColumn("time", "text", (c) => c.notNull())
+        .addColumn("type", "text", (c) => c.notNull())
+        .addColumn("identity", "text")
+        .addColumn("connection", "text")
+        .addColumn("session_id", "text")
+        .addColumn("decision", "text")
+        .addColumn("rule", "text")
+        .addColumn("data", "text")
+        .addColumn("prev_hash", "text", (c) => c.notNull())
+        .addColumn("hash", "text", (c) => c.notNull())
+        .addUniqueConstraint("log_audit_events_writer_seq", ["writer", "seq"])
+        .execute();
+      await db.schema
+        .createTable("log_checkpoints")
+        .addColumn("writer", "text", (c) => c.notNull())
+        .addColumn("seq", "bigint", (c) => c.notNull())
+        .addColumn("hash", "text", (c) => c.notNull())
+        .addColumn("time", "text", (c) => c.notNull())
+        .addColumn("signature", "text", (c) => c.notNull())
+        .addColumn("key_id", "text", (c) => c.notNull())
+        .addColumn("note", "text", (c) => c.notNull())
+        .addPrimaryKeyConstraint("log_checkpoints_pk", ["writer", "seq"])
+        .execute();
+      // which writer recorded a session: a restarting writer ends only its own interrupted sessions
+      await db.schema.alterTable("sessions").addColumn("writer", "text").execute();
+      // how far each writer's segments are indexed: the next byte to read
+      await db.schema
+        .createTable("log_watermarks")
+        .addColumn("writer", "text", (c) => c.primaryKey())
+        .addColumn("segment", "bigint", (c) => c.notNull())
+        .addColumn("offset", "bigint", (c) => c.notNull())
+        .execute();
+    },
+  },
 };
 
 const provider: MigrationProvider = { getMigrations: () => Promise.resolve(migrations) };

@@ -8,6 +8,9 @@ import { InProcessSqliteClient, WorkerSqliteClient, type SqliteClient } from "./
 import { ClientSqliteDialect } from "./sqlite-dialect.js";
 import type { EvidenceDurability } from "./sqlite-session.js";
 import type { Store } from "./types.js";
+import { EVIDENCE_DIR } from "../evidence/segments/format.js";
+import { SegmentWriter, type SegmentWriterOptions } from "../evidence/segments/writer.js";
+import { SegmentStore } from "./segment-store.js";
 
 export const STORE_FILE = "gatehouse.db";
 const DEFAULT_CHECKPOINT_EVERY_MS = 200;
@@ -29,6 +32,101 @@ export interface OpenStoreOptions {
   busyTimeoutMs?: number;
   /** What a resolved write survives: `fsync` (default, power loss) or `os` (a gateway crash). */
   durability?: EvidenceDurability;
+}
+
+export interface OpenEvidenceStoreOptions {
+  dataDir: string;
+  /** What a resolved write survives: `fsync` (default, power loss) or `os` (a gateway crash). */
+  durability?: EvidenceDurability;
+  /** This process's writer name (default: the first free of w1, w2, ...). */
+  writer?: string;
+  /** Start a new segment past this many bytes (default 64 MiB). */
+  maxSegmentBytes?: number;
+  /** Background indexing interval (default 100 ms). */
+  indexEveryMs?: number;
+  /** Tests: a failing disk under the segment writer. */
+  hooks?: SegmentWriterOptions["hooks"];
+}
+
+/**
+ * Opens the gateway's store: this process's segment log (the evidence's source of truth; a torn tail is cut and
+ * reported in `recovery`) and the SQLite index beside it, which a worker thread fills from the segments.
+ */
+export async function openEvidenceStore(options: OpenEvidenceStoreOptions): Promise<SegmentStore> {
+  const dataDir = resolve(options.dataDir);
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  // the index is rebuilt from the segments if lost, so it never waits for an fsync of its own
+  const client = new WorkerSqliteClient({
+    path: join(dataDir, STORE_FILE),
+    readonly: false,
+    busyTimeoutMs: 5000,
+    durability: "os",
+  });
+  await client.start();
+  const dialect = new ClientSqliteDialect(client);
+  const db = new Kysely<Database>({ dialect });
+  try {
+    await migrateToLatest(db as Kysely<unknown>);
+  } catch (err) {
+    await db.destroy();
+    throw err;
+  }
+  const index = new KyselyStore("sqlite", join(dataDir, STORE_FILE), db, (qs) => dialect.batch(qs));
+  let log: SegmentWriter;
+  try {
+    log = SegmentWriter.open({
+      dataDir,
+      durability: options.durability ?? "fsync",
+      ...(options.writer !== undefined ? { writer: options.writer } : {}),
+      ...(options.maxSegmentBytes !== undefined ? { maxSegmentBytes: options.maxSegmentBytes } : {}),
+      ...(options.hooks ? { hooks: options.hooks } : {}),
+    });
+  } catch (err) {
+    await index.close();
+    throw err;
+  }
+  const store = new SegmentStore({
+    dataDir,
+    log,
+    index,
+    client,
+    ...(options.indexEveryMs !== undefined ? { indexEveryMs: options.indexEveryMs } : {}),
+  });
+  try {
+    await store.catchUp();
+  } catch (err) {
+    await store.close().catch(() => undefined);
+    throw err;
+  }
+  return store;
+}
+
+/**
+ * Opens a data directory's store for reading evidence with the index brought up to date first: every writer's
+ * segments are indexed up to their last complete line (a gateway stopped by a crash left its tail unindexed).
+ * Only the index is written, never the log. A data directory without an evidence log (written by an earlier
+ * version) is opened read-only, as `openStore({ readonly: true })` does.
+ */
+export async function openEvidenceReader(dataDir: string): Promise<Store> {
+  const dir = resolve(dataDir);
+  if (!existsSync(join(dir, EVIDENCE_DIR))) return openStore({ dataDir: dir, readonly: true });
+  const client = new WorkerSqliteClient({
+    path: join(dir, STORE_FILE),
+    readonly: false,
+    busyTimeoutMs: 5000,
+    durability: "os",
+  });
+  await client.start();
+  const dialect = new ClientSqliteDialect(client);
+  const db = new Kysely<Database>({ dialect });
+  try {
+    await migrateToLatest(db as Kysely<unknown>);
+    await client.indexLog({ dataDir: dir, limits: {} });
+  } catch (err) {
+    await db.destroy();
+    throw err;
+  }
+  return new KyselyStore("sqlite", join(dir, STORE_FILE), db, (qs) => dialect.batch(qs));
 }
 
 /** Opens (creating and migrating when writable) the embedded SQLite store. */

@@ -44,6 +44,8 @@ export interface SessionsTable {
   last_hash: string | null;
   seal_signature: string | null;
   seal_key_id: string | null;
+  /** The evidence log writer whose segments hold the session (null: the legacy tables). */
+  writer?: string | null;
 }
 
 export interface RecordingEventsTable {
@@ -69,8 +71,28 @@ export interface ApprovalsTable {
   body: string;
 }
 
+/** The index of the evidence log's audit records: one row per record, `pos` in the order indexed. */
+export interface LogAuditEventsTable extends AuditEventsTable {
+  pos: number;
+  writer: string;
+}
+
+export interface LogCheckpointsTable extends AuditCheckpointsTable {
+  writer: string;
+  note: string;
+}
+
+export interface LogWatermarksTable {
+  writer: string;
+  segment: number;
+  offset: number;
+}
+
 export interface Database {
   audit_events: AuditEventsTable;
+  log_audit_events: LogAuditEventsTable;
+  log_checkpoints: LogCheckpointsTable;
+  log_watermarks: LogWatermarksTable;
   audit_checkpoints: AuditCheckpointsTable;
   signing_keys: SigningKeysTable;
   sessions: SessionsTable;

@@ -12,6 +12,7 @@ import {
   type SqlStatement,
   type WalCheckpointResult,
 } from "./sqlite-session.js";
+import type { IndexOutcome, IndexRequest } from "./log-indexer.js";
 import { WalSync, type FdatasyncFn } from "./wal-sync.js";
 
 /** Asynchronous access to one SQLite connection, wherever it runs. */
@@ -236,6 +237,11 @@ export class WorkerSqliteClient implements SqliteClient {
 
   async batch(statements: readonly SqlStatement[]): Promise<number> {
     return (await this.#call({ op: "batch", groups: groupStatements(statements) })) as number;
+  }
+
+  /** Has the worker index the evidence log's segments up to the given limits (log-indexer.ts). */
+  async indexLog(request: IndexRequest): Promise<IndexOutcome> {
+    return (await this.#call({ op: "index", request })) as IndexOutcome;
   }
 
   async close(): Promise<void> {

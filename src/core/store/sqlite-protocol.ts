@@ -1,9 +1,11 @@
+import type { IndexOutcome, IndexRequest } from "./log-indexer.js";
 import type { SqlGroup, SqlResult, SqlStatement } from "./sqlite-session.js";
 
 /** Messages from the store to its SQLite writer worker. */
 export type WorkerRequest =
   | { id: number; op: "query"; statement: SqlStatement }
   | { id: number; op: "batch"; groups: SqlGroup[] }
+  | { id: number; op: "index"; request: IndexRequest }
   | { id: number; op: "close" };
 
 export interface SerializedError {
@@ -14,7 +16,8 @@ export interface SerializedError {
 
 /** Replies; id 0 is the worker's own start-up outcome. */
 export type WorkerResponse =
-  { id: number; ok: true; result?: SqlResult | number } | { id: number; ok: false; error: SerializedError };
+  | { id: number; ok: true; result?: SqlResult | number | IndexOutcome }
+  | { id: number; ok: false; error: SerializedError };
 
 export function serializeError(err: unknown): SerializedError {
   if (err instanceof Error) {

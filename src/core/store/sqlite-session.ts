@@ -1,4 +1,5 @@
 import Database from "better-sqlite3";
+import { indexEvidenceLog, type IndexOutcome, type IndexRequest } from "./log-indexer.js";
 
 /** A compiled statement as it crosses the thread boundary: plain SQL text and positional parameters. */
 export interface SqlStatement {
@@ -126,6 +127,11 @@ export class SqliteSession {
   /** `batch` for statements already grouped (what the writer worker receives). */
   batchGroups(groups: readonly SqlGroup[]): number {
     return this.#runGroups.immediate(groups);
+  }
+
+  /** Indexes the evidence log's segments beyond the watermarks (log-indexer.ts). */
+  indexLog(request: IndexRequest): IndexOutcome {
+    return indexEvidenceLog(this.#db, request);
   }
 
   /** Turns this connection's own WAL checkpoints (inside its commits, every 1000 pages) on or off. */

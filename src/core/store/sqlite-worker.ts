@@ -28,6 +28,9 @@ port.on("message", (req: WorkerRequest) => {
       case "batch":
         reply = { id: req.id, ok: true, result: session.batchGroups(req.groups) };
         break;
+      case "index":
+        reply = { id: req.id, ok: true, result: session.indexLog(req.request) };
+        break;
       case "close":
         session.close();
         session = undefined;

@@ -13,13 +13,19 @@ export interface AuditJsonText {
 }
 
 /** A recording event whose data is already canonical JSON text (null: no data), stored verbatim. */
-export type EncodedRecordingEvent = Omit<RecordingEvent, "data"> & { data_json: string | null };
+export type EncodedRecordingEvent = Omit<RecordingEvent, "data"> & {
+  data_json: string | null;
+  /** The canonical text that `hash` is the SHA-256 of, when the producer kept it (written as is to the log). */
+  text?: string;
+};
 
 /** Everything written by one audit commit, in one transaction: the records and what vouches for them. */
 export interface AuditCommit {
   records: AuditRecord[];
   /** When given, index-aligned with `records`: their JSON columns' text. */
   json?: readonly AuditJsonText[];
+  /** When given, index-aligned with `records`: the canonical text each hash was computed over. */
+  texts?: readonly string[];
   checkpoint?: Checkpoint;
   /** Stored (if new) in the same transaction, so no checkpoint ever names a key the store lacks. */
   signingKey?: SigningKeyRecord;
@@ -36,8 +42,13 @@ export interface RecordingWrite {
 }
 
 export interface PageOptions {
-  /** Start at this seq (inclusive). */
+  /**
+   * Start at this seq (inclusive). Audit reads without `writer` page over every chain in the index's order
+   * (the legacy chain first, then records in the order they were indexed), where this is a position in it.
+   */
   fromSeq?: number;
+  /** Audit reads: only this writer's chain, by its seq. */
+  writer?: string;
   limit?: number;
 }
 
@@ -46,6 +57,8 @@ export interface SessionListOptions {
   afterId?: string;
   limit?: number;
   sealed?: boolean;
+  /** Only sessions recorded by this evidence log writer, or in the legacy tables (no writer). */
+  writer?: string;
 }
 
 /**
@@ -56,6 +69,11 @@ export interface SessionListOptions {
 export interface Store extends ApprovalStore {
   readonly kind: "sqlite" | "postgres";
   readonly location: string;
+  /**
+   * The writer this store appends as, when it writes an evidence log of per-writer chains (SegmentStore): the
+   * audit log names it in every record. Absent: the store keeps the single legacy chain.
+   */
+  readonly writer?: string;
 
   commitAudit(commit: AuditCommit): Promise<void>;
   /** Records in seq order from `fromSeq` (default: the first retained one). */

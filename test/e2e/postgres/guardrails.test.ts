@@ -1,7 +1,6 @@
-import Database from "better-sqlite3";
 import { spawnSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { rmSync } from "node:fs";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
@@ -101,10 +100,13 @@ describe("postgres gateway: guardrails and evidence", () => {
     expect(replay.stdout).toContain("dRoP/**/TABLE");
     expect(replay.stdout).toMatch(/result +SELECT 1/);
     expect(replay.stdout).toMatch(/connections\[0\]\.guardrails\[0\]/);
-    // an insider rewrites a blocked statement's record as allowed: verify fails and names that event
-    const db = new Database(join(dir, "gatehouse.db"));
-    db.prepare("UPDATE audit_events SET decision = 'allow' WHERE seq = ?").run(blockedSeq);
-    db.close();
+    // an insider rewrites a blocked statement's record as allowed in the evidence log: verify fails and names it
+    const segment = join(dir, "evidence", "w1", "00000001.seg");
+    const lines = readFileSync(segment, "utf8").split("\n");
+    const at = lines.findIndex((l) => l.startsWith("a ") && l.includes(`"seq":${blockedSeq},`));
+    expect(lines[at]).toContain('"decision":"deny"');
+    lines[at] = lines[at]!.replace('"decision":"deny"', '"decision":"allow"');
+    writeFileSync(segment, lines.join("\n"));
     const tampered = spawnSync(process.execPath, ["--import", "tsx", cli, "audit", "verify", "--data", dir], {
       encoding: "utf8",
     });

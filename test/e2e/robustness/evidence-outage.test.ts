@@ -96,8 +96,9 @@ describe.skipIf(skipReason !== undefined)("evidence store out of space (real ENO
 
     const filled = fillDisk();
     expect(filled).toBeGreaterThan(0);
-    // Large statements grow the WAL quickly: SQLite may still commit into space it had already allocated, which
-    // is fine (the record is durable); the first commit that needs a new page must fail and refuse its request.
+    // Large statements grow the evidence log quickly: a write may still land in a block the file system had
+    // already allocated, which is fine (the record is durable); the first write that needs a new block must fail,
+    // be cut off again, and refuse its request.
     const pad = "x".repeat(32 * 1024);
     const outcomes: { i: number; ok: boolean; code?: string; message?: string }[] = [];
     for (let i = 1; i <= 200; i++) {
@@ -126,7 +127,7 @@ describe.skipIf(skipReason !== undefined)("evidence store out of space (real ENO
     // the health check says so, with the cause (a load balancer sends clients elsewhere meanwhile)
     const unhealthy = await fetch(`${gw?.api}/healthz`);
     expect(unhealthy.status).toBe(503);
-    expect(await unhealthy.json()).toMatchObject({ ok: false, audit: { error: expect.stringMatching(/SQLITE_FULL/) } });
+    expect(await unhealthy.json()).toMatchObject({ ok: false, audit: { error: expect.stringMatching(/ENOSPC/) } });
 
     // the session stays usable in-protocol (ErrorResponse, then ReadyForQuery): a second statement as large is
     // refused too (a smaller one may fit into WAL space the failed commit had allocated: that one is durable)

@@ -7,7 +7,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { generateStaticToken } from "../../../src/core/identity/static-tokens.js";
 import type { AuditRecord } from "../../../src/core/evidence/audit-event.js";
-import { withReadOnlyStore } from "../../../src/cli/read-store.js";
+import { withEvidenceReader } from "../../../src/cli/read-store.js";
 import { freePort, gatewayYaml, pgConnectionYaml, testPgTarget } from "../../support/gateway-config.js";
 import { services } from "../../support/services.js";
 
@@ -86,9 +86,9 @@ export function runCli(...args: string[]): Promise<{ code: number; stdout: strin
   });
 }
 
-/** Every audit record in a data directory (the gateway must not be running: the store is opened read-only). */
+/** Every audit record in a data directory, with its index first brought up to date with the evidence log. */
 export function readAudit(dataDir: string): Promise<AuditRecord[]> {
-  return withReadOnlyStore(dataDir, async (store) => {
+  return withEvidenceReader(dataDir, async (store) => {
     const out: AuditRecord[] = [];
     for await (const r of store.iterateAudit({ fromSeq: 1 })) out.push(r);
     return out;

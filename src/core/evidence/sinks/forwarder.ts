@@ -1,4 +1,5 @@
 import type { AuditRecord } from "../audit-event.js";
+import type { Checkpoint } from "../records.js";
 import { PermanentSinkError, RetryableSinkError, type AuditSink, type SinkLogger } from "./types.js";
 
 export interface SinkForwarderOptions {
@@ -62,6 +63,26 @@ export class SinkForwarder {
   enqueue(records: readonly AuditRecord[]): void {
     if (records.length === 0) return;
     for (const w of this.#workers) w.enqueue(records);
+  }
+
+  /**
+   * Sends a signed checkpoint to every sink, in line with the records, as an item
+   * `{type: "audit.checkpoint", writer, seq, time, hash, key_id, note}` where seq is the record it covers. A copy
+   * outside the data directory is what can later show that a log was cut short. Not backfilled: the log keeps it.
+   */
+  enqueueCheckpoint(cp: Checkpoint): void {
+    if (cp.note === undefined) return;
+    const item = {
+      type: "audit.checkpoint",
+      ...(cp.writer !== undefined ? { writer: cp.writer } : {}),
+      seq: cp.seq,
+      time: cp.time,
+      hash: cp.hash,
+      key_id: cp.key_id,
+      note: cp.note,
+    };
+    // not an audit record (no prev_hash): sinks write it as it is; seq keeps the queue's order checks working
+    for (const w of this.#workers) w.enqueue([item as unknown as AuditRecord]);
   }
 
   stats(): SinkStats[] {
