@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { AuditLog } from "../../src/core/evidence/audit-log.js";
 import { SessionRecorder, type SessionRecorderOptions } from "../../src/core/evidence/recorder.js";
 import type { Ed25519KeyPair } from "../../src/core/keys.js";
-import { openStore, type OpenStoreOptions } from "../../src/core/store/open.js";
+import { openEvidenceStore, openStore, type OpenStoreOptions } from "../../src/core/store/open.js";
 import type { Store } from "../../src/core/store/types.js";
 
 const dirs: string[] = [];
@@ -43,7 +43,11 @@ export interface EvidenceStack {
 }
 
 export interface EvidenceStackOptions {
-  store?: Omit<OpenStoreOptions, "dataDir">;
+  /**
+   * The store: by default the gateway's (the evidence log with its SQLite index, `openEvidenceStore`; only
+   * `durability` applies); `legacy: true` opens the SQLite-only store of earlier versions with these options.
+   */
+  store?: Omit<OpenStoreOptions, "dataDir"> & { legacy?: boolean };
   /** What the log and the recorder write through (fault injection, a slow disk); close() closes the real store. */
   wrap?: (store: Store) => Store;
   recorder?: Omit<SessionRecorderOptions, "signingKey">;
@@ -51,7 +55,13 @@ export interface EvidenceStackOptions {
 
 /** Opens a store in `dir` with an audit log and a session recorder over it, signed by a new key. */
 export async function openEvidenceStack(dir: string, options: EvidenceStackOptions = {}): Promise<EvidenceStack> {
-  const store = await openStore({ ...options.store, dataDir: dir });
+  const { legacy, ...storeOptions } = options.store ?? {};
+  const store = legacy
+    ? await openStore({ ...storeOptions, dataDir: dir })
+    : await openEvidenceStore({
+        dataDir: dir,
+        ...(storeOptions.durability ? { durability: storeOptions.durability } : {}),
+      });
   const through = options.wrap ? options.wrap(store) : store;
   const signingKey = newKey();
   const audit = await AuditLog.open(through, { signingKey });

@@ -240,15 +240,14 @@ export class SegmentWriter {
     try {
       while (done < buf.length) done += this.#write(this.#fd, buf, done, buf.length - done);
     } catch (err) {
-      if (done > 0) {
-        try {
-          ftruncateSync(this.#fd, this.#size);
-        } catch (cutErr) {
-          this.#broken = new EvidenceLogError(
-            `a failed write (${describe(err)}) could not be cut off (${describe(cutErr)}); restart the gateway`,
-            { cause: cutErr },
-          );
-        }
+      // whatever reached the file (a short write, or bytes of the failed call itself) is cut off again
+      try {
+        ftruncateSync(this.#fd, this.#size);
+      } catch (cutErr) {
+        this.#broken = new EvidenceLogError(
+          `a failed write (${describe(err)}) could not be cut off (${describe(cutErr)}); restart the gateway`,
+          { cause: cutErr },
+        );
       }
       throw err;
     }
