@@ -186,7 +186,7 @@ describe("migration 0004: audit_events keyed by its rowid", () => {
         ALTER TABLE old_events RENAME TO audit_events;
         DELETE FROM kysely_migration WHERE name = '0004_audit_seq_rowid';
         DROP TABLE log_audit_events; DROP TABLE log_checkpoints; DROP TABLE log_watermarks;
-        ALTER TABLE sessions DROP COLUMN writer;
+        ALTER TABLE sessions DROP COLUMN writer; ALTER TABLE recording_events DROP COLUMN text;
         DELETE FROM kysely_migration WHERE name = '0005_evidence_log_index';
         COMMIT;`);
       extraRows(db);

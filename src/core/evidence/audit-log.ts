@@ -2,7 +2,7 @@ import type { Ed25519KeyPair } from "../keys.js";
 import type { Store } from "../store/types.js";
 import type { AuditJsonText } from "../store/types.js";
 import type { AuditEventInput, AuditIdentity, AuditRecord } from "./audit-event.js";
-import { canonicalize, sha256Hex, ZERO_HASH } from "./canonical.js";
+import { canonicalize, canonicalizedExactly, sha256Hex, ZERO_HASH } from "./canonical.js";
 import { checkpointPayload, encodedAuditRecordText } from "./chain.js";
 import { describeCause, EvidenceUnavailableError } from "./errors.js";
 import type { Checkpoint } from "./records.js";
@@ -82,7 +82,8 @@ function encodeIdentity(identity: AuditIdentity): EncodedIdentity | undefined {
 
 /**
  * Copies the known fields as plain JSON, so the stored record hashes the same when it is read back. identity
- * and data are encoded once, here: that text is hashed and stored, and the record's values are parsed from it.
+ * and data are encoded once, here: that text is hashed and stored. The record keeps the caller's `data` object
+ * when it was plain JSON already (callers must not change it after appending), else a copy parsed from the text.
  */
 function normalize(event: AuditEventInput): Encoded {
   if (typeof event?.type !== "string" || event.type === "") throw new TypeError("audit event needs a type");
@@ -101,7 +102,10 @@ function normalize(event: AuditEventInput): Encoded {
   }
   // encoded now, so hashing at commit time cannot throw
   const data = event.data === undefined ? undefined : canonicalize(event.data);
-  if (data !== undefined) body.data = JSON.parse(data) as Record<string, unknown>;
+  // the caller's object when it was plain JSON already (the usual case): parsing the text back would copy it
+  if (data !== undefined) {
+    body.data = canonicalizedExactly() ? event.data! : (JSON.parse(data) as Record<string, unknown>);
+  }
   return { body, identity, data };
 }
 
@@ -222,7 +226,7 @@ export class AuditLog {
       return Promise.reject(new EvidenceUnavailableError("audit log unavailable: too many appends waiting"));
     }
     return new Promise<AuditRecord>((resolve, reject) => {
-      this.#queue.push({ ...encoded, resolve, reject });
+      this.#queue.push({ body: encoded.body, identity: encoded.identity, data: encoded.data, resolve, reject });
       this.#kick();
     });
   }
@@ -300,14 +304,16 @@ export class AuditLog {
     const texts: string[] = [];
     const writer = this.#writer;
     for (const w of batch) {
-      const unhashed: Omit<AuditRecord, "hash"> =
+      const record = (
         writer === undefined
           ? { seq: ++seq, time, ...w.body, prev_hash: hash }
-          : { writer, seq: ++seq, time, ...w.body, prev_hash: hash };
+          : { writer, seq: ++seq, time, ...w.body, prev_hash: hash }
+      ) as AuditRecord;
       // encoded once: this text is hashed and, in an evidence log, written as it is
-      const text = encodedAuditRecordText(unhashed, w.identity, w.data);
+      const text = encodedAuditRecordText(record, w.identity, w.data);
       hash = sha256Hex(text);
-      records.push({ ...unhashed, hash });
+      record.hash = hash;
+      records.push(record);
       json.push({ identity: w.identity ?? null, data: w.data ?? null });
       texts.push(text);
     }
@@ -347,7 +353,7 @@ export class AuditLog {
       this.#wantCheckpoint = false;
       this.#stats.checkpoints++;
     }
-    batch.forEach((w, i) => w.resolve(records[i]!));
+    for (let i = 0; i < batch.length; i++) batch[i]!.resolve(records[i]!);
     try {
       this.#onCommitted?.(records);
       if (checkpoint) this.#onCheckpoint?.(checkpoint);

@@ -66,7 +66,19 @@ const FAST_DEPTH = 64;
  * result is identical by construction (test/evidence/canonical.test.ts compares both on odd inputs).
  */
 export function canonicalize(value: unknown): string | undefined {
+  exact = true;
   return encode(value, 0);
+}
+
+let exact = true;
+
+/**
+ * Whether the last `canonicalize` call's input was already plain JSON data, so that parsing its text would give
+ * back an equal value (nothing was dropped, replaced or converted). Lets a caller keep its own object instead of
+ * parsing the text back.
+ */
+export function canonicalizedExactly(): boolean {
+  return exact;
 }
 
 function encode(value: unknown, depth: number): string | undefined {
@@ -74,12 +86,15 @@ function encode(value: unknown, depth: number): string | undefined {
     case "string":
       return JSON.stringify(value);
     case "number":
-      return Number.isFinite(value) ? JSON.stringify(value) : "null";
+      if (Number.isFinite(value) && !Object.is(value, -0)) return JSON.stringify(value);
+      exact = false;
+      return Number.isFinite(value) ? "0" : "null";
     case "boolean":
       return value ? "true" : "false";
     case "undefined":
     case "function":
     case "symbol":
+      exact = false;
       return undefined;
     case "object": {
       if (value === null) return "null";
@@ -107,6 +122,7 @@ function encode(value: unknown, depth: number): string | undefined {
     default:
       break; // bigint: toJsonValue throws the TypeError JSON.stringify would
   }
+  exact = false;
   const plain = toJsonValue(value);
   return plain === undefined ? undefined : canonicalJson(plain);
 }

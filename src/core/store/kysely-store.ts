@@ -3,7 +3,14 @@ import type { ApprovalQuery, ApprovalRecord } from "../approvals/types.js";
 import type { AuditIdentity, AuditRecord } from "../evidence/audit-event.js";
 import type { Checkpoint, RecordingEvent, SessionHeader, SessionRecord, SessionSeal } from "../evidence/records.js";
 import type { SigningKeyRecord } from "../evidence/signing.js";
-import type { ApprovalsTable, AuditEventsTable, Database, RecordingEventsTable, SessionsTable } from "./schema.js";
+import type {
+  ApprovalsTable,
+  AuditEventsTable,
+  Database,
+  LogAuditEventsTable,
+  RecordingEventsTable,
+  SessionsTable,
+} from "./schema.js";
 import {
   CorruptRecordError,
   type AuditCommit,
@@ -52,21 +59,34 @@ function auditRow(r: AuditRecord, json?: AuditJsonText): AuditEventsTable {
   };
 }
 
-function auditRecord(row: Selectable<AuditEventsTable> & { writer?: string }): AuditRecord {
+function auditRecord(row: Selectable<AuditEventsTable>): AuditRecord {
   const seq = Number(row.seq);
-  const table = row.writer === undefined ? "audit_events" : "log_audit_events";
-  const key = row.writer === undefined ? `seq ${seq}` : `${row.writer} seq ${seq}`;
+  const key = `seq ${seq}`;
   const rec: AuditRecord = { seq, time: row.time, type: row.type, prev_hash: row.prev_hash, hash: row.hash };
-  if (row.writer !== undefined) rec.writer = row.writer;
-  if (row.identity !== null) rec.identity = parseJson(table, key, "identity", row.identity) as AuditIdentity;
+  if (row.identity !== null) rec.identity = parseJson("audit_events", key, "identity", row.identity) as AuditIdentity;
   if (row.connection !== null) rec.connection = row.connection;
   if (row.session_id !== null) rec.session_id = row.session_id;
   if (row.decision !== null) rec.decision = row.decision as AuditRecord["decision"];
   if (row.rule !== null) rec.rule = row.rule;
-  if (row.data !== null) rec.data = parseJson(table, key, "data", row.data) as Record<string, unknown>;
-  // field order for humans reading `audit tail --json`; hashing does not depend on it
-  const { prev_hash, hash, writer, ...rest } = rec;
-  return writer === undefined ? { ...rest, prev_hash, hash } : { writer, ...rest, prev_hash, hash };
+  if (row.data !== null) rec.data = parseJson("audit_events", key, "data", row.data) as Record<string, unknown>;
+  return forHumans(rec);
+}
+
+/** Field order for humans reading `audit tail --json`; hashing does not depend on it. */
+function forHumans(rec: AuditRecord): AuditRecord {
+  const { writer, seq, time, type, prev_hash, hash, ...rest } = rec;
+  return writer === undefined
+    ? { seq, time, type, ...rest, prev_hash, hash }
+    : { writer, seq, time, type, ...rest, prev_hash, hash };
+}
+
+/** An indexed evidence log record: its hashed text parsed whole. */
+function logAuditRecord(row: Pick<LogAuditEventsTable, "writer" | "seq" | "text" | "hash">): AuditRecord {
+  const value = parseJson("log_audit_events", `${row.writer} seq ${Number(row.seq)}`, "text", row.text);
+  if (value === null || typeof value !== "object") {
+    throw new CorruptRecordError("log_audit_events", `${row.writer} seq ${Number(row.seq)}`, "text is not a record");
+  }
+  return forHumans({ ...(value as AuditRecord), hash: row.hash });
 }
 
 function checkpoint(row: { seq: number; hash: string; time: string; signature: string; key_id: string }): Checkpoint {
@@ -99,6 +119,12 @@ function sessionRecord(row: Selectable<SessionsTable>): SessionRecord {
 
 function recordingEvent(row: Selectable<RecordingEventsTable>): RecordingEvent {
   const seq = Number(row.seq);
+  if (row.text !== null && row.text !== undefined) {
+    // indexed from the evidence log: the text as hashed holds every member
+    const value = parseJson("recording_events", `${row.session_id}#${seq}`, "text", row.text) as RecordingEvent;
+    const { prev_hash, ...rest } = value;
+    return { ...rest, prev_hash, hash: row.hash };
+  }
   const ev: RecordingEvent = {
     session_id: row.session_id,
     seq,
@@ -199,7 +225,7 @@ export class KyselyStore implements Store {
         .orderBy("seq")
         .limit(limit)
         .execute();
-      return rows.map(auditRecord);
+      return rows.map(logAuditRecord);
     }
     const legacy = await this.db
       .selectFrom("audit_events")
@@ -218,7 +244,7 @@ export class KyselyStore implements Store {
         .orderBy("pos")
         .limit(limit - out.length)
         .execute();
-      for (const r of rows) out.push(auditRecord(r));
+      for (const r of rows) out.push(logAuditRecord(r));
     }
     return out;
   }
@@ -274,7 +300,7 @@ export class KyselyStore implements Store {
 
   async tailAudit(n: number): Promise<AuditRecord[]> {
     const rows = await this.db.selectFrom("log_audit_events").selectAll().orderBy("pos", "desc").limit(n).execute();
-    const out = rows.map(auditRecord);
+    const out = rows.map(logAuditRecord);
     if (out.length < n) {
       const legacy = await this.db
         .selectFrom("audit_events")

@@ -44,8 +44,8 @@ function statements(db: Database.Database): Statements {
   if (s) return s;
   s = {
     audit: db.prepare(
-      `INSERT OR IGNORE INTO log_audit_events (writer, seq, time, type, identity, connection, session_id, decision,
-       rule, data, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT OR IGNORE INTO log_audit_events (writer, seq, time, type, connection, session_id, decision, text, hash)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ),
     key: db.prepare(
       "INSERT OR IGNORE INTO signing_keys (key_id, algorithm, public_key, created_at) VALUES (?, ?, ?, ?)",
@@ -55,7 +55,7 @@ function statements(db: Database.Database): Statements {
        VALUES (?, ?, ?, ?, ?, ?)`,
     ),
     event: db.prepare(
-      `INSERT OR IGNORE INTO recording_events (session_id, seq, t, kind, data, prev_hash, hash)
+      `INSERT OR IGNORE INTO recording_events (session_id, seq, t, kind, prev_hash, hash, text)
        VALUES (?, ?, ?, ?, ?, ?, ?)`,
     ),
     seal: db.prepare(
@@ -88,20 +88,17 @@ function insert(s: Statements, writer: string, p: ParsedLine): void {
         r["seq"],
         r["time"],
         r["type"],
-        json(r["identity"]),
         str(r["connection"]),
         str(r["session_id"]),
         str(r["decision"]),
-        str(r["rule"]),
-        json(r["data"]),
-        r["prev_hash"],
+        p.text,
         p.hash,
       );
       return;
     }
     case "r": {
       const e = p.value;
-      s.event.run(e["session_id"], e["seq"], e["t"], e["kind"], json(e["data"]), e["prev_hash"], p.hash);
+      s.event.run(e["session_id"], e["seq"], e["t"], e["kind"], e["prev_hash"], p.hash, p.text);
       return;
     }
     case "s": {
@@ -130,6 +127,23 @@ function insert(s: Statements, writer: string, p: ParsedLine): void {
   }
 }
 
+const HASH_END = 66;
+
+/**
+ * A recording event line without parsing its data (SSH output can be large): canonical order puts `data` first,
+ * so the event's own members are the JSON after the last `"kind":` key (a quote inside a string is escaped, so
+ * that text only occurs as a key, and keys nested in data come before it). False for any other line.
+ */
+function insertEvent(s: Statements, line: string): boolean {
+  if (!line.startsWith("r ") || line[HASH_END] !== " ") return false;
+  const text = line.slice(HASH_END + 1);
+  const at = text.lastIndexOf('"kind":');
+  if (at < 0) return false;
+  const e = JSON.parse(`{${text.slice(at)}`) as Record<string, unknown>;
+  s.event.run(e["session_id"], e["seq"], e["t"], e["kind"], e["prev_hash"], line.slice(2, HASH_END), text);
+  return true;
+}
+
 /** Indexes what the segments hold beyond each writer's watermark. One transaction per step of at most 8 MiB. */
 export function indexEvidenceLog(db: Database.Database, req: IndexRequest): IndexOutcome {
   const s = statements(db);
@@ -152,7 +166,7 @@ export function indexEvidenceLog(db: Database.Database, req: IndexRequest): Inde
         db.transaction(() => {
           for (const l of chunk.lines) {
             try {
-              insert(s, writer, parseLine(l.line));
+              if (!insertEvent(s, l.line)) insert(s, writer, parseLine(l.line));
               outcome.lines++;
             } catch {
               outcome.skipped++;

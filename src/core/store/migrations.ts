@@ -140,13 +140,11 @@ const migrations: Record<string, Migration> = {
         .addColumn("seq", "bigint", (c) => c.notNull())
         .addColumn("time", "text", (c) => c.notNull())
         .addColumn("type", "text", (c) => c.notNull())
-        .addColumn("identity", "text")
         .addColumn("connection", "text")
         .addColumn("session_id", "text")
         .addColumn("decision", "text")
-        .addColumn("rule", "text")
-        .addColumn("data", "text")
-        .addColumn("prev_hash", "text", (c) => c.notNull())
+        // the record as it was hashed (canonical JSON without `hash`): read back whole, never re-encoded
+        .addColumn("text", "text", (c) => c.notNull())
         .addColumn("hash", "text", (c) => c.notNull())
         .addUniqueConstraint("log_audit_events_writer_seq", ["writer", "seq"])
         .execute();
@@ -161,6 +159,8 @@ const migrations: Record<string, Migration> = {
         .addColumn("note", "text", (c) => c.notNull())
         .addPrimaryKeyConstraint("log_checkpoints_pk", ["writer", "seq"])
         .execute();
+      // a recording event indexed from the log keeps the text it was hashed as (data stays NULL)
+      await db.schema.alterTable("recording_events").addColumn("text", "text").execute();
       // which writer recorded a session: a restarting writer ends only its own interrupted sessions
       await db.schema.alterTable("sessions").addColumn("writer", "text").execute();
       // how far each writer's segments are indexed: the next byte to read

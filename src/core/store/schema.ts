@@ -56,6 +56,8 @@ export interface RecordingEventsTable {
   data: string | null;
   prev_hash: string;
   hash: string;
+  /** Events indexed from the evidence log: the canonical JSON without `hash`, as hashed (data is NULL then). */
+  text?: string | null;
 }
 
 /** Approval requests: the whole record as JSON in `body`, plus the columns that queries filter on. */
@@ -71,10 +73,21 @@ export interface ApprovalsTable {
   body: string;
 }
 
-/** The index of the evidence log's audit records: one row per record, `pos` in the order indexed. */
-export interface LogAuditEventsTable extends AuditEventsTable {
+/**
+ * The index of the evidence log's audit records: one row per record, `pos` in the order indexed. `text` is the
+ * record's canonical JSON without `hash`, exactly as hashed; the other columns are copies for queries.
+ */
+export interface LogAuditEventsTable {
   pos: number;
   writer: string;
+  seq: number;
+  time: string;
+  type: string;
+  connection: string | null;
+  session_id: string | null;
+  decision: string | null;
+  text: string;
+  hash: string;
 }
 
 export interface LogCheckpointsTable extends AuditCheckpointsTable {

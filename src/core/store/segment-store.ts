@@ -18,7 +18,7 @@ import type { Checkpoint, RecordingEvent, SessionHeader, SessionRecord, SessionS
 import { checkpointLine, hashedLine, jsonLine } from "../evidence/segments/format.js";
 import { parseCheckpointNote } from "../evidence/segments/note.js";
 import { listWriters } from "../evidence/segments/reader.js";
-import type { SegmentWriter} from "../evidence/segments/writer.js";
+import type { SegmentWriter } from "../evidence/segments/writer.js";
 import { scanBackwards, type LogPosition, type Recovery } from "../evidence/segments/writer.js";
 import type { SigningKeyRecord } from "../evidence/signing.js";
 import type { KyselyStore } from "./kysely-store.js";
