@@ -196,4 +196,26 @@ describe("SegmentStore", () => {
       await store.close();
     }
   });
+
+  it("indexes the first records appended after a cut tail that a reader had already read past", async () => {
+    const dir = tempDir();
+    const key = newKey();
+    const store = await openEvidenceStore({ dataDir: dir, durability: "os" });
+    const log = await AuditLog.open(store, { signingKey: key, checkpointIntervalMs: 0 });
+    await log.append({ type: "request", data: { i: 1 } });
+    await log.close();
+    await store.close();
+    // a crash left a complete but unreadable line; a reader indexes up to and past it (skipping it)
+    appendFileSync(segFile(dir), `a ${"0".repeat(64)} {"writer":"w1","seq":\0\0}\n`);
+    const reader = await openEvidenceReader(dir);
+    expect(await reader.countAudit()).toBe(1);
+    await reader.close();
+    const again = await openEvidenceStore({ dataDir: dir, durability: "os" });
+    expect(again.recovery.cutBytes).toBeGreaterThan(0);
+    const log2 = await AuditLog.open(again, { signingKey: key, checkpointIntervalMs: 0 });
+    await log2.append({ type: "request", data: { i: 2 } });
+    expect((await again.readAudit()).map((r) => r.seq)).toEqual([1, 2]);
+    await log2.close();
+    await again.close();
+  });
 });

@@ -85,6 +85,18 @@ export async function openEvidenceStore(options: OpenEvidenceStoreOptions): Prom
     await index.close();
     throw err;
   }
+  const cut = log.recovery.cutAt;
+  if (cut) {
+    // the indexer skips unreadable lines but moves past them: a watermark inside the cut-off tail would make it
+    // read the next appends from the middle of a line. Nothing was indexed from that tail (no line in it parsed).
+    await db
+      .updateTable("log_watermarks")
+      .set({ offset: cut.offset })
+      .where("writer", "=", log.writer)
+      .where("segment", "=", cut.segment)
+      .where("offset", ">", cut.offset)
+      .execute();
+  }
   const store = new SegmentStore({
     dataDir,
     log,
