@@ -1,4 +1,6 @@
 import type { KeyObject } from "node:crypto";
+import { existsSync } from "node:fs";
+import { dirname } from "node:path";
 import type { Store } from "../store/types.js";
 import { CorruptRecordError } from "../store/types.js";
 import type { AuditRecord } from "./audit-event.js";
@@ -6,11 +8,27 @@ import { ZERO_HASH } from "./canonical.js";
 import { auditRecordHash, checkpointPayload, recordingEventHash, sealPayload, sessionHeadHash } from "./chain.js";
 import type { Checkpoint, SessionRecord } from "./records.js";
 import { readRecording } from "./recorder.js";
+import { evidenceDir } from "./segments/reader.js";
+import {
+  verifyLog,
+  type ChainSummary,
+  type LogIndexReport,
+  type SessionCounts,
+  type WriterReport,
+} from "./segments/verify-log.js";
 import { keyIdOf, publicKeyFromPem, verifyCanonical } from "./signing.js";
+
+export type { ChainSummary, LogIndexReport, SessionCounts, WriterReport } from "./segments/verify-log.js";
 
 export interface VerifyOptions {
   /** Trust only this key (signatures by any other key fail), instead of the keys stored in the data dir. */
   publicKey?: KeyObject;
+  /**
+   * The data directory: its evidence log (DATA/evidence, segment files) is verified writer by writer, and the
+   * store's index of it is compared with it. Default: the log of the store's own writer's data dir when the
+   * store writes one (SegmentStore), else none (the store's tables only).
+   */
+  dataDir?: string;
 }
 
 export type AuditProblemReason =
@@ -22,7 +40,8 @@ export type AuditProblemReason =
   | "chain-broken"
   | "unreadable"
   | "checkpoint-signature"
-  | "checkpoint-key";
+  | "checkpoint-key"
+  | "damaged"; // a line of the evidence log that cannot be read, with readable lines after it
 
 export interface AuditProblem {
   /** The first bad event (for "rehashed": the first event of the range the failed checkpoint covers). */
@@ -31,6 +50,11 @@ export interface AuditProblem {
   to_seq?: number;
   reason: AuditProblemReason;
   message: string;
+  /** The evidence log writer whose chain this is; absent for the legacy tables' chain. */
+  writer?: string;
+  /** Where in the writer's log: the segment file and the byte offset of the line. */
+  segment?: string;
+  offset?: number;
 }
 
 export interface SessionProblem {
@@ -38,6 +62,11 @@ export interface SessionProblem {
   message: string;
 }
 
+/**
+ * What verify found. The top-level counts are totals over every chain (each writer's and the legacy one);
+ * `first_seq`, `last_seq`, `last_hash` and `last_checkpoint_seq` name a single chain's, so they are present only
+ * when the data dir holds exactly one chain (`writers` and `legacy` have each chain's).
+ */
 export interface VerifyReport {
   ok: boolean;
   records: number;
@@ -49,11 +78,22 @@ export interface VerifyReport {
   /** Records after the last valid checkpoint: chained but not yet signed. */
   unsigned_tail: number;
   key_ids: string[];
-  sessions: { verified: number; sealed: number; unsealed: number };
-  /** The first problem in the audit log; verification of the audit chain stops there. */
+  sessions: SessionCounts;
+  /**
+   * The first problem in an audit chain (the legacy one, then each writer's by name); checking a chain stops at
+   * its first problem.
+   */
   audit_error?: AuditProblem;
   bad_sessions: SessionProblem[];
   warnings: string[];
+  /** Each writer of the evidence log (DATA/evidence/<writer>), by name. Empty for a data dir without one. */
+  writers: WriterReport[];
+  /** The chain of the store's audit_events table (data written before the evidence log), when it holds any. */
+  legacy?: ChainSummary;
+  /** How the store's index of the evidence log compares with the log; absent without a log or a store. */
+  index?: LogIndexReport;
+  /** Every problem found, first the audit chains', then the index's, then the sessions': one line each. */
+  problems: string[];
 }
 
 class Problem extends Error {
@@ -107,9 +147,39 @@ class CheckpointCursor {
   }
 }
 
+const isMissingTable = (err: unknown): boolean => err instanceof Error && /no such table/i.test(err.message);
+
+/**
+ * The legacy table's records in seq order. A store that also indexes an evidence log lists that log's records
+ * (which carry a writer) after them: the walk ends there. A store from before that index has no table for it;
+ * the last page is then read a record at a time, so reading never reaches for it.
+ */
+async function* legacyAudit(store: Store, fromSeq = 0): AsyncGenerator<AuditRecord> {
+  let from = fromSeq;
+  let limit = 1000;
+  for (;;) {
+    let page: AuditRecord[];
+    try {
+      page = await store.readAudit({ fromSeq: from, limit });
+    } catch (err) {
+      if (!isMissingTable(err)) throw err;
+      if (limit === 1) return;
+      limit = 1;
+      continue;
+    }
+    for (const r of page) {
+      if (r.writer !== undefined) return;
+      yield r;
+    }
+    const last = page.at(-1);
+    if (page.length < limit || last === undefined) return;
+    from = last.seq + 1;
+  }
+}
+
 async function findRecordWithHash(store: Store, hash: string, fromSeq: number): Promise<AuditRecord | undefined> {
   try {
-    for await (const r of store.iterateAudit({ fromSeq })) if (r.hash === hash) return r;
+    for await (const r of legacyAudit(store, fromSeq)) if (r.hash === hash) return r;
   } catch {
     // diagnosis only; an unreadable record later on is reported when the walk reaches it
   }
@@ -190,7 +260,7 @@ async function verifyAudit(store: Store, keys: Map<string, KeyObject>, pinned: b
   };
 
   try {
-    for await (const r of store.iterateAudit()) {
+    for await (const r of legacyAudit(store)) {
       if (prev === undefined) {
         report.first_seq = r.seq;
         if (r.seq !== 1) {
@@ -275,11 +345,36 @@ async function verifySession(s: SessionRecord, store: Store, keys: Map<string, K
   return undefined;
 }
 
-async function verifySessions(store: Store, keys: Map<string, KeyObject>, pinned: boolean, report: VerifyReport) {
+/** Not a valid writer name (segments/format.ts WRITER_NAME), so no session of the evidence log has it. */
+const NO_WRITER = "/legacy";
+
+/** The store's sessions, except those recorded in the evidence log (`inLog`: verified from the log). */
+async function verifySessions(
+  store: Store,
+  keys: Map<string, KeyObject>,
+  pinned: boolean,
+  report: VerifyReport,
+  inLog: ReadonlySet<string>,
+) {
   let afterId: string | undefined;
+  // listing the sessions of a writer that cannot exist lists those of no writer: the legacy tables' (a store from
+  // before the evidence log has no writer column, and only legacy sessions)
+  let onlyLegacy = true;
   for (;;) {
-    const page = await store.listSessions({ limit: 500, ...(afterId !== undefined ? { afterId } : {}) });
+    let page: SessionRecord[];
+    try {
+      page = await store.listSessions({
+        limit: 500,
+        ...(afterId !== undefined ? { afterId } : {}),
+        ...(onlyLegacy ? { writer: NO_WRITER } : {}),
+      });
+    } catch (err) {
+      if (!onlyLegacy || !(err instanceof Error) || !/no such column/i.test(err.message)) throw err;
+      onlyLegacy = false;
+      continue;
+    }
     for (const s of page) {
+      if (inLog.has(s.session_id)) continue;
       const problem = await verifySession(s, store, keys, pinned);
       if (problem)
         report.bad_sessions.push({ session_id: s.session_id, message: `session ${s.session_id}: ${problem}` });
@@ -295,13 +390,8 @@ async function verifySessions(store: Store, keys: Map<string, KeyObject>, pinned
   }
 }
 
-/**
- * Recomputes the audit chain from the first retained record, checks every checkpoint's signature and that it
- * names the record at its seq, and checks each session recording's chain and seal. Reports the first bad audit
- * event and every bad session. Reads only.
- */
-export async function verifyEvidence(store: Store, options: VerifyOptions = {}): Promise<VerifyReport> {
-  const report: VerifyReport = {
+function emptyReport(): VerifyReport {
+  return {
     ok: false,
     records: 0,
     checkpoints: 0,
@@ -310,12 +400,107 @@ export async function verifyEvidence(store: Store, options: VerifyOptions = {}):
     sessions: { verified: 0, sealed: 0, unsealed: 0 },
     bad_sessions: [],
     warnings: [],
+    writers: [],
+    problems: [],
   };
+}
+
+function chainSummary(r: VerifyReport): ChainSummary {
+  return {
+    records: r.records,
+    ...(r.first_seq !== undefined ? { first_seq: r.first_seq } : {}),
+    ...(r.last_seq !== undefined ? { last_seq: r.last_seq } : {}),
+    ...(r.last_hash !== undefined ? { last_hash: r.last_hash } : {}),
+    checkpoints: r.checkpoints,
+    ...(r.last_checkpoint_seq !== undefined ? { last_checkpoint_seq: r.last_checkpoint_seq } : {}),
+    unsigned_tail: r.unsigned_tail,
+  };
+}
+
+/** The legacy tables: the audit chain of audit_events and the sessions not recorded in the evidence log. */
+async function verifyLegacy(store: Store, options: VerifyOptions, inLog: ReadonlySet<string>): Promise<VerifyReport> {
+  const report = emptyReport();
   const keys = await loadKeys(store, options, report.warnings);
   report.key_ids = [...keys.keys()];
   const pinned = options.publicKey !== undefined;
   await verifyAudit(store, keys, pinned, report);
-  await verifySessions(store, keys, pinned, report);
-  report.ok = !report.audit_error && report.bad_sessions.length === 0;
+  await verifySessions(store, keys, pinned, report, inLog);
+  return report;
+}
+
+/** The data dir of a store that writes an evidence log: its writer's folder is DATA/evidence/<writer>. */
+function storeDataDir(store: Store | undefined): string | undefined {
+  return store?.writer !== undefined ? dirname(dirname(store.location)) : undefined;
+}
+
+/**
+ * Verifies a data dir's evidence. The evidence log (DATA/evidence, the source of truth) writer by writer:
+ * each writer's audit chain, its signed checkpoints and the session recordings it holds, and that the store's
+ * index of the log agrees with it (segments/verify-log.ts). The store's legacy tables as before the log: the
+ * audit chain from the first retained record, every checkpoint's signature and that it names the record at its
+ * seq, and each session recording's chain and seal. Reports the first bad event of each chain and every bad
+ * session. Reads only.
+ *
+ * `store` may be absent for a data dir that holds only an evidence log (no gatehouse.db).
+ */
+export async function verifyEvidence(store: Store | undefined, options: VerifyOptions = {}): Promise<VerifyReport> {
+  const report = emptyReport();
+  const dataDir = options.dataDir ?? storeDataDir(store);
+  let inLog: ReadonlySet<string> = new Set();
+  if (dataDir !== undefined && existsSync(evidenceDir(dataDir))) {
+    const log = await verifyLog(dataDir, {
+      ...(options.publicKey ? { publicKey: options.publicKey } : {}),
+      ...(store ? { index: store } : {}),
+    });
+    inLog = log.sessionIds;
+    report.writers = log.report.writers;
+    report.key_ids = log.report.key_ids;
+    report.bad_sessions.push(...log.report.bad_sessions);
+    report.warnings.push(...log.report.warnings);
+    if (log.report.index) report.index = log.report.index;
+  }
+  const legacy = store ? await verifyLegacy(store, options, inLog) : undefined;
+  const chains: ChainSummary[] = [];
+  if (legacy) {
+    if (legacy.records > 0 || legacy.checkpoints > 0 || legacy.audit_error) {
+      report.legacy = chainSummary(legacy);
+      chains.push(report.legacy);
+    }
+    if (legacy.audit_error) {
+      report.audit_error = legacy.audit_error;
+      // with writers' chains beside it, say which chain the problem is in
+      if (report.writers.length > 0) report.audit_error.message = `legacy chain: ${legacy.audit_error.message}`;
+    }
+    for (const id of legacy.key_ids) if (!report.key_ids.includes(id)) report.key_ids.push(id);
+    report.bad_sessions.unshift(...legacy.bad_sessions);
+    report.warnings.unshift(...legacy.warnings);
+    report.sessions = { ...legacy.sessions };
+  }
+  chains.push(...report.writers);
+  for (const w of report.writers) {
+    report.sessions.verified += w.sessions.verified;
+    report.sessions.sealed += w.sessions.sealed;
+    report.sessions.unsealed += w.sessions.unsealed;
+    report.audit_error ??= w.error;
+  }
+  for (const c of chains) {
+    report.records += c.records;
+    report.checkpoints += c.checkpoints;
+    report.unsigned_tail += c.unsigned_tail;
+  }
+  const only = chains.length === 1 ? chains[0] : undefined;
+  if (only) {
+    if (only.first_seq !== undefined) report.first_seq = only.first_seq;
+    if (only.last_seq !== undefined) report.last_seq = only.last_seq;
+    if (only.last_hash !== undefined) report.last_hash = only.last_hash;
+    if (only.last_checkpoint_seq !== undefined) report.last_checkpoint_seq = only.last_checkpoint_seq;
+  }
+  report.problems = [
+    ...(legacy?.audit_error ? [legacy.audit_error.message] : []),
+    ...report.writers.flatMap((w) => (w.error ? [w.error.message] : [])),
+    ...(report.index?.problems ?? []),
+    ...report.bad_sessions.map((b) => b.message),
+  ];
+  report.ok = report.problems.length === 0;
   return report;
 }
