@@ -60,6 +60,20 @@ describe("SegmentWriter", () => {
     await again.close();
   });
 
+  it("writes the header of a segment that a crash left empty or with a torn header", async () => {
+    for (const content of ["", 'h {"format":"gatehouse-evid']) {
+      const dir = tempDir();
+      const log = SegmentWriter.open({ dataDir: dir, durability: "os", maxSegmentBytes: 10 });
+      await log.append("s {}\n"); // past 10 bytes already: goes to a new segment 2
+      await log.close();
+      writeFileSync(segFile(dir, "w1", 2), content);
+      const again = SegmentWriter.open({ dataDir: dir, durability: "os" });
+      await again.append("z {}\n");
+      await again.close();
+      expect(lines(segFile(dir, "w1", 2))).toEqual([expect.stringMatching(/^h .*"segment":2/), "z {}"]);
+    }
+  });
+
   it("refuses to append to a segment with a damaged line followed by good ones", async () => {
     const dir = tempDir();
     const log = SegmentWriter.open({ dataDir: dir, durability: "os" });

@@ -559,8 +559,8 @@ describe("the index (gatehouse.db) against the log", () => {
     const dir = indexTampered((db) =>
       db
         .prepare(
-          `UPDATE log_audit_events SET text = replace(text, '"decision":"allow"', '"decision":"deny"')
-           WHERE writer = 'w1' AND seq = 17`,
+          `UPDATE log_audit_events SET text = replace(text, '"decision":"allow"', '"decision":"deny"'),
+           decision = 'deny' WHERE writer = 'w1' AND seq = 17`,
         )
         .run(),
     );
@@ -568,6 +568,15 @@ describe("the index (gatehouse.db) against the log", () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toBe(
       "gatehouse: index disagrees with the log at writer w1 seq 17: the indexed record does not hash to its hash (the row was changed)",
+    );
+  });
+
+  it("detects a query column that no longer matches the record's text", () => {
+    const dir = indexTampered((db) =>
+      db.prepare("UPDATE log_audit_events SET decision = 'deny' WHERE writer = 'w1' AND seq = 17").run(),
+    );
+    expect(verify(dir).stderr).toBe(
+      "gatehouse: index disagrees with the log at writer w1 seq 17: unreadable row (log_audit_events w1 seq 17: column decision differs)",
     );
   });
 
@@ -590,9 +599,9 @@ describe("the index (gatehouse.db) against the log", () => {
     const extra = indexTampered((db) =>
       db
         .prepare(
-          `INSERT INTO log_audit_events (writer, seq, time, type, text, hash)
-           SELECT writer, 26, time, type, replace(text, '"seq":25,', '"seq":26,'), hash
-           FROM log_audit_events WHERE writer = 'w1' AND seq = 25`,
+          `INSERT INTO log_audit_events (writer, seq, time, type, connection, session_id, decision, text, hash)
+           SELECT writer, 26, time, type, connection, session_id, decision, replace(text, '"seq":25,', '"seq":26,'),
+           hash FROM log_audit_events WHERE writer = 'w1' AND seq = 25`,
         )
         .run(),
     );

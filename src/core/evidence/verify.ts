@@ -147,30 +147,13 @@ class CheckpointCursor {
   }
 }
 
-const isMissingTable = (err: unknown): boolean => err instanceof Error && /no such table/i.test(err.message);
-
-/**
- * The legacy table's records in seq order. A store that also indexes an evidence log lists that log's records
- * (which carry a writer) after them: the walk ends there. A store from before that index has no table for it;
- * the last page is then read a record at a time, so reading never reaches for it.
- */
+/** The legacy table's records in seq order (the chain written before the evidence log). */
 async function* legacyAudit(store: Store, fromSeq = 0): AsyncGenerator<AuditRecord> {
   let from = fromSeq;
-  let limit = 1000;
+  const limit = 1000;
   for (;;) {
-    let page: AuditRecord[];
-    try {
-      page = await store.readAudit({ fromSeq: from, limit });
-    } catch (err) {
-      if (!isMissingTable(err)) throw err;
-      if (limit === 1) return;
-      limit = 1;
-      continue;
-    }
-    for (const r of page) {
-      if (r.writer !== undefined) return;
-      yield r;
-    }
+    const page = await store.readAudit({ fromSeq: from, limit, legacy: true });
+    for (const r of page) yield r;
     const last = page.at(-1);
     if (page.length < limit || last === undefined) return;
     from = last.seq + 1;
@@ -345,9 +328,6 @@ async function verifySession(s: SessionRecord, store: Store, keys: Map<string, K
   return undefined;
 }
 
-/** Not a valid writer name (segments/format.ts WRITER_NAME), so no session of the evidence log has it. */
-const NO_WRITER = "/legacy";
-
 /** The store's sessions, except those recorded in the evidence log (`inLog`: verified from the log). */
 async function verifySessions(
   store: Store,
@@ -357,22 +337,12 @@ async function verifySessions(
   inLog: ReadonlySet<string>,
 ) {
   let afterId: string | undefined;
-  // listing the sessions of a writer that cannot exist lists those of no writer: the legacy tables' (a store from
-  // before the evidence log has no writer column, and only legacy sessions)
-  let onlyLegacy = true;
   for (;;) {
-    let page: SessionRecord[];
-    try {
-      page = await store.listSessions({
-        limit: 500,
-        ...(afterId !== undefined ? { afterId } : {}),
-        ...(onlyLegacy ? { writer: NO_WRITER } : {}),
-      });
-    } catch (err) {
-      if (!onlyLegacy || !(err instanceof Error) || !/no such column/i.test(err.message)) throw err;
-      onlyLegacy = false;
-      continue;
-    }
+    const page: SessionRecord[] = await store.listSessions({
+      limit: 500,
+      ...(afterId !== undefined ? { afterId } : {}),
+      legacy: true,
+    });
     for (const s of page) {
       if (inLog.has(s.session_id)) continue;
       const problem = await verifySession(s, store, keys, pinned);

@@ -81,12 +81,20 @@ function forHumans(rec: AuditRecord): AuditRecord {
 }
 
 /** An indexed evidence log record: its hashed text parsed whole. */
-function logAuditRecord(row: Pick<LogAuditEventsTable, "writer" | "seq" | "text" | "hash">): AuditRecord {
+function logAuditRecord(row: Omit<LogAuditEventsTable, "pos">): AuditRecord {
   const value = parseJson("log_audit_events", `${row.writer} seq ${Number(row.seq)}`, "text", row.text);
   if (value === null || typeof value !== "object") {
     throw new CorruptRecordError("log_audit_events", `${row.writer} seq ${Number(row.seq)}`, "text is not a record");
   }
-  return forHumans({ ...(value as AuditRecord), hash: row.hash });
+  const rec = value as AuditRecord;
+  // the query columns are copies of the text's members: one that differs was edited
+  for (const k of ["writer", "seq", "time", "type", "connection", "session_id", "decision"] as const) {
+    const column = k === "seq" ? Number(row[k]) : (row[k] ?? undefined);
+    if (column !== rec[k]) {
+      throw new CorruptRecordError("log_audit_events", `${row.writer} seq ${Number(row.seq)}`, `column ${k} differs`);
+    }
+  }
+  return forHumans({ ...rec, hash: row.hash });
 }
 
 function checkpoint(row: { seq: number; hash: string; time: string; signature: string; key_id: string }): Checkpoint {
@@ -171,6 +179,18 @@ export class KyselyStore implements Store {
   ) {}
 
   #insertSql = new Map<string, { sql: string; columns: string[] }>();
+  #hasLog: Promise<boolean> | undefined;
+
+  /**
+   * Whether the evidence log's index tables exist: a data directory from before migration 0005, opened read-only
+   * (verify, tail), has none, and reads it as holding only the legacy chain.
+   */
+  #logTables(): Promise<boolean> {
+    this.#hasLog ??= this.db.introspection
+      .getTables()
+      .then((tables) => tables.some((t) => t.name === "log_audit_events"));
+    return this.#hasLog;
+  }
 
   /**
    * Row inserts on the hot path: the SQL is compiled by kysely once per table (so it stays in the dialect),
@@ -217,6 +237,7 @@ export class KyselyStore implements Store {
     const limit = options.limit ?? DEFAULT_PAGE;
     const from = options.fromSeq ?? 0;
     if (options.writer !== undefined) {
+      if (!(await this.#logTables())) return [];
       const rows = await this.db
         .selectFrom("log_audit_events")
         .selectAll()
@@ -235,7 +256,7 @@ export class KyselyStore implements Store {
       .limit(limit)
       .execute();
     const out = legacy.map(auditRecord);
-    if (out.length < limit) {
+    if (out.length < limit && options.legacy !== true && (await this.#logTables())) {
       const base = await this.#legacyLastSeq();
       const rows = await this.db
         .selectFrom("log_audit_events")
@@ -299,7 +320,9 @@ export class KyselyStore implements Store {
   }
 
   async tailAudit(n: number): Promise<AuditRecord[]> {
-    const rows = await this.db.selectFrom("log_audit_events").selectAll().orderBy("pos", "desc").limit(n).execute();
+    const rows = (await this.#logTables())
+      ? await this.db.selectFrom("log_audit_events").selectAll().orderBy("pos", "desc").limit(n).execute()
+      : [];
     const out = rows.map(logAuditRecord);
     if (out.length < n) {
       const legacy = await this.db
@@ -315,7 +338,10 @@ export class KyselyStore implements Store {
 
   async countAudit(): Promise<number> {
     let n = 0;
-    for (const table of ["audit_events", "log_audit_events"] as const) {
+    const tables: ("audit_events" | "log_audit_events")[] = (await this.#logTables())
+      ? ["audit_events", "log_audit_events"]
+      : ["audit_events"];
+    for (const table of tables) {
       const row = await this.db
         .selectFrom(table)
         .select((eb) => eb.fn.countAll().as("n"))
@@ -332,6 +358,7 @@ export class KyselyStore implements Store {
   /** Checkpoints in seq order: of `writer`'s chain when given, else of the legacy chain. */
   async listCheckpoints(options: PageOptions = {}): Promise<Checkpoint[]> {
     if (options.writer !== undefined) {
+      if (!(await this.#logTables())) return [];
       const rows = await this.db
         .selectFrom("log_checkpoints")
         .selectAll()
@@ -459,6 +486,7 @@ export class KyselyStore implements Store {
     if (options.sealed === false) q = q.where("seal_signature", "is", null);
     const writer = options.writer;
     if (writer !== undefined) q = q.where((eb) => eb.or([eb("writer", "=", writer), eb("writer", "is", null)]));
+    if (options.legacy === true && (await this.#logTables())) q = q.where("writer", "is", null);
     const rows = await q
       .orderBy("session_id")
       .limit(options.limit ?? DEFAULT_PAGE)

@@ -49,6 +49,8 @@ export interface PageOptions {
   fromSeq?: number;
   /** Audit reads: only this writer's chain, by its seq. */
   writer?: string;
+  /** Audit reads: only the legacy chain (the tables written before the evidence log), by its seq. */
+  legacy?: boolean;
   limit?: number;
 }
 
@@ -59,6 +61,8 @@ export interface SessionListOptions {
   sealed?: boolean;
   /** Only sessions recorded by this evidence log writer, or in the legacy tables (no writer). */
   writer?: string;
+  /** Only sessions in the legacy tables (recorded before the evidence log). */
+  legacy?: boolean;
 }
 
 /**

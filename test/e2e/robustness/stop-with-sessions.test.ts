@@ -57,7 +57,7 @@ describe("gateway stop with live postgres sessions", () => {
       }
       // the sessions ended before the gateway recorded its own stop
       expect(records.at(-1)?.type).toBe("gateway.stop");
-      const report = await verifyEvidence(store);
+      const report = await verifyEvidence(store, { dataDir: h.dir });
       expect(report).toMatchObject({ ok: true, sessions: { verified: 4, sealed: 4, unsealed: 0 } });
     } finally {
       await store.close();

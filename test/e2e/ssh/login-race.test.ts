@@ -132,7 +132,10 @@ async function expectEndedAndSealed(harness: SshHarness, reason: string): Promis
     // no target was dialled for a session whose client had gone
     expect(records.filter((r) => r.type === "ssh.target")).toHaveLength(0);
     expect(records.at(-1)?.type).toBe("gateway.stop");
-    expect(await verifyEvidence(store)).toMatchObject({ ok: true, sessions: { verified: 1, sealed: 1, unsealed: 0 } });
+    expect(await verifyEvidence(store, { dataDir: harness.dir })).toMatchObject({
+      ok: true,
+      sessions: { verified: 1, sealed: 1, unsealed: 0 },
+    });
   } finally {
     await store.close();
   }

@@ -48,7 +48,7 @@ describe("gateway stop with live ssh sessions", () => {
       for (const id of started) expect((await store.getSession(id as string))?.seal, `${id} sealed`).toBeDefined();
       // the sessions ended before the gateway recorded its own stop
       expect(records.at(-1)?.type).toBe("gateway.stop");
-      const report = await verifyEvidence(store);
+      const report = await verifyEvidence(store, { dataDir: harness.dir });
       expect(report).toMatchObject({ ok: true, sessions: { verified: n, sealed: n, unsealed: 0 } });
     } finally {
       await store.close();

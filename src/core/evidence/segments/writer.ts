@@ -140,7 +140,13 @@ export class SegmentWriter {
         recovery = { ...cutTornTail(segmentPath(dir, segment), segment), segments: segments.length };
       }
       const fd = openSync(segmentPath(dir, segment), fsConstants.O_WRONLY | fsConstants.O_APPEND);
-      const size = fstatSync(fd).size;
+      let size = fstatSync(fd).size;
+      if (size === 0) {
+        // a crash between creating the segment and writing its header: write it now
+        const header = Buffer.from(headerLine({ format: SEGMENT_FORMAT, segment, writer }), "utf8");
+        writeSync(fd, header);
+        size = header.length;
+      }
       return new SegmentWriter(writer, dir, options, segment, fd, size, recovery);
     } catch (err) {
       releaseLock(dir);
@@ -341,9 +347,7 @@ function cutTornTail(path: string, segment: number): Omit<Recovery, "segments"> 
   const keep = good === 0 ? (chunk.lines.length === 0 ? 0 : chunk.lines[0]!.offset) : chunk.lines[good - 1]!.end;
   const size = fstatSize(path);
   if (keep >= size) return { cutBytes: 0 };
-  if (keep === 0) {
-    throw new Error(`evidence segment ${path} has no readable header; run \`gatehouse audit verify\``);
-  }
+  // keep === 0: not even the header was written whole; the segment starts again from its header
   const fd = openSync(path, fsConstants.O_WRONLY);
   try {
     ftruncateSync(fd, keep);
