@@ -67,16 +67,8 @@ export interface SessionProblem {
  * `first_seq`, `last_seq`, `last_hash` and `last_checkpoint_seq` name a single chain's, so they are present only
  * when the data dir holds exactly one chain (`writers` and `legacy` have each chain's).
  */
-export interface VerifyReport {
+export interface VerifyReport extends ChainSummary {
   ok: boolean;
-  records: number;
-  first_seq?: number;
-  last_seq?: number;
-  last_hash?: string;
-  checkpoints: number;
-  last_checkpoint_seq?: number;
-  /** Records after the last valid checkpoint: chained but not yet signed. */
-  unsigned_tail: number;
   key_ids: string[];
   sessions: SessionCounts;
   /**

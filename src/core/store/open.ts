@@ -55,23 +55,7 @@ export interface OpenEvidenceStoreOptions {
 export async function openEvidenceStore(options: OpenEvidenceStoreOptions): Promise<SegmentStore> {
   const dataDir = resolve(options.dataDir);
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  // the index is rebuilt from the segments if lost, so it never waits for an fsync of its own
-  const client = new WorkerSqliteClient({
-    path: join(dataDir, STORE_FILE),
-    readonly: false,
-    busyTimeoutMs: 5000,
-    durability: "os",
-  });
-  await client.start();
-  const dialect = new ClientSqliteDialect(client);
-  const db = new Kysely<Database>({ dialect });
-  try {
-    await migrateToLatest(db as Kysely<unknown>);
-  } catch (err) {
-    await db.destroy();
-    throw err;
-  }
-  const index = new KyselyStore("sqlite", join(dataDir, STORE_FILE), db, (qs) => dialect.batch(qs));
+  const { index, client, db } = await openIndex(dataDir);
   let log: SegmentWriter;
   try {
     log = SegmentWriter.open({
@@ -122,23 +106,35 @@ export async function openEvidenceStore(options: OpenEvidenceStoreOptions): Prom
 export async function openEvidenceReader(dataDir: string): Promise<Store> {
   const dir = resolve(dataDir);
   if (!existsSync(join(dir, EVIDENCE_DIR))) return openStore({ dataDir: dir, readonly: true });
-  const client = new WorkerSqliteClient({
-    path: join(dir, STORE_FILE),
-    readonly: false,
-    busyTimeoutMs: 5000,
-    durability: "os",
-  });
+  const { index, client } = await openIndex(dir);
+  try {
+    await client.indexLog({ dataDir: dir, limits: {} });
+  } catch (err) {
+    await index.close();
+    throw err;
+  }
+  return index;
+}
+
+/**
+ * The evidence log's SQLite index (and the approvals), migrated, in a worker thread that can also index segments.
+ * It is rebuilt from the segments if lost, so it never waits for an fsync of its own.
+ */
+async function openIndex(
+  dataDir: string,
+): Promise<{ index: KyselyStore; client: WorkerSqliteClient; db: Kysely<Database> }> {
+  const path = join(dataDir, STORE_FILE);
+  const client = new WorkerSqliteClient({ path, readonly: false, busyTimeoutMs: 5000, durability: "os" });
   await client.start();
   const dialect = new ClientSqliteDialect(client);
   const db = new Kysely<Database>({ dialect });
   try {
     await migrateToLatest(db as Kysely<unknown>);
-    await client.indexLog({ dataDir: dir, limits: {} });
   } catch (err) {
     await db.destroy();
     throw err;
   }
-  return new KyselyStore("sqlite", join(dir, STORE_FILE), db, (qs) => dialect.batch(qs));
+  return { index: new KyselyStore("sqlite", path, db, (qs) => dialect.batch(qs)), client, db };
 }
 
 /** Opens (creating and migrating when writable) the embedded SQLite store. */
