@@ -24,7 +24,30 @@ function opt(key: string, v: string | undefined): string {
 }
 
 function optString(key: string, v: string | undefined | null): string {
-  return v === undefined || v === null ? "" : `,"${key}":${json(v)}`;
+  return v === undefined || v === null ? "" : `,"${key}":${quoted(v)}`;
+}
+
+// A record's short string members repeat (its writer, connection, session, type, decision, the batch's time):
+// each is quoted once. Bounded, since they can take any value.
+const QUOTED_LIMIT = 4096;
+const quotedCache = new Map<string, string>();
+
+function quoted(v: string): string {
+  if (v.length > 128) return json(v);
+  let q = quotedCache.get(v);
+  if (q === undefined) {
+    q = json(v);
+    if (quotedCache.size >= QUOTED_LIMIT) quotedCache.clear();
+    quotedCache.set(v, q);
+  }
+  return q;
+}
+
+const HEX_HASH = /^[0-9a-f]{64}$/;
+
+/** A hash is 64 hex digits: quoted as it is (anything else, e.g. a tampered record being checked, via JSON). */
+function quotedHash(v: string): string {
+  return HEX_HASH.test(v) ? `"${v}"` : json(v);
 }
 
 /** seq and t are integers; anything else goes through canonicalJson, which refuses non-finite numbers. */
@@ -46,12 +69,12 @@ export function encodedAuditRecordText(
     opt("data", data) +
     optString("decision", r.decision) +
     opt("identity", identity) +
-    `,"prev_hash":${json(r.prev_hash)}` +
+    `,"prev_hash":${quotedHash(r.prev_hash)}` +
     optString("rule", r.rule) +
     `,"seq":${num(r.seq)}` +
     optString("session_id", r.session_id) +
-    `,"time":${json(r.time)}` +
-    `,"type":${json(r.type)}` +
+    `,"time":${quoted(r.time)}` +
+    `,"type":${quoted(r.type)}` +
     optString("writer", r.writer);
   return `{${members.slice(1)}}`;
 }
@@ -93,8 +116,8 @@ export function recordingEventHash(ev: Omit<RecordingEvent, "hash"> & { hash?: s
  */
 export function encodedRecordingEventText(ev: Omit<RecordingEvent, "hash" | "data">, data: string | undefined): string {
   return (
-    `{${data === undefined ? "" : `"data":${data},`}"kind":${json(ev.kind)},"prev_hash":${json(ev.prev_hash)},` +
-    `"seq":${num(ev.seq)},"session_id":${json(ev.session_id)},"t":${num(ev.t)}}`
+    `{${data === undefined ? "" : `"data":${data},`}"kind":${quoted(ev.kind)},"prev_hash":${quotedHash(ev.prev_hash)},` +
+    `"seq":${num(ev.seq)},"session_id":${quoted(ev.session_id)},"t":${num(ev.t)}}`
   );
 }
 
