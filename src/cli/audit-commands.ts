@@ -6,8 +6,17 @@ import { verifyEvidence, type ChainSummary, type VerifyReport, type WriterReport
 import { STORE_FILE } from "../core/store/index.js";
 import { keyIdOf, publicKeyFromPem } from "../core/evidence/signing.js";
 import type { AuditRecord } from "../core/evidence/audit-event.js";
+import { readOutsideCheckpoints } from "../core/evidence/segments/outside-checkpoints.js";
 import { CliError } from "./cli-error.js";
 import { DEFAULT_DATA_DIR, withReadOnlyStore } from "./read-store.js";
+
+function readCheckpointsFile(path: string): string[] {
+  try {
+    return readOutsideCheckpoints(path);
+  } catch (err) {
+    throw new CliError(`--checkpoints ${path}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
 
 function readPinnedKey(path: string) {
   try {
@@ -66,6 +75,9 @@ function summary(r: VerifyReport): string {
         `compared; ${ix.unindexed} record(s) not indexed yet)`,
     );
   } else if (r.writers.length > 0 && !ix) lines.push("index: none (no gatehouse.db), the log alone was verified");
+  if (r.outside_checkpoints) {
+    lines.push(`checkpoints kept outside: ${r.outside_checkpoints.checked} match the log`);
+  }
   lines.push(...r.warnings.map((w) => `warning: ${w}`));
   return `${lines.join("\n")}\n`;
 }
@@ -93,10 +105,19 @@ export function registerAuditCommands(program: Command): void {
       DEFAULT_DATA_DIR,
     )
     .option("--public-key <file>", "trust only this Ed25519 public key (PEM) instead of the keys in the store")
+    .option(
+      "--checkpoints <file>",
+      "also check the signed checkpoints an audit sink received (its JSON lines file): each must match the log",
+    )
     .option("--json", "print the full report as JSON")
-    .action(async (opts: { data: string; publicKey?: string; json?: boolean }) => {
+    .action(async (opts: { data: string; publicKey?: string; checkpoints?: string; json?: boolean }) => {
       const publicKey = opts.publicKey !== undefined ? readPinnedKey(opts.publicKey) : undefined;
-      const options = { dataDir: opts.data, ...(publicKey ? { publicKey } : {}) };
+      const outside = opts.checkpoints !== undefined ? readCheckpointsFile(opts.checkpoints) : undefined;
+      const options = {
+        dataDir: opts.data,
+        ...(publicKey ? { publicKey } : {}),
+        ...(outside ? { outsideCheckpoints: outside } : {}),
+      };
       // the evidence log is the source of truth; the store (its index, and the legacy tables) when there is one
       const report =
         existsSync(evidenceDir(opts.data)) && !existsSync(join(opts.data, STORE_FILE))

@@ -5,7 +5,16 @@
  */
 import Database from "better-sqlite3";
 import { spawnSync } from "node:child_process";
-import { cpSync, existsSync, readdirSync, readFileSync, statSync, appendFileSync, writeFileSync } from "node:fs";
+import {
+  cpSync,
+  existsSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  appendFileSync,
+  writeFileSync,
+} from "node:fs";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AuditLog } from "../../src/core/evidence/audit-log.js";
@@ -13,6 +22,7 @@ import type { AuditRecord } from "../../src/core/evidence/audit-event.js";
 import { canonicalize, canonicalJson, sha256Hex, ZERO_HASH } from "../../src/core/evidence/canonical.js";
 import { encodedAuditRecordText, encodedRecordingEventText, sealPayload } from "../../src/core/evidence/chain.js";
 import { SessionRecorder } from "../../src/core/evidence/recorder.js";
+import { createSinks, SinkForwarder } from "../../src/core/evidence/sinks/index.js";
 import { checkpointLine, hashedLine, jsonLine } from "../../src/core/evidence/segments/format.js";
 import { signCheckpoint } from "../../src/core/evidence/segments/note.js";
 import { SegmentWriter } from "../../src/core/evidence/segments/writer.js";
@@ -709,3 +719,66 @@ describe("a log written by the gateway's own store (SegmentStore + AuditLog + Se
     expect(json.writers.map((w) => w.writer)).toEqual([store.writer]);
   });
 });
+
+describe("checkpoints kept outside the data dir (what an audit sink received): audit verify --checkpoints", () => {
+  /** A log written by the gateway's own store, whose checkpoints also went to a real file sink. */
+  async function logWithSink(): Promise<{ dir: string; sinkFile: string; key: ReturnType<typeof newKey> }> {
+    const dir = tempDir();
+    const sinkFile = join(tempDir(), "audit.jsonl");
+    const key = newKey();
+    const sinks = new SinkForwarder(createSinks([{ type: "file", path: sinkFile }]));
+    const store = await openEvidenceStore({ dataDir: dir, durability: "os" });
+    const log = await AuditLog.open(store, {
+      signingKey: key,
+      checkpointEvery: 10,
+      checkpointIntervalMs: 0,
+      onCommitted: (records) => sinks.enqueue(records),
+      onCheckpoint: (cp) => sinks.enqueueCheckpoint(cp),
+    });
+    for (let i = 1; i <= 30; i++) await log.append(event(i));
+    await log.close();
+    await store.close();
+    await sinks.close();
+    return { dir, sinkFile, key };
+  }
+
+  it("pass while the log holds every record they sign", async () => {
+    const { dir, sinkFile } = await logWithSink();
+    const r = report(dir, "--checkpoints", sinkFile);
+    expect(r).toMatchObject({ ok: true, outside_checkpoints: { checked: 3, problems: [] } });
+  });
+
+  it("show a log cut short together with its last checkpoint, which verify alone cannot see", async () => {
+    const { dir, sinkFile } = await logWithSink();
+    // an insider removes the last 7 records and the checkpoint at 30: what is left is a consistent, shorter log
+    const w = store1Writer(dir);
+    const lines = readLog(dir, w);
+    const cut = lines.findIndex((l) => l.text.startsWith("a ") && valueOf(l)["seq"] === 24);
+    writeLog(dir, w, lines.slice(0, cut));
+    rmIndex(dir);
+    expect(verify(dir).code).toBe(0);
+    const r = verify(dir, "--checkpoints", sinkFile);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(
+      `gatehouse: writer ${w}: checkpoint at seq 30 kept outside: the log ends at seq 23, so records 24..30 were cut from it`,
+    );
+  });
+
+  it("refuse a note that was altered or signed by another key", async () => {
+    const { dir, sinkFile } = await logWithSink();
+    const text = readFileSync(sinkFile, "utf8").replace(/\\n30\\n/, "\\n31\\n");
+    writeFileSync(sinkFile, text);
+    expect(verify(dir, "--checkpoints", sinkFile).stderr).toMatch(
+      /checkpoint at seq 31 kept outside: signature does not verify/,
+    );
+  });
+});
+
+function store1Writer(dir: string): string {
+  return readdirSync(join(dir, "evidence")).filter((n) => /^w\d+$/.test(n))[0]!;
+}
+
+/** The index is only a copy: removed, verify checks the log alone. */
+function rmIndex(dir: string): void {
+  for (const f of readdirSync(dir)) if (f.startsWith("gatehouse.db")) rmSync(join(dir, f));
+}

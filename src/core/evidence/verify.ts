@@ -19,6 +19,7 @@ import {
 import { keyIdOf, publicKeyFromPem, verifyCanonical } from "./signing.js";
 
 export type { ChainSummary, LogIndexReport, SessionCounts, WriterReport } from "./segments/verify-log.js";
+import { checkOutsideCheckpoints, type OutsideCheckpointReport } from "./segments/outside-checkpoints.js";
 
 export interface VerifyOptions {
   /** Trust only this key (signatures by any other key fail), instead of the keys stored in the data dir. */
@@ -29,6 +30,11 @@ export interface VerifyOptions {
    * store writes one (SegmentStore), else none (the store's tables only).
    */
   dataDir?: string;
+  /**
+   * Signed checkpoint notes kept outside the data dir (what the audit sinks received): each must verify and
+   * match the writer's record at its seq, so a log cut short together with its last checkpoints shows.
+   */
+  outsideCheckpoints?: readonly string[];
 }
 
 export type AuditProblemReason =
@@ -86,6 +92,8 @@ export interface VerifyReport extends ChainSummary {
   index?: LogIndexReport;
   /** Every problem found, first the audit chains', then the index's, then the sessions': one line each. */
   problems: string[];
+  /** With `outsideCheckpoints`: how many were checked against the log, and what did not hold. */
+  outside_checkpoints?: OutsideCheckpointReport;
 }
 
 class Problem extends Error {
@@ -463,6 +471,12 @@ export async function verifyEvidence(store: Store | undefined, options: VerifyOp
     ...(report.index?.problems ?? []),
     ...report.bad_sessions.map((b) => b.message),
   ];
+  if (options.outsideCheckpoints !== undefined && dataDir !== undefined) {
+    report.outside_checkpoints = checkOutsideCheckpoints(dataDir, options.outsideCheckpoints, {
+      ...(options.publicKey ? { publicKey: options.publicKey } : {}),
+    });
+    report.problems.push(...report.outside_checkpoints.problems);
+  }
   report.ok = report.problems.length === 0;
   return report;
 }
