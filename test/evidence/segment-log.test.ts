@@ -3,13 +3,24 @@
  * refused, rotation, the writer lock, failed writes cut off again, a failed fdatasync refusing until restart,
  * and the index that readers see.
  */
-import { appendFileSync, readFileSync, readdirSync, statSync, writeFileSync, writeSync } from "node:fs";
+import {
+  appendFileSync,
+  closeSync,
+  ftruncateSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+} from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { AuditLog } from "../../src/core/evidence/audit-log.js";
 import { SessionRecorder } from "../../src/core/evidence/recorder.js";
 import { parseLine } from "../../src/core/evidence/segments/format.js";
 import { SegmentWriter } from "../../src/core/evidence/segments/writer.js";
+import { verifyEvidence } from "../../src/core/evidence/verify.js";
 import { openEvidenceReader, openEvidenceStore } from "../../src/core/store/open.js";
 import { cleanupDirs, newKey, tempDir } from "./helpers.js";
 
@@ -230,6 +241,31 @@ describe("SegmentStore", () => {
     await log2.append({ type: "request", data: { i: 2 } });
     expect((await again.readAudit()).map((r) => r.seq)).toEqual([1, 2]);
     await log2.close();
+    await again.close();
+  });
+
+  it("rebuilds its part of the index when the log lost writes the index kept (a power loss with durability os)", async () => {
+    const dir = tempDir();
+    const key = newKey();
+    const store = await openEvidenceStore({ dataDir: dir, durability: "os" });
+    const log = await AuditLog.open(store, { signingKey: key, checkpointIntervalMs: 0 });
+    for (let i = 1; i <= 5; i++) await log.append({ type: "request", data: { i } });
+    await store.catchUp(); // indexed up to seq 5
+    const keep = statSync(segFile(dir)).size;
+    for (let i = 6; i <= 8; i++) await log.append({ type: "request", data: { i } });
+    await store.catchUp(); // ... and up to seq 8
+    await store.close(); // no log.close(): no final checkpoint
+    // the page cache never reached the disk: the log ends after seq 5 again, the index still holds 6..8
+    const fd = openSync(segFile(dir), "r+");
+    ftruncateSync(fd, keep);
+    closeSync(fd);
+    const again = await openEvidenceStore({ dataDir: dir, durability: "os" });
+    expect((await again.readAudit()).map((r) => r.seq)).toEqual([1, 2, 3, 4, 5]);
+    const log2 = await AuditLog.open(again, { signingKey: key, checkpointIntervalMs: 0 });
+    expect((await log2.append({ type: "gateway.start" })).seq).toBe(6);
+    await log2.close();
+    expect((await again.readAudit({ writer: again.writer })).map((r) => r.type).at(-1)).toBe("gateway.start");
+    expect((await verifyEvidence(again)).ok).toBe(true);
     await again.close();
   });
 });

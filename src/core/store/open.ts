@@ -81,6 +81,7 @@ export async function openEvidenceStore(options: OpenEvidenceStoreOptions): Prom
       .where("offset", ">", cut.offset)
       .execute();
   }
+  await forgetIndexAheadOfLog(db, log);
   const store = new SegmentStore({
     dataDir,
     log,
@@ -114,6 +115,29 @@ export async function openEvidenceReader(dataDir: string): Promise<Store> {
     throw err;
   }
   return index;
+}
+
+/**
+ * With `audit.durability: os` a power loss can take the last writes of the log while the index, written without
+ * fsync too, kept them: its watermark then points past the end of the writer's segments. The index is only a copy,
+ * so this writer's part of it is dropped and rebuilt from the log (by the first catch-up) instead of holding
+ * records the log lacks.
+ */
+async function forgetIndexAheadOfLog(db: Kysely<Database>, log: SegmentWriter): Promise<void> {
+  const mark = await db.selectFrom("log_watermarks").selectAll().where("writer", "=", log.writer).executeTakeFirst();
+  if (mark === undefined) return;
+  const end = log.durable;
+  const segment = Number(mark.segment);
+  const ahead = segment > end.segment || (segment === end.segment && Number(mark.offset) > end.offset);
+  if (!ahead) return;
+  await db.transaction().execute(async (trx) => {
+    const own = trx.selectFrom("sessions").select("session_id").where("writer", "=", log.writer);
+    await trx.deleteFrom("recording_events").where("session_id", "in", own).execute();
+    await trx.deleteFrom("sessions").where("writer", "=", log.writer).execute();
+    await trx.deleteFrom("log_audit_events").where("writer", "=", log.writer).execute();
+    await trx.deleteFrom("log_checkpoints").where("writer", "=", log.writer).execute();
+    await trx.deleteFrom("log_watermarks").where("writer", "=", log.writer).execute();
+  });
 }
 
 /**
