@@ -7,10 +7,11 @@ import { createHash, randomBytes } from "node:crypto";
 import type { AddressInfo } from "node:net";
 import ssh2 from "ssh2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { generateEd25519KeyPair } from "./host-key.js";
 import { fixWindowResume } from "./ssh2-window-fix.js";
 
 const MiB = 1024 * 1024;
-const hostKey = ssh2.utils.generateKeyPairSync("ed25519").private;
+const hostKey = generateEd25519KeyPair().private;
 
 /** What one exec channel does with its (patched or not) server channel. */
 type Serve = (ch: ssh2.ServerChannel) => void;

@@ -7,10 +7,10 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import ssh2 from "ssh2";
 import { generateStaticToken } from "../../../src/core/identity/static-tokens.js";
 import { loadSshCa, signSshUserCert } from "../../../src/core/identity/index.js";
 import { parseConfig } from "../../../src/core/policy/loader.js";
+import { generateEd25519KeyPair } from "../../../src/protocols/ssh/host-key.js";
 import { Gateway } from "../../../src/server/gateway.js";
 import { gatewayYaml, sshConnectionYaml, testSshTarget } from "../../support/gateway-config.js";
 import { services } from "../../support/services.js";
@@ -52,10 +52,10 @@ export async function startSshHarness(options: { appHost?: string; top?: string 
   const svc = services();
   const dir = mkdtempSync(join(tmpdir(), "gatehouse-ssh-"));
   const bot = generateStaticToken();
-  const keyPair = ssh2.utils.generateKeyPairSync("ed25519");
+  const keyPair = generateEd25519KeyPair();
   const keyPath = join(dir, "key_ed25519");
   writeFileSync(keyPath, keyPair.private, { mode: 0o600 });
-  const certPair = ssh2.utils.generateKeyPairSync("ed25519");
+  const certPair = generateEd25519KeyPair();
   const certKeyPath = join(dir, "cert_ed25519");
   writeFileSync(certKeyPath, certPair.private, { mode: 0o600 });
   // the CA lives in the data dir, as `gatehouse token ssh-cert --data DIR` would use it
