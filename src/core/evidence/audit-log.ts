@@ -213,11 +213,6 @@ export class AuditLog {
     return { ...this.#stats };
   }
 
-  /** The writer whose chain this log appends to (undefined: the store's legacy single chain). */
-  get writer(): string | undefined {
-    return this.#writer;
-  }
-
   get keyId(): string {
     return this.#signer.keyId;
   }

@@ -3,7 +3,7 @@
  * functions, and docs/evidence.md restates them for independent verifiers.
  */
 import type { AuditRecord } from "./audit-event.js";
-import { canonicalHash, canonicalJson, sha256Hex } from "./canonical.js";
+import { canonicalHash, canonicalJson } from "./canonical.js";
 import type { Checkpoint, RecordingEvent, SealPayload, SessionHeader, SessionSeal } from "./records.js";
 
 /** hash = SHA-256 of the canonical JSON of the record with every field except `hash`. */
@@ -79,14 +79,6 @@ export function encodedAuditRecordText(
   return `{${members.slice(1)}}`;
 }
 
-export function encodedAuditRecordHash(
-  record: Omit<AuditRecord, "hash" | "identity" | "data">,
-  identity: string | undefined,
-  data: string | undefined,
-): string {
-  return sha256Hex(encodedAuditRecordText(record, identity, data));
-}
-
 /** A checkpoint signs exactly `{seq, hash, time}`. */
 export function checkpointPayload(
   cp: Pick<Checkpoint, "seq" | "hash" | "time">,
@@ -94,15 +86,20 @@ export function checkpointPayload(
   return { seq: cp.seq, hash: cp.hash, time: cp.time };
 }
 
-/** The recording chain starts from the hash of the session header, so the header cannot be edited either. */
-export function sessionHeadHash(h: SessionHeader): string {
-  return canonicalHash({
+/** The members of a session header that its hash covers (and an evidence log's `s` line holds). */
+export function sessionHeaderFields(h: SessionHeader): SessionHeader {
+  return {
     session_id: h.session_id,
     connection: h.connection,
     protocol: h.protocol,
-    identity: h.identity,
+    ...(h.identity !== undefined ? { identity: h.identity } : {}),
     started_at: h.started_at,
-  });
+  };
+}
+
+/** The recording chain starts from the hash of the session header, so the header cannot be edited either. */
+export function sessionHeadHash(h: SessionHeader): string {
+  return canonicalHash(sessionHeaderFields(h));
 }
 
 export function recordingEventHash(ev: Omit<RecordingEvent, "hash"> & { hash?: string }): string {
@@ -123,4 +120,9 @@ export function encodedRecordingEventText(ev: Omit<RecordingEvent, "hash" | "dat
 
 export function sealPayload(s: SealPayload | SessionSeal): SealPayload {
   return { session_id: s.session_id, count: s.count, last_hash: s.last_hash, ended_at: s.ended_at, reason: s.reason };
+}
+
+/** A seal as stored: what it signs, its signature and the signing key's id (no other members). */
+export function sealRecord(s: SessionSeal): SessionSeal {
+  return { ...sealPayload(s), signature: s.signature, key_id: s.key_id };
 }

@@ -69,18 +69,6 @@ export async function openEvidenceStore(options: OpenEvidenceStoreOptions): Prom
     await index.close();
     throw err;
   }
-  const cut = log.recovery.cutAt;
-  if (cut) {
-    // the indexer skips unreadable lines but moves past them: a watermark inside the cut-off tail would make it
-    // read the next appends from the middle of a line. Nothing was indexed from that tail (no line in it parsed).
-    await db
-      .updateTable("log_watermarks")
-      .set({ offset: cut.offset })
-      .where("writer", "=", log.writer)
-      .where("segment", "=", cut.segment)
-      .where("offset", ">", cut.offset)
-      .execute();
-  }
   await forgetIndexAheadOfLog(db, log);
   const store = new SegmentStore({
     dataDir,
@@ -118,10 +106,12 @@ export async function openEvidenceReader(dataDir: string): Promise<Store> {
 }
 
 /**
- * With `audit.durability: os` a power loss can take the last writes of the log while the index, written without
- * fsync too, kept them: its watermark then points past the end of the writer's segments. The index is only a copy,
- * so this writer's part of it is dropped and rebuilt from the log (by the first catch-up) instead of holding
- * records the log lacks.
+ * The index can be ahead of the writer's log at start: a torn tail was cut after a reader had indexed past it
+ * (the indexer moves past unreadable lines, and would read the next appends from the middle of a line), or, with
+ * `audit.durability: os`, a power loss took the log's last writes while the index, written without fsync too,
+ * kept them. Its watermark then points past the end of the writer's segments. The index is only a copy, so this
+ * writer's part of it is dropped and rebuilt from the log (by the first catch-up) instead of holding records the
+ * log lacks.
  */
 async function forgetIndexAheadOfLog(db: Kysely<Database>, log: SegmentWriter): Promise<void> {
   const mark = await db.selectFrom("log_watermarks").selectAll().where("writer", "=", log.writer).executeTakeFirst();

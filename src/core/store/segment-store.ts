@@ -13,13 +13,17 @@
 import type { ApprovalQuery, ApprovalRecord } from "../approvals/types.js";
 import type { AuditRecord } from "../evidence/audit-event.js";
 import { canonicalize, canonicalJson } from "../evidence/canonical.js";
-import { encodedAuditRecordText, encodedRecordingEventText } from "../evidence/chain.js";
+import {
+  encodedAuditRecordText,
+  encodedRecordingEventText,
+  sealRecord,
+  sessionHeaderFields,
+} from "../evidence/chain.js";
 import type { Checkpoint, RecordingEvent, SessionHeader, SessionRecord, SessionSeal } from "../evidence/records.js";
 import { checkpointLine, hashedLine, jsonLine } from "../evidence/segments/format.js";
 import { parseCheckpointNote } from "../evidence/segments/note.js";
-import { listWriters } from "../evidence/segments/reader.js";
-import type { SegmentWriter } from "../evidence/segments/writer.js";
-import { scanBackwards, type LogPosition, type Recovery } from "../evidence/segments/writer.js";
+import { listWriters, scanBackwards } from "../evidence/segments/reader.js";
+import type { LogPosition, Recovery, SegmentWriter } from "../evidence/segments/writer.js";
 import type { SigningKeyRecord } from "../evidence/signing.js";
 import type { KyselyStore } from "./kysely-store.js";
 import type { WorkerSqliteClient } from "./sqlite-client.js";
@@ -41,12 +45,6 @@ export interface SegmentStoreParts {
   indexEveryMs?: number;
 }
 
-export interface IndexStats {
-  runs: number;
-  lines: number;
-  skipped: number;
-}
-
 export class SegmentStore implements Store {
   readonly kind = "sqlite" as const;
   readonly location: string;
@@ -62,9 +60,7 @@ export class SegmentStore implements Store {
   #indexTimer: NodeJS.Timeout | undefined;
   #indexRun: Promise<void> | undefined;
   #indexedTo: LogPosition = { segment: 0, offset: 0 };
-  #indexFailure: unknown;
   #closed = false;
-  readonly indexStats: IndexStats = { runs: 0, lines: 0, skipped: 0 };
 
   constructor(parts: SegmentStoreParts) {
     this.#dataDir = parts.dataDir;
@@ -91,16 +87,7 @@ export class SegmentStore implements Store {
       }
       if (line.tag === "c" && this.#lastCheckpoint === undefined) {
         try {
-          const cp = parseCheckpointNote(line.note);
-          this.#lastCheckpoint = {
-            writer: cp.writer,
-            seq: cp.seq,
-            hash: cp.hash,
-            time: cp.time,
-            signature: cp.signature,
-            key_id: cp.key_id,
-            note: cp.note,
-          };
+          this.#lastCheckpoint = parseCheckpointNote(line.note);
         } catch {
           // verify reports it; the next checkpoint supersedes it
         }
@@ -134,10 +121,7 @@ export class SegmentStore implements Store {
       lines += hashedLine("a", r.hash, text);
     }
     const cp = commit.checkpoint;
-    if (cp) {
-      if (cp.note === undefined || cp.writer !== this.writer) throw new Error("checkpoint without this writer's note");
-      lines += checkpointLine(cp.note);
-    }
+    if (cp) lines += this.#checkpointLine(cp);
     if (lines === "") return;
     await this.#log.append(lines);
     if (commit.signingKey) this.#keysWritten.add(commit.signingKey.key_id);
@@ -148,10 +132,10 @@ export class SegmentStore implements Store {
 
   async writeRecording(w: RecordingWrite): Promise<void> {
     let lines = this.#keyLine(w.signingKey);
-    for (const s of w.sessions ?? []) lines += jsonLine("s", canonicalJson(sessionHeader(s)));
+    for (const s of w.sessions ?? []) lines += jsonLine("s", canonicalJson(sessionHeaderFields(s)));
     for (const e of w.events ?? []) lines += eventLine(e, canonicalize(e.data));
     for (const e of w.encodedEvents ?? []) lines += encodedEventLine(e);
-    for (const z of w.seals ?? []) lines += jsonLine("z", canonicalJson(seal(z)));
+    for (const z of w.seals ?? []) lines += jsonLine("z", canonicalJson(sealRecord(z)));
     if (lines === "") return;
     await this.#log.append(lines);
     if (w.signingKey) this.#keysWritten.add(w.signingKey.key_id);
@@ -170,9 +154,14 @@ export class SegmentStore implements Store {
   }
 
   async insertCheckpoint(cp: Checkpoint): Promise<void> {
-    if (cp.note === undefined || cp.writer !== this.writer) throw new Error("checkpoint without this writer's note");
-    await this.#log.append(checkpointLine(cp.note));
+    await this.#log.append(this.#checkpointLine(cp));
     this.#lastCheckpoint = cp;
+  }
+
+  /** Only a signed note of this writer's chain goes into its log. */
+  #checkpointLine(cp: Checkpoint): string {
+    if (cp.note === undefined || cp.writer !== this.writer) throw new Error("checkpoint without this writer's note");
+    return checkpointLine(cp.note);
   }
 
   async putSigningKey(key: SigningKeyRecord): Promise<void> {
@@ -290,34 +279,14 @@ export class SegmentStore implements Store {
     const target = this.#log.durable;
     const run = this.#client
       .indexLog({ dataDir: this.#dataDir, limits: { [this.writer]: target } })
-      .then(
-        (outcome) => {
-          this.indexStats.runs++;
-          this.indexStats.lines += outcome.lines;
-          this.indexStats.skipped += outcome.skipped;
-          this.#indexedTo = target;
-          this.#indexFailure = undefined;
-        },
-        (err: unknown) => {
-          this.#indexFailure = err;
-          throw err;
-        },
-      )
+      .then(() => {
+        this.#indexedTo = target;
+      })
       .finally(() => {
         if (this.#indexRun === run) this.#indexRun = undefined;
       });
     this.#indexRun = run;
     return run;
-  }
-
-  /** Why the index could not be brought up to date, while it cannot (the log itself is unaffected). */
-  get indexFailure(): unknown {
-    return this.#indexFailure;
-  }
-
-  /** Why the log refuses appends, while it does. */
-  get failure(): string | undefined {
-    return this.#log.failure;
   }
 
   async close(): Promise<void> {
@@ -332,28 +301,6 @@ export class SegmentStore implements Store {
     await this.#index.close().catch((err: unknown) => void (failed ??= { err }));
     if (failed) throw failed.err;
   }
-}
-
-function sessionHeader(s: SessionHeader): SessionHeader {
-  return {
-    session_id: s.session_id,
-    connection: s.connection,
-    protocol: s.protocol,
-    ...(s.identity !== undefined ? { identity: s.identity } : {}),
-    started_at: s.started_at,
-  };
-}
-
-function seal(z: SessionSeal): SessionSeal {
-  return {
-    session_id: z.session_id,
-    count: z.count,
-    last_hash: z.last_hash,
-    ended_at: z.ended_at,
-    reason: z.reason,
-    signature: z.signature,
-    key_id: z.key_id,
-  };
 }
 
 function eventLine(e: RecordingEvent, dataJson: string | undefined): string {

@@ -4,7 +4,7 @@
  */
 import { closeSync, existsSync, fstatSync, openSync, readdirSync, readSync } from "node:fs";
 import { join } from "node:path";
-import { EVIDENCE_DIR, segmentFileName, segmentNumber, WRITER_NAME } from "./format.js";
+import { EVIDENCE_DIR, parseLine, segmentFileName, segmentNumber, WRITER_NAME, type ParsedLine } from "./format.js";
 
 export function evidenceDir(dataDir: string): string {
   return join(dataDir, EVIDENCE_DIR);
@@ -90,5 +90,22 @@ export function readSegmentLines(path: string, from = 0, limit?: number, maxByte
     return { lines, end, trailing: Math.max(0, stop - end) };
   } finally {
     closeSync(fd);
+  }
+}
+
+/** The lines of a writer's log, newest segment first, until `want` says it has seen enough. */
+export function scanBackwards(dir: string, want: (line: ParsedLine) => boolean): void {
+  const segments = listSegments(dir);
+  for (let i = segments.length - 1; i >= 0; i--) {
+    const { lines } = readSegmentLines(segmentPath(dir, segments[i]!));
+    for (let j = lines.length - 1; j >= 0; j--) {
+      let parsed: ParsedLine;
+      try {
+        parsed = parseLine(lines[j]!.line);
+      } catch {
+        continue;
+      }
+      if (want(parsed)) return;
+    }
   }
 }

@@ -18,7 +18,7 @@ import type { Store } from "../../store/types.js";
 import { CorruptRecordError } from "../../store/types.js";
 import type { AuditRecord } from "../audit-event.js";
 import { canonicalJson, sha256Hex, ZERO_HASH } from "../canonical.js";
-import { auditRecordHash, recordingEventHash, sealPayload, sessionHeadHash } from "../chain.js";
+import { auditRecordHash, recordingEventHash, sealPayload, sealRecord, sessionHeadHash } from "../chain.js";
 import type { Checkpoint, SessionHeader, SessionSeal } from "../records.js";
 import { keyIdOf, publicKeyFromPem, verifyCanonical } from "../signing.js";
 import type { AuditProblem, AuditProblemReason, SessionProblem } from "../verify.js";
@@ -475,7 +475,7 @@ class WriterIndex {
 
   async sessionSeal(id: string, seal: SessionSeal): Promise<void> {
     const rec = await this.store.getSession(id);
-    if (rec?.seal !== undefined && canonicalJson(sealFields(rec.seal)) !== canonicalJson(sealFields(seal))) {
+    if (rec?.seal !== undefined && canonicalJson(sealRecord(rec.seal)) !== canonicalJson(sealRecord(seal))) {
       this.#disagree(`session ${id}`, "the index holds another seal");
     }
   }
@@ -484,10 +484,6 @@ class WriterIndex {
   sessionEnd(id: string, s: IndexedSession, n: number): void {
     if (s.events > n) this.#disagree(`session ${id} event ${n + 1}`, "the index holds an event the log lacks");
   }
-}
-
-function sealFields(z: SessionSeal): SessionSeal {
-  return { ...sealPayload(z), signature: z.signature, key_id: z.key_id };
 }
 
 interface SessionState {

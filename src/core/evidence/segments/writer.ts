@@ -25,7 +25,7 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import { WalSync, type FdatasyncFn } from "../../store/wal-sync.js";
-import { headerLine, LineError, parseLine, SEGMENT_FORMAT, WRITER_NAME, type ParsedLine } from "./format.js";
+import { headerLine, LineError, parseLine, SEGMENT_FORMAT, WRITER_NAME } from "./format.js";
 import { evidenceDir, listSegments, readSegmentLines, segmentPath } from "./reader.js";
 
 export type SegmentDurability = "fsync" | "os";
@@ -345,7 +345,7 @@ function cutTornTail(path: string, segment: number): Omit<Recovery, "segments"> 
   }
   if (firstBad >= 0) good = firstBad;
   const keep = good === 0 ? (chunk.lines.length === 0 ? 0 : chunk.lines[0]!.offset) : chunk.lines[good - 1]!.end;
-  const size = fstatSize(path);
+  const size = chunk.end + chunk.trailing;
   if (keep >= size) return { cutBytes: 0 };
   // keep === 0: not even the header was written whole; the segment starts again from its header
   const fd = openSync(path, fsConstants.O_WRONLY);
@@ -356,32 +356,6 @@ function cutTornTail(path: string, segment: number): Omit<Recovery, "segments"> 
     closeSync(fd);
   }
   return { cutBytes: size - keep, cutAt: { segment, offset: keep } };
-}
-
-function fstatSize(path: string): number {
-  const fd = openSync(path, fsConstants.O_RDONLY);
-  try {
-    return fstatSync(fd).size;
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/** The lines of a writer's log, newest segment first, until `want` says it has seen enough. */
-export function scanBackwards(dir: string, want: (line: ParsedLine) => boolean): void {
-  const segments = listSegments(dir);
-  for (let i = segments.length - 1; i >= 0; i--) {
-    const { lines } = readSegmentLines(segmentPath(dir, segments[i]!));
-    for (let j = lines.length - 1; j >= 0; j--) {
-      let parsed: ParsedLine;
-      try {
-        parsed = parseLine(lines[j]!.line);
-      } catch {
-        continue;
-      }
-      if (want(parsed)) return;
-    }
-  }
 }
 
 function pidAlive(pid: number): boolean {
