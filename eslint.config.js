@@ -31,6 +31,13 @@ export default tseslint.config(
     },
   },
   {
+    // A rejected promise nobody handles ends the Node process, and with it every session of every protocol: in
+    // src/ every promise is awaited, returned, or given a rejection handler (`void` does not count).
+    files: ["src/**/*.ts"],
+    languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
+    rules: { "@typescript-eslint/no-floating-promises": ["error", { ignoreVoid: false }] },
+  },
+  {
     files: ["bin/**/*.js", "bench/**/*.js", "test/**/*.js"],
     languageOptions: { globals: { process: "readonly", console: "readonly" } },
   },

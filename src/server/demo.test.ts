@@ -153,7 +153,7 @@ describe("gatehouse demo", () => {
             resolve();
           }
         });
-        void exited.then((how) => reject(new Error(`demo exited early (${how}): ${out}${err}`)));
+        exited.then((how) => reject(new Error(`demo exited early (${how}): ${out}${err}`)), reject);
       });
       expect(out).toMatch(/export PGPASSWORD=ey/);
       expect(out).toMatch(/psql "host=127\.0\.0\.1 port=\d+ dbname=demo-db user=demo-bot"/);

@@ -284,7 +284,13 @@ export class AuditLog {
     this.#running = true;
     // the loop's next check phase, so appends made by every socket read of this turn share the first transaction
     // (an in-process store commits synchronously: a microtask would commit each connection's record alone)
-    setImmediate(() => void this.#drain());
+    setImmediate(() => {
+      // #commit turns store failures into refusals; a throw here is a bug, and waiting appends must not hang on it
+      this.#drain().catch((err: unknown) => {
+        this.#running = false;
+        this.#fail(this.#queue.splice(0), err);
+      });
+    });
   }
 
   async #drain(): Promise<void> {

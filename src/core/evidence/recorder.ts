@@ -195,7 +195,12 @@ export class SessionRecorder {
     }
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
-      void this.#flushOnce();
+      // #flushOnce keeps store failures for retry; anything else it throws is kept the same way
+      this.#flushOnce().catch((err: unknown) => {
+        this.#flushing = false;
+        this.#lastError = err;
+        this.#schedule(RETRY_MAX_MS);
+      });
     }, delayMs);
   }
 

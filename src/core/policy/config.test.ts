@@ -136,6 +136,22 @@ describe("parseConfig: errors name file and path on one line", () => {
     );
   });
 
+  it("settings this build does not enforce are refused, naming their path, instead of being ignored", () => {
+    expect(errorOf(conn("    via: agent/office\n"))).toBe(
+      'gatehouse.yaml: connections[0].via: "agent/office": agents are not supported yet; this gateway would dial the target itself, so the setting is refused (remove via to reach the target directly)',
+    );
+    const retention = /retention is not enforced yet: nothing would be purged, so the setting is refused/;
+    expect(errorOf("audit: { retention: 400d }\n")).toMatch(
+      new RegExp(`^gatehouse.yaml: audit.retention: ${retention.source}`),
+    );
+    expect(errorOf("recordings: { retention: 30d }\n")).toMatch(
+      new RegExp(`^gatehouse.yaml: recordings.retention: ${retention.source}`),
+    );
+    expect(errorOf("store: postgres://u@db.example/gatehouse\n")).toMatch(
+      /^gatehouse.yaml: store: a PostgreSQL store is not supported yet/,
+    );
+  });
+
   it("bad duration and out-of-range values", () => {
     expect(errorOf("audit: { retention: 5x }\n")).toBe(
       'gatehouse.yaml: audit.retention: invalid duration "5x" (expected e.g. 30s, 5m, 2h, 400d, 1h30m or 0)',

@@ -620,7 +620,51 @@ export const configSchema = z
         ctx.addIssue({ code: "custom", path: ["listen", name], message: `${key} is already used by listen.${other}` });
       seen.set(key, name);
     }
+    refuseUnenforced(c, ctx);
   });
+
+/**
+ * Settings the schema knows but this build does not act on. A security setting that is accepted and then does
+ * nothing is worse than an error: each is refused, naming its path, until the feature that honours it exists.
+ */
+function refuseUnenforced(
+  c: {
+    connections: { via?: string | undefined }[];
+    audit: { retention?: unknown };
+    recordings: { retention?: unknown };
+    store?: string | undefined;
+  },
+  ctx: z.RefinementCtx,
+): void {
+  c.connections.forEach((conn, i) => {
+    if (conn.via === undefined) return;
+    ctx.addIssue({
+      code: "custom",
+      path: ["connections", i, "via"],
+      message: `"${conn.via}": agents are not supported yet; this gateway would dial the target itself, so the setting is refused (remove via to reach the target directly)`,
+    });
+  });
+  for (const path of [
+    ["audit", "retention"],
+    ["recordings", "retention"],
+  ] as const) {
+    if (c[path[0]].retention === undefined) continue;
+    ctx.addIssue({
+      code: "custom",
+      path: [...path],
+      message:
+        "retention is not enforced yet: nothing would be purged, so the setting is refused (remove it; evidence is kept until you delete it)",
+    });
+  }
+  if (c.store !== undefined) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["store"],
+      message:
+        "a PostgreSQL store is not supported yet: the gateway would use its embedded store in `data`, so the setting is refused (remove it)",
+    });
+  }
+}
 
 function unique<T>(
   ctx: z.RefinementCtx,

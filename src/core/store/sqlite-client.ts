@@ -188,7 +188,8 @@ export class WorkerSqliteClient implements SqliteClient {
           const err = new SqliteStoreError(msg.error);
           settleReady.reject(err);
           this.#failAll(err);
-          void worker.terminate();
+          // the worker failed to open the store: its exit status adds nothing to the error already reported
+          worker.terminate().catch(() => undefined);
         }
         return;
       }

@@ -288,7 +288,8 @@ async function runSession(
     if (!targetSocket.destroyed && !terminated) targetSocket.end(Buffer.from([0x58, 0, 0, 0, 4]));
     if (error) fatal(client, error.code, error.message);
     else if (!client.destroyed) client.end();
-    void side?.then((s) => s.close()).catch(() => undefined);
+    // the side connection only answers catalog questions: closing it cannot lose evidence
+    side?.then((s) => s.close()).catch(() => undefined);
     deps.track(
       session
         .close(reason)

@@ -179,7 +179,7 @@ export class FrontendPipeline {
       return;
     }
     if (this.#queuedBytes > QUEUE_HIGH_WATER) this.#pause(PAUSED_QUEUE);
-    if (!this.#running) void this.#run();
+    if (!this.#running) this.#run().catch((err: unknown) => this.#fatal(err));
   }
 
   close(): void {

@@ -68,7 +68,8 @@ export async function startPostgresListener(opts: PostgresListenerOptions): Prom
       log,
       track: (p) => {
         closing.add(p);
-        void p.finally(() => closing.delete(p));
+        const done = () => void closing.delete(p);
+        p.then(done, done);
       },
       tls: (remote) => ({
         ...(secureContext ? { secureContext } : {}),
@@ -77,7 +78,11 @@ export async function startPostgresListener(opts: PostgresListenerOptions): Prom
       }),
     });
     serving.add(served);
-    void served.finally(() => serving.delete(served));
+    const forget = () => void serving.delete(served);
+    served.then(forget, (err: unknown) => {
+      log("postgres: connection failed", { err: String(err) });
+      forget();
+    });
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);

@@ -193,8 +193,15 @@ export function handleClient(deps: SshClientDeps, client: ssh2.Connection, info:
         rej?.();
       }
     });
-    channel.on("auth-agent", (_acc, rej) => rej?.());
-    channel.on("x11", (_acc, rej) => rej?.());
+    // agent and X11 forwarding are refused like port forwarding, and recorded the same way
+    channel.on("auth-agent", (_acc, rej) => {
+      rej?.();
+      refusedForwarding("auth-agent", {});
+    });
+    channel.on("x11", (_acc, rej, x) => {
+      rej?.();
+      refusedForwarding("x11", { screen: x.screen, single: x.single });
+    });
     channel.on("signal", (acc, _rej, s) => {
       live?.signal(s.name);
       acc?.();
@@ -202,7 +209,7 @@ export function handleClient(deps: SshClientDeps, client: ssh2.Connection, info:
 
     channel.on("exec", (acc, _rej, e) => {
       const ch = fixWindowResume(acc());
-      void (async () => {
+      serveChannel(ch, async () => {
         const ok = await usable(ch);
         if (!ok) return;
         if (pty) resize(pty);
@@ -219,12 +226,12 @@ export function handleClient(deps: SshClientDeps, client: ssh2.Connection, info:
           live = tch;
           pipe(ok.session, ch, tch);
         });
-      })();
+      });
     });
 
     channel.on("shell", (acc) => {
       const ch = fixWindowResume(acc());
-      void (async () => {
+      serveChannel(ch, async () => {
         const ok = await usable(ch);
         if (!ok) return;
         if (pty) resize(pty);
@@ -234,19 +241,23 @@ export function handleClient(deps: SshClientDeps, client: ssh2.Connection, info:
           submit: (text, facts) => submit(ok.session, text, facts, { channel: "shell" }, ch),
           toTarget: (b) => live?.write(b),
           toClient: (b) => ch.write(b),
+          onError: (err) => {
+            failChannel(ch, `shell input failed: ${err instanceof Error ? err.message : String(err)}`);
+            live?.close();
+          },
         });
         ok.target.shell(pty ? ptyOptions(pty) : false, { env }, (err, tch) => {
           if (err) return failChannel(ch, `target refused the shell: ${err.message}`);
           live = tch;
           pipe(ok.session, ch, tch, input);
         });
-      })();
+      });
     });
 
     channel.on("subsystem", (acc, rej, s) => {
       if (s.name !== "sftp") return rej?.();
       const ch = fixWindowResume(acc());
-      void (async () => {
+      serveChannel(ch, async () => {
         const ok = await usable(ch);
         if (!ok) return;
         const facts: RequestFacts = {
@@ -268,28 +279,60 @@ export function handleClient(deps: SshClientDeps, client: ssh2.Connection, info:
           live = tch;
           sftp(ok.session, ch, tch);
         });
-      })();
+      });
     });
   });
 
   // port forwarding (-L, -R) and streamlocal are refused
   client.on("tcpip", (_acc, rej, t) => {
-    void session?.audit({
-      type: "ssh.forward.refused",
-      data: { kind: "direct-tcpip", dest: `${t.destIP}:${t.destPort}` },
-    });
     rej();
+    refusedForwarding("direct-tcpip", { dest: `${t.destIP}:${t.destPort}` });
   });
-  client.on("request", (_acc, rej, name) => {
-    void session?.audit({ type: "ssh.forward.refused", data: { kind: name } });
+  client.on("openssh.streamlocal", (_acc, rej, t) => {
+    rej();
+    refusedForwarding("direct-streamlocal@openssh.com", { dest: t.socketPath });
+  });
+  client.on("request", (_acc, rej, name, info) => {
     rej?.();
+    // ssh2 answers OpenSSH's routine no-more-sessions@openssh.com itself; should it ever reach us, it is no forwarding
+    if ((name as string) === "no-more-sessions@openssh.com") return;
+    refusedForwarding(name, forwardingListen(info));
   });
 
   client.on("error", (err) => deps.log("ssh: client connection error", { err: err.message, client: clientAddress }));
   client.on("close", () => {
     // stays tracked until its session has ended: the listener's close() must wait for that too
-    void finish("client disconnected").finally(untrack);
+    finish("client disconnected")
+      .finally(untrack)
+      .catch((err: unknown) => deps.log("ssh: session did not end cleanly", { err: String(err) }));
   });
+
+  /**
+   * Records a forwarding request that was refused (nothing of it reaches the target). The refusal stands whether or
+   * not its record can be written: a failing evidence store is logged here, it never ends the process.
+   */
+  function refusedForwarding(kind: string, data: Record<string, unknown>): void {
+    const record = async () => {
+      await ready;
+      const s = session ?? (await opening);
+      await s?.audit({ type: "ssh.forward.refused", data: { kind, ...data } });
+    };
+    record().catch((err: unknown) =>
+      deps.log("ssh: a refused forwarding request could not be recorded", {
+        kind,
+        err: String(err),
+        session: session?.id,
+      }),
+    );
+  }
+
+  /** Serves one session channel; an unexpected failure ends that channel with the cause, never the process. */
+  function serveChannel(ch: ssh2.ServerChannel, serve: () => Promise<void>): void {
+    serve().catch((err: unknown) => {
+      deps.log("ssh: channel failed", { err: String(err), session: session?.id });
+      failChannel(ch, `channel failed: ${err instanceof Error ? err.message : String(err)}`);
+    });
+  }
 
   function submit(
     s: GatedSession,
@@ -342,7 +385,7 @@ export function handleClient(deps: SshClientDeps, client: ssh2.Connection, info:
         try {
           if (!tee.record("output", bytes, stream)) {
             pause();
-            void s.recording.drain().then(resume, recordingLost);
+            s.recording.drain().then(resume, recordingLost);
           }
         } catch (err) {
           recordingLost(err);
@@ -366,7 +409,11 @@ export function handleClient(deps: SshClientDeps, client: ssh2.Connection, info:
       else tch.write(b);
     });
     ch.on("end", () => {
-      if (input) void input.end().then(() => tch.end());
+      if (input)
+        input.end().then(
+          () => tch.end(),
+          () => tch.close(),
+        );
       else tch.end();
     });
     tch.on("exit", (code: number | null, signal?: string) => {
@@ -395,9 +442,14 @@ export function handleClient(deps: SshClientDeps, client: ssh2.Connection, info:
         } catch {
           // the audit event below carries the same facts
         }
-        void s.audit({
+        s.audit({
           type: "sftp.transfer",
           data: { op: t.op, path: t.path, bytes_read: t.read, bytes_written: t.written },
+        }).catch((err: unknown) => {
+          // fail closed: no further transfer without its evidence
+          deps.log("ssh: an sftp transfer could not be recorded", { err: String(err), session: s.id });
+          failChannel(ch, `evidence unavailable, sftp ended: ${err instanceof Error ? err.message : String(err)}`);
+          tch.close();
         });
       },
       onProtocolError: (message) => {
@@ -416,6 +468,14 @@ export function handleClient(deps: SshClientDeps, client: ssh2.Connection, info:
     });
     ch.on("close", () => tch.close());
   }
+}
+
+/** Where a tcpip-forward / streamlocal-forward request asked the gateway to listen. */
+function forwardingListen(info: unknown): Record<string, unknown> {
+  const i = (info ?? {}) as { bindAddr?: unknown; bindPort?: unknown; socketPath?: unknown };
+  if (typeof i.socketPath === "string") return { listen: i.socketPath };
+  if (typeof i.bindAddr === "string") return { listen: `${i.bindAddr}:${String(i.bindPort)}` };
+  return {};
 }
 
 function ptyOptions(p: Pty): ssh2.PseudoTtyOptions {

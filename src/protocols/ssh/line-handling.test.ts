@@ -30,22 +30,25 @@ describe("OutputMasker", () => {
   });
 });
 
-function tracker(pty: boolean, deny: (text: string) => boolean) {
+function tracker(pty: boolean, deny: (text: string) => boolean, submitFails = false) {
   const target: string[] = [];
   const client: string[] = [];
+  const errors: unknown[] = [];
   const submitted: { text: string; unparseable?: string }[] = [];
   const input = new ShellInput({
     pty,
     analyze: (t) => analyzer.analyze(t),
     submit: (text, facts): Promise<LineVerdict> => {
       submitted.push({ text, ...(facts.unparseable ? { unparseable: facts.unparseable.reason } : {}) });
+      if (submitFails) return Promise.reject(new Error("gate broke"));
       const bad = deny(text) || facts.unparseable !== undefined;
       return Promise.resolve(bad ? { forward: false, message: "no" } : { forward: true });
     },
     toTarget: (b) => target.push(b.toString("latin1")),
     toClient: (b) => client.push(b.toString()),
+    onError: (err) => errors.push(err),
   });
-  return { input, target: () => target.join(""), client: () => client.join(""), submitted };
+  return { input, target: () => target.join(""), client: () => client.join(""), submitted, errors };
 }
 
 describe("ShellInput", () => {
@@ -84,5 +87,15 @@ describe("ShellInput", () => {
     t.input.push(Buffer.from("echo 1\nrm -rf /\necho 2"));
     await t.input.end();
     expect(t.target()).toBe("echo 1\necho 2\n");
+  });
+
+  it("a line whose handling fails goes to onError (not an unhandled rejection), and nothing after it is forwarded", async () => {
+    const t = tracker(false, rm, true);
+    t.input.push(Buffer.from("echo 1\necho 2\n"));
+    await t.input.end();
+    expect(t.errors).toHaveLength(1);
+    expect(String(t.errors[0])).toMatch(/gate broke/);
+    expect(t.target()).toBe("");
+    expect(t.submitted.map((s) => s.text)).toEqual(["echo 1"]);
   });
 });

@@ -101,7 +101,7 @@ export class SftpObserver {
     } catch (err) {
       return this.#fail(err);
     }
-    if (!this.#running) void this.#run();
+    if (!this.#running) this.#run().catch((err: unknown) => this.#fail(err));
   }
 
   /** Target -> client bytes: forwarded at once, watched for handles and data sizes. */

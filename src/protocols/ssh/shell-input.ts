@@ -11,6 +11,8 @@ export interface ShellInputOptions {
   submit(text: string, facts: RequestFacts): Promise<LineVerdict>;
   toTarget(bytes: Buffer): void;
   toClient(bytes: Buffer): void;
+  /** Handling a line failed (not a refusal: those are verdicts); nothing more of this input is forwarded. */
+  onError(err: unknown): void;
 }
 
 const CR = 0x0d;
@@ -45,21 +47,24 @@ export class ShellInput {
   #inPaste = false;
   #fullScreen = false;
   #ended = false;
+  #failed = false;
   #onIdle: (() => void) | undefined;
 
   constructor(private readonly opts: ShellInputOptions) {}
 
   push(chunk: Buffer): void {
+    if (this.#failed) return;
     this.#queue.push(chunk);
-    if (!this.#running) void this.#run();
+    if (!this.#running) this.#start();
   }
 
   /** Client EOF: a non-PTY shell's last unterminated line is still submitted. Resolves once all input is handled. */
   end(): Promise<void> {
     this.#ended = true;
+    if (this.#failed) return Promise.resolve();
     return new Promise((resolve) => {
       this.#onIdle = resolve;
-      if (!this.#running) void this.#run();
+      if (!this.#running) this.#start();
     });
   }
 
@@ -71,11 +76,20 @@ export class ShellInput {
     if (ALT_SCREEN_OFF.test(text)) this.#fullScreen = false;
   }
 
+  #start(): void {
+    // #run reports its own failures; this only catches an onError handler that throws
+    this.#run().catch((err: unknown) => this.opts.onError(err));
+  }
+
   async #run(): Promise<void> {
     this.#running = true;
     try {
-      while (this.#queue.length > 0) await this.#process(this.#queue.shift() as Buffer);
+      while (this.#queue.length > 0 && !this.#failed) await this.#process(this.#queue.shift() as Buffer);
       if (this.#ended && !this.opts.pty && (this.#line.length > 0 || this.#pending)) await this.#enter(Buffer.alloc(0));
+    } catch (err) {
+      this.#failed = true;
+      this.#queue = [];
+      this.opts.onError(err);
     } finally {
       this.#running = false;
       if (this.#ended && this.#queue.length === 0) this.#onIdle?.();

@@ -6,11 +6,10 @@
  * evidence, no statement reaches the target without its audit record, new sessions are refused too, and once
  * space is freed the same session and new ones work again; the evidence left behind verifies.
  *
- * Needs root for `mount -t tmpfs` (the e2e project runs as root in CI); without it the test is skipped and says why.
+ * Needs root for `mount -t tmpfs` (the e2e project runs as root in CI); without it the test fails and says why.
  */
-import { execFileSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
@@ -24,38 +23,12 @@ import {
   writeConfig,
   type GatewayProcess,
 } from "./process.js";
+import { fillDisk, mountTmpfs, unmountTmpfs } from "./tmpfs.js";
 
 const RUN = `outage-${randomUUID().slice(0, 8)}`;
 const dir = mkdtempSync(join(tmpdir(), "gatehouse-outage-"));
 const data = join(dir, "data");
 const filler = join(data, "filler");
-
-function tryMount(): string | undefined {
-  mkdirSync(data, { recursive: true });
-  try {
-    execFileSync("mount", ["-t", "tmpfs", "-o", "size=24m,mode=0700", "tmpfs", data], { stdio: "pipe" });
-    return undefined;
-  } catch (err) {
-    return `cannot mount a tmpfs (needs root): ${String((err as { stderr?: Buffer }).stderr ?? err).trim()}`;
-  }
-}
-const skipReason = tryMount();
-if (skipReason) process.stderr.write(`evidence-outage: skipped: ${skipReason}\n`);
-
-/** Fills the filesystem with one file until the kernel says ENOSPC; returns the bytes written. */
-function fillDisk(): number {
-  const fd = openSync(filler, "w");
-  const chunk = Buffer.alloc(64 * 1024, 0x61);
-  let written = 0;
-  try {
-    for (;;) written += writeSync(fd, chunk);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "ENOSPC") throw err;
-  } finally {
-    closeSync(fd);
-  }
-  return written;
-}
 
 let gw: GatewayProcess | undefined;
 let token = "";
@@ -73,8 +46,11 @@ const client = (): pg.Client => {
   return c;
 };
 
+let mounted = false;
+
 beforeAll(async () => {
-  if (skipReason) return;
+  mountTmpfs(data);
+  mounted = true;
   ({ path: config, token } = await writeConfig(dir, data));
   gw = await startGatewayProcess(config);
 }, 60_000);
@@ -84,17 +60,17 @@ afterAll(async () => {
     process.kill(gw.pid, "SIGKILL");
     await gw.exited;
   }
-  if (!skipReason) execFileSync("umount", ["-l", data]);
+  if (mounted) unmountTmpfs(data);
   rmSync(dir, { recursive: true, force: true });
 });
 
-describe.skipIf(skipReason !== undefined)("evidence store out of space (real ENOSPC on a tmpfs)", () => {
+describe("evidence store out of space (real ENOSPC on a tmpfs)", () => {
   it("refuses statements while evidence cannot be written, and resumes once space is free", async () => {
     const session = client();
     await session.connect();
     expect((await session.query(`SELECT 'before' AS v /* ${RUN}-0 */`)).rows).toEqual([{ v: "before" }]);
 
-    const filled = fillDisk();
+    const filled = fillDisk(filler);
     expect(filled).toBeGreaterThan(0);
     // Large statements grow the evidence log quickly: a write may still land in a block the file system had
     // already allocated, which is fine (the record is durable); the first write that needs a new block must fail,

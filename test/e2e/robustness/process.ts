@@ -8,7 +8,14 @@ import { join } from "node:path";
 import { generateStaticToken } from "../../../src/core/identity/static-tokens.js";
 import type { AuditRecord } from "../../../src/core/evidence/audit-event.js";
 import { withEvidenceReader } from "../../../src/cli/read-store.js";
-import { freePort, gatewayYaml, pgConnectionYaml, testPgTarget } from "../../support/gateway-config.js";
+import {
+  freePort,
+  gatewayYaml,
+  pgConnectionYaml,
+  sshConnectionYaml,
+  testPgTarget,
+  testSshTarget,
+} from "../../support/gateway-config.js";
 import { services } from "../../support/services.js";
 
 // still exported from here for the robustness tests
@@ -27,21 +34,33 @@ export interface GatewayProcess {
   exited: Promise<number | NodeJS.Signals>;
 }
 
-/** Writes a config with one app-db connection to the test PostgreSQL (SCRAM user); returns its path and token. */
-export async function writeConfig(dir: string, dataDir: string, extra = ""): Promise<{ path: string; token: string }> {
+/**
+ * Writes a config with one app-db connection to the test PostgreSQL (SCRAM user), and with `ssh` also an SSH listener
+ * and an app-host connection to the test OpenSSH server; returns its path, the token and the SSH listener's port.
+ */
+export async function writeConfig(
+  dir: string,
+  dataDir: string,
+  extra = "",
+  o: { ssh?: boolean } = {},
+): Promise<{ path: string; token: string; sshPort?: number }> {
   const bot = generateStaticToken();
   const path = join(dir, "gatehouse.yaml");
+  const sshPort = o.ssh ? await freePort() : undefined;
   writeFileSync(
     path,
     gatewayYaml({
-      listen: { api: await freePort(), postgres: await freePort() },
+      listen: { api: await freePort(), postgres: await freePort(), ...(sshPort ? { ssh: sshPort } : {}) },
       data: dataDir,
       tokens: [{ name: "ci-bot", sha256: bot.sha256, groups: ["ci"] }],
-      connections: [pgConnectionYaml(testPgTarget(services()), { group: "ci" })],
+      connections: [
+        pgConnectionYaml(testPgTarget(services()), { group: "ci" }),
+        ...(sshPort ? [sshConnectionYaml(testSshTarget(services()), { group: "ci" })] : []),
+      ],
       top: extra,
     }),
   );
-  return { path, token: bot.token };
+  return { path, token: bot.token, ...(sshPort ? { sshPort } : {}) };
 }
 
 /** Starts `gatehouse serve --config F` and waits for its PostgreSQL listener's address on stdout. */

@@ -3,7 +3,7 @@
  * real `ssh` / `sftp` clients (token via SSH_ASKPASS, registered key, Gatehouse certificate).
  */
 import { execFile, spawn } from "node:child_process";
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -14,7 +14,7 @@ import { generateEd25519KeyPair } from "../../../src/protocols/ssh/host-key.js";
 import { Gateway } from "../../../src/server/gateway.js";
 import { gatewayYaml, sshConnectionYaml, testSshTarget } from "../../support/gateway-config.js";
 import { services } from "../../support/services.js";
-import { sshClientArgs } from "../../support/ssh-client.js";
+import { sshClientArgs, TOKEN_LOGIN_ARGS, tokenLoginEnv } from "../../support/ssh-client.js";
 
 export const exec = promisify(execFile);
 
@@ -67,9 +67,6 @@ export async function startSshHarness(options: { appHost?: string; top?: string 
     ttlMs: 3_600_000,
   });
   writeFileSync(`${certKeyPath}-cert.pub`, `${cert.line}\n`);
-  const askpass = join(dir, "askpass.sh");
-  writeFileSync(askpass, '#!/bin/sh\nprintf "%s\\n" "$GH_SSH_TOKEN"\n');
-  chmodSync(askpass, 0o700);
   const appHost = `guardrails:
   - deny: { commands: [shutdown, reboot, mkfs] }
   - deny: { patterns: ["rm -rf *", "curl * | sh"] }
@@ -103,14 +100,7 @@ ${options.appHost ?? ""}`;
     const common = [...sshClientArgs(port), "-o", "ConnectTimeout=10"];
     const byAuth =
       auth === "token"
-        ? [
-            "-o",
-            "PreferredAuthentications=password",
-            "-o",
-            "PubkeyAuthentication=no",
-            "-o",
-            "NumberOfPasswordPrompts=1",
-          ]
+        ? TOKEN_LOGIN_ARGS
         : auth === "key"
           ? ["-o", "PreferredAuthentications=publickey", "-o", "BatchMode=yes", "-i", keyPath]
           : [
@@ -123,13 +113,7 @@ ${options.appHost ?? ""}`;
               "-o",
               `CertificateFile=${certKeyPath}-cert.pub`,
             ];
-    const env: NodeJS.ProcessEnv = {
-      ...process.env,
-      SSH_ASKPASS: askpass,
-      SSH_ASKPASS_REQUIRE: "force",
-      DISPLAY: ":0",
-      GH_SSH_TOKEN: o.token ?? bot.token,
-    };
+    const env = tokenLoginEnv(dir, o.token ?? bot.token);
     return { args: [...common, ...byAuth, ...(o.extra ?? []), `${user}@127.0.0.1`], env };
   };
 

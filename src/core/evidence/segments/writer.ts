@@ -272,7 +272,8 @@ export class SegmentWriter {
     this.#segment = next;
     this.#size = fstatSync(fd).size;
     this.#sync = this.#durability === "fsync" ? this.#newSync() : undefined;
-    void old?.close();
+    // the old segment is already durable (fsync above); failing to close its descriptor loses nothing
+    old?.close().catch(() => undefined);
   }
 
   #newSync(): WalSync {

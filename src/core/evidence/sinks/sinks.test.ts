@@ -150,7 +150,10 @@ describe("HttpSink through the forwarder", () => {
     let calls = 0;
     const server = createHttpServer((req, res) => {
       calls++;
-      void body(req).then(() => res.writeHead(calls === 1 ? 401 : 200).end());
+      body(req).then(
+        () => res.writeHead(calls === 1 ? 401 : 200).end(),
+        () => res.destroy(),
+      );
     });
     const url = await listen(server);
     const logger = captureLogger();
@@ -171,8 +174,10 @@ describe("HttpSink through the forwarder", () => {
     let calls = 0;
     const server = createHttpServer((req, res) => {
       calls++;
-      void body(req).then(() =>
-        calls === 1 ? res.writeHead(429, { "retry-after": "0" }).end() : res.writeHead(calls === 2 ? 408 : 200).end(),
+      body(req).then(
+        () =>
+          calls === 1 ? res.writeHead(429, { "retry-after": "0" }).end() : res.writeHead(calls === 2 ? 408 : 200).end(),
+        () => res.destroy(),
       );
     });
     const url = await listen(server);
