@@ -31,6 +31,26 @@ export default tseslint.config(
     },
   },
   {
+    // An adapter follows the adapter contract (src/core/adapter): it imports the core and nothing else of src/ —
+    // not the server that composes it, not the API or CLI, not another adapter (a shared piece moves to the core).
+    files: ["src/protocols/**/*.ts"],
+    rules: {
+      "no-restricted-imports": [
+        "error",
+        {
+          patterns: [
+            {
+              // anything above the adapter's own folder, except src/core
+              regex: "^\\.\\./(?!\\.\\./core(?:/|$))",
+              message:
+                "an adapter imports only src/core (and its own files): see docs/architecture.md, Adding a protocol",
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
     // A rejected promise nobody handles ends the Node process, and with it every session of every protocol: in
     // src/ every promise is awaited, returned, or given a rejection handler (`void` does not count).
     files: ["src/**/*.ts"],

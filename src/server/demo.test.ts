@@ -10,7 +10,7 @@ import { renderText } from "../core/evidence/replay.js";
 import { verifyEvidence } from "../core/evidence/verify.js";
 import { openStore } from "../core/store/open.js";
 import { startDemo } from "./demo.js";
-import { PROTOCOL_LISTENERS } from "./listeners.js";
+import { ADAPTERS } from "./adapters.js";
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -158,7 +158,7 @@ describe("gatehouse demo", () => {
       expect(out).toMatch(/export PGPASSWORD=ey/);
       expect(out).toMatch(/psql "host=127\.0\.0\.1 port=\d+ dbname=demo-db user=demo-bot"/);
       // the walkthrough names exactly the adapters this build lacks
-      const notBuilt = PROTOCOL_LISTENERS.filter((l) => !l.start).map((l) => l.protocol);
+      const notBuilt = ADAPTERS.filter((l) => !l.load).map((l) => l.protocol);
       expect(out).toContain(`Not built yet: the ${notBuilt.join(", ")} adapters.`);
     } finally {
       // stop it whatever failed above, so a broken assertion never leaves a gateway running

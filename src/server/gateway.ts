@@ -13,22 +13,29 @@ import { endInterruptedSessions } from "../core/session/interrupted.js";
 import { openEvidenceStore } from "../core/store/open.js";
 import type { Store } from "../core/store/types.js";
 import { startApi, type ApiServer } from "../api/server.js";
-import { PROTOCOL_LISTENERS, type ListenerReport, type RunningListener } from "./listeners.js";
+import { DirectConnector, type ListenKey, type RunningAdapter } from "../core/adapter/index.js";
+import { MaskerCache } from "../core/masking/index.js";
+import type { ConnectionType } from "../core/policy/vocabulary.js";
+import { ADAPTERS, reportListener, type ListenerReport } from "./adapters.js";
 
 export const VERSION = "0.1.0";
+
+interface RunningListener extends RunningAdapter {
+  protocol: ConnectionType;
+}
 
 export interface GatewayOptions {
   /** Override the API address (tests pass port 0). */
   apiListen?: HostPort;
   /** Override protocol listener addresses (tests pass port 0). */
-  listen?: Partial<Record<"postgres" | "mysql" | "ssh" | "http", HostPort>>;
+  listen?: Partial<Record<ListenKey, HostPort>>;
   /** Where adapters report connection-level problems (default: stderr). */
   log?: (msg: string, fields?: Record<string, unknown>) => void;
 }
 
 /**
  * A running gateway: the store, the evidence writers, identity, policy and the gate composed once, plus the
- * listeners. Protocol adapters plug in through `PROTOCOL_LISTENERS`; the core never learns about them.
+ * listeners. Protocol adapters plug in through the registry in `adapters.ts`; the core never learns about them.
  */
 export class Gateway {
   private constructor(
@@ -47,7 +54,7 @@ export class Gateway {
   ) {}
 
   /** The bound address of a protocol listener ("host:port"), if it runs. */
-  address(protocol: RunningListener["protocol"]): string | undefined {
+  address(protocol: ConnectionType): string | undefined {
     return this.running.find((r) => r.protocol === protocol)?.address;
   }
 
@@ -108,13 +115,17 @@ export class Gateway {
         for (const r of running) await r.close();
       });
       const listeners: ListenerReport[] = [];
-      for (const p of PROTOCOL_LISTENERS) {
-        const listen = options.listen?.[p.listenKey] ?? config.listen[p.listenKey];
-        if (p.start && listen && !running.some((r) => r.protocol === p.protocol)) {
-          const r = await p.start({ config, gate, verifier, listen, log });
-          running.push(r);
-          listeners.push(p.report(config, r.address));
-        } else listeners.push(p.report(config));
+      // what every adapter shares: how targets are reached, and compiled masking rules
+      const connector = new DirectConnector();
+      const maskers = new MaskerCache();
+      for (const entry of ADAPTERS) {
+        const listen = options.listen?.[entry.listenKey] ?? config.listen[entry.listenKey];
+        if (entry.load && listen) {
+          const adapter = await entry.load();
+          const r = await adapter.start({ config, gate, verifier, listen, connector, maskers, log });
+          running.push({ protocol: entry.protocol, ...r });
+          listeners.push(reportListener(entry, config, r.address));
+        } else listeners.push(reportListener(entry, config));
       }
       await audit.append({
         type: "gateway.start",

@@ -28,4 +28,19 @@ describe("lint rules", () => {
     const hits = await ruleHits(code, "src/protocols/ssh/connection.ts");
     expect(hits).toEqual(["3:@typescript-eslint/no-floating-promises", "4:@typescript-eslint/no-floating-promises"]);
   }, 60_000);
+
+  it("refuses an adapter importing the server, the API, the CLI or another adapter; the core is fine", async () => {
+    const code = [
+      'import type { Gateway } from "../../server/gateway.js";',
+      'import type { ApiServer } from "../../api/server.js";',
+      'import type { CliError } from "../../cli/cli-error.js";',
+      'import type { SshClientDeps } from "../ssh/connection.js";',
+      'import type { Gate } from "../../core/session/gate.js";',
+      'import type { FrontendPipeline } from "./frontend.js";',
+      "export type Probe = [Gateway, ApiServer, CliError, SshClientDeps, Gate, FrontendPipeline];",
+      "",
+    ].join("\n");
+    const hits = await ruleHits(code, "src/protocols/postgres/connection.ts");
+    expect(hits).toEqual([1, 2, 3, 4].map((line) => `${line}:no-restricted-imports`));
+  }, 60_000);
 });

@@ -93,6 +93,17 @@ describe("Gate", () => {
     expect(unknown.code).toBe("unknown_connection");
   });
 
+  it("refuses a connection of another protocol before session.start, and records the refusal", async () => {
+    const { gate, store } = await setup();
+    const err = await gate.openSession({ identity: ciBot, connection: "app-db", protocol: "ssh" }).catch((e) => e);
+    expect(err).toBeInstanceOf(SessionRefusedError);
+    expect(err.code).toBe("wrong_protocol");
+    expect(err.message).toBe('connection "app-db" is a postgres connection, not ssh');
+    const all = await store.readAudit({ fromSeq: 1, limit: 100 });
+    expect(all.filter((r) => r.type === "session.start")).toEqual([]);
+    expect(all.at(-1)).toMatchObject({ type: "session.refused", connection: "app-db", data: { protocol: "ssh" } });
+  });
+
   it("blocks a denied request with the rule that matched and never says forward", async () => {
     const { gate, store } = await setup();
     const session = await gate.openSession({ identity: ciBot, connection: "app-db", protocol: "postgres" });

@@ -6,6 +6,7 @@ import type { SessionRecorder, SessionRecording } from "../evidence/recorder.js"
 import type { Identity } from "../identity/identity.js";
 import type { CompiledConnection, CompiledPolicy, Decision, RuleRef } from "../policy/decide.js";
 import type { RequestFacts } from "../policy/facts.js";
+import type { ConnectionType } from "../policy/vocabulary.js";
 import { toAuditIdentity } from "./audit-identity.js";
 import { newSessionId } from "./session-id.js";
 
@@ -64,7 +65,8 @@ export interface AccessGrants {
 export interface OpenSessionRequest {
   identity: Identity;
   connection: string;
-  protocol: string;
+  /** The adapter's protocol: a connection of another type is refused here, before any session evidence or dial. */
+  protocol: ConnectionType;
   /** Where the client came from, e.g. "127.0.0.1:53412". */
   clientAddress?: string;
   /** Protocol details worth keeping (client application name, target database, username...). */
@@ -122,7 +124,7 @@ export type Admission =
 /** A session was refused before it started. `code` says which protocol error to answer with. */
 export class SessionRefusedError extends Error {
   constructor(
-    readonly code: "unknown_connection" | "no_access" | "evidence_unavailable",
+    readonly code: "unknown_connection" | "wrong_protocol" | "no_access" | "evidence_unavailable",
     message: string,
     readonly rule?: RuleRef,
   ) {
@@ -174,6 +176,15 @@ export class Gate {
         .append({ ...base, type: "session.refused", decision: "deny", rule: "connections" })
         .catch(() => undefined);
       throw new SessionRefusedError("unknown_connection", `no connection named "${req.connection}"`);
+    }
+    if (connection.config.type !== req.protocol) {
+      await audit
+        .append({ ...base, type: "session.refused", decision: "deny", rule: "connections" })
+        .catch(() => undefined);
+      throw new SessionRefusedError(
+        "wrong_protocol",
+        `connection "${req.connection}" is a ${connection.config.type} connection, not ${req.protocol}`,
+      );
     }
     let access = policy.checkAccess(req.identity, connection);
     let grant: AccessGrant | undefined;

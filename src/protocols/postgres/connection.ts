@@ -13,6 +13,7 @@ import { readParameterStatus, TargetLexerState } from "./lexer-state.js";
 import { paramMaskerFor } from "./params.js";
 import type { MaskerLike } from "./result-mask.js";
 import { SideQueryConnection } from "./side-query.js";
+import { POSTGRES_REFUSALS } from "./refusals.js";
 import { readBearerPassword, readClientHello, StartupError, type StartupOptions } from "./startup.js";
 import { cancelOnTarget, connectTarget, TargetError, type TargetConnection } from "./target.js";
 import { AUTH_OK, authenticationRequest, backendKeyData, errorResponse, readyForQuery, SQLSTATE } from "./wire.js";
@@ -98,13 +99,6 @@ export async function serveConnection(raw: Socket, deps: ConnectionDeps): Promis
       throw new StartupError(SQLSTATE.invalidPassword, `gatehouse: password authentication failed: ${message}`);
     }
 
-    const config = deps.gate.policy.connection(connectionName)?.config;
-    if (config && config.type !== "postgres") {
-      throw new StartupError(
-        SQLSTATE.unknownDatabase,
-        `gatehouse: connection "${connectionName}" is not a PostgreSQL connection`,
-      );
-    }
     let session: GatedSession;
     try {
       session = await deps.gate.openSession({
@@ -121,12 +115,7 @@ export async function serveConnection(raw: Socket, deps: ConnectionDeps): Promis
       });
     } catch (err) {
       if (err instanceof SessionRefusedError) {
-        const code =
-          err.code === "unknown_connection"
-            ? SQLSTATE.unknownDatabase
-            : err.code === "no_access"
-              ? SQLSTATE.insufficientPrivilege
-              : SQLSTATE.systemError;
+        const code = POSTGRES_REFUSALS.session[err.code];
         const message =
           err.code === "unknown_connection"
             ? `gatehouse: connection "${connectionName}" does not exist`
@@ -140,7 +129,8 @@ export async function serveConnection(raw: Socket, deps: ConnectionDeps): Promis
       socket,
       hello.reader.detach(),
       session,
-      config as PostgresConnectionConfig,
+      // openSession refuses a connection of another type
+      session.connection.config as PostgresConnectionConfig,
       otherDb,
       hello.params,
       deps,

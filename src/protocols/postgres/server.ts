@@ -1,4 +1,5 @@
-import { createServer, type Server, type Socket } from "node:net";
+import { createServer, type Server } from "node:net";
+import { bindServer, LiveSockets, PendingWork, stopAccepting } from "../../core/adapter/index.js";
 import type { IdentityVerifier } from "../../core/identity/verifier.js";
 import { isLoopbackHost, type HostPort, type PostgresConnectionConfig } from "../../core/policy/schema.js";
 import type { Gate } from "../../core/session/gate.js";
@@ -49,15 +50,14 @@ export async function startPostgresListener(opts: PostgresListenerOptions): Prom
   const secureContext = material ? secureContextFor(material) : undefined;
   const cancels = new CancelRegistry();
   const log = opts.log ?? (() => undefined);
-  const sockets = new Set<Socket>();
+  const sockets = new LiveSockets();
   // serveConnection until it returns: a login in progress (token check, session.start, target dial) ends its
   // session itself once it sees the closed socket
-  const serving = new Set<Promise<void>>();
+  const serving = new PendingWork();
   // each session's close work (session.end, recording seal)
-  const closing = new Set<Promise<unknown>>();
+  const closing = new PendingWork();
   const server: Server = createServer({ noDelay: true, highWaterMark: 1024 * 1024 }, (socket) => {
     sockets.add(socket);
-    socket.once("close", () => sockets.delete(socket));
     const served = serveConnection(socket, {
       gate: opts.gate,
       verifier: opts.verifier,
@@ -66,36 +66,16 @@ export async function startPostgresListener(opts: PostgresListenerOptions): Prom
       maskerFor: opts.maskerFor,
       sampleRows: opts.sampleRows ?? 20,
       log,
-      track: (p) => {
-        closing.add(p);
-        const done = () => void closing.delete(p);
-        p.then(done, done);
-      },
+      track: (p) => closing.add(p),
       tls: (remote) => ({
         ...(secureContext ? { secureContext } : {}),
         tlsRequired:
           opts.tls.require === "always" || (opts.tls.require === "remote" && !(remote && isLoopbackAddress(remote))),
       }),
     });
-    serving.add(served);
-    const forget = () => void serving.delete(served);
-    served.then(forget, (err: unknown) => {
-      log("postgres: connection failed", { err: String(err) });
-      forget();
-    });
+    serving.add(served, (err) => log("postgres: connection failed", { err: String(err) }));
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(opts.listen.port, opts.listen.host, () => {
-      server.off("error", reject);
-      resolve();
-    });
-  });
-  const addr = server.address();
-  const address =
-    addr && typeof addr === "object"
-      ? `${addr.family === "IPv6" ? `[${addr.address}]` : addr.address}:${addr.port}`
-      : `${opts.listen.host}:${opts.listen.port}`;
+  const address = await bindServer(server, opts.listen);
   return {
     address,
     ...(material ? { tls: material.source } : {}),
@@ -103,24 +83,14 @@ export async function startPostgresListener(opts: PostgresListenerOptions): Prom
       return sockets.size;
     },
     close: async () => {
-      const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
-      // A destroyed socket emits 'close' (whose handlers end its session) on a later turn of the event loop,
-      // possibly after the server's own close callback: wait for each of them. The gateway closes the recorder
-      // and the audit log once this resolves.
-      await Promise.all([...sockets].map(destroyAndWait));
+      const stopped = stopAccepting(server);
+      // the gateway closes the recorder and the audit log once this resolves
+      await sockets.destroyAll();
       await stopped;
-      await Promise.allSettled([...serving]);
-      // a session close may start while an earlier one is awaited
-      while (closing.size > 0) await Promise.allSettled([...closing]);
+      await serving.settled();
+      await closing.settled();
     },
   };
-}
-
-function destroyAndWait(socket: Socket): Promise<void> {
-  // not events.once: that rejects on an 'error' before the 'close'
-  const closed = socket.closed ? Promise.resolve() : new Promise<void>((r) => socket.once("close", () => r()));
-  socket.destroy();
-  return closed;
 }
 
 function isLoopbackAddress(remote: string): boolean {

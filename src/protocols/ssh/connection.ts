@@ -1,4 +1,5 @@
 import type ssh2 from "ssh2";
+import { TargetUnreachableError, type TargetConnector } from "../../core/adapter/index.js";
 import type { ShellAnalyzer } from "../../core/inspect/shell/index.js";
 import type { Identity } from "../../core/identity/index.js";
 import type { Masker } from "../../core/masking/index.js";
@@ -14,6 +15,7 @@ import { connectTarget, TargetError } from "./target.js";
 
 export interface SshClientDeps {
   gate: Gate;
+  connector: TargetConnector;
   auth: SshAuthenticator;
   analyzer: ShellAnalyzer;
   maskerFor(connection: SshConnectionConfig): Masker | undefined;
@@ -126,15 +128,12 @@ export function handleClient(deps: SshClientDeps, client: ssh2.Connection, info:
       refusal = "session ended";
       return;
     }
-    const config = session.connection.config;
-    if (config.type !== "ssh") {
-      refusal = `connection "${config.name}" is a ${config.type} connection, not ssh`;
-      await finish("not an ssh connection");
-      return;
-    }
+    // openSession refuses a connection of another type
+    const config = session.connection.config as SshConnectionConfig;
     const targetUser = login.targetUser ?? config.target.user;
     try {
-      target = await connectTarget(config.target, targetUser);
+      const sock = await deps.connector.open(config, config.target, "session");
+      target = await connectTarget(config.target, targetUser, sock);
       // finished while dialling: finish() ran target?.end() before there was a target
       if (closing) {
         target.end();
@@ -144,7 +143,10 @@ export function handleClient(deps: SshClientDeps, client: ssh2.Connection, info:
       target.on("close", () => client.end());
       await session.audit({ type: "ssh.target", data: { target_user: targetUser, host: config.target.host } });
     } catch (err) {
-      refusal = err instanceof TargetError ? err.message : `target unavailable: ${String(err)}`;
+      refusal =
+        err instanceof TargetError || err instanceof TargetUnreachableError
+          ? err.message
+          : `target unavailable: ${String(err)}`;
       await session.audit({ type: "session.error", data: { reason: refusal } }).catch(() => undefined);
       await finish(err instanceof TargetError ? `target ${err.code}` : "target unavailable");
     }

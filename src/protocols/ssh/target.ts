@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import type { Duplex } from "node:stream";
 import ssh2 from "ssh2";
 import type { SshConnectionConfig } from "../../core/policy/schema.js";
 
@@ -25,12 +26,13 @@ function hostKeyMatches(pinned: string, presented: Buffer): boolean {
 }
 
 /**
- * Dials the target with the gateway's credentials. The host key is checked against the pin before any
- * credential is sent; there is no trust on first use.
+ * Logs in to the target over `sock` (a stream from the target connector) with the gateway's credentials. The host
+ * key is checked against the pin before any credential is sent; there is no trust on first use.
  */
 export function connectTarget(
   target: SshConnectionConfig["target"],
   user: string,
+  sock: Duplex,
   timeoutMs = 10_000,
 ): Promise<ssh2.Client> {
   return new Promise((resolve, reject) => {
@@ -67,8 +69,7 @@ export function connectTarget(
       }
     });
     client.connect({
-      host: target.host,
-      port: target.port,
+      sock,
       username: user,
       ...(target.private_key !== undefined ? { privateKey: target.private_key } : {}),
       ...(target.password !== undefined ? { password: target.password } : {}),

@@ -1,0 +1,9 @@
+export type { AdapterContext, ListenKey, Log, ProtocolAdapter, RefusalAnswers, RunningAdapter } from "./contract.js";
+export {
+  DirectConnector,
+  TargetUnreachableError,
+  type StreamPurpose,
+  type TargetConnector,
+  type TargetEndpoint,
+} from "./connector.js";
+export { bindServer, LiveSockets, PendingWork, stopAccepting } from "./listener.js";
