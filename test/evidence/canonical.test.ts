@@ -12,6 +12,38 @@ describe("canonical JSON", () => {
       '{"\\n":"\u2028\\"","Z":2,"a":3,"é":1,"\u{1F600}":4}',
     );
   });
+  it("canonicalize orders keys as sort() does, whatever order and however many (insertion sort up to 16)", () => {
+    const pool = [
+      "text",
+      "message",
+      "kinds",
+      "decision",
+      "a",
+      "B",
+      "é",
+      "\u{1F600}",
+      "\uffff",
+      "",
+      "10",
+      "9",
+      "_",
+      "z",
+    ];
+    let seed = 7;
+    const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    for (let n = 0; n <= 30; n++) {
+      for (let round = 0; round < 20; round++) {
+        const keys = Array.from({ length: n }, (_, i) => pool[i] ?? `k${Math.floor(random() * 1000)}-${i}`);
+        for (let i = keys.length - 1; i > 0; i--) {
+          const j = Math.floor(random() * (i + 1));
+          [keys[i], keys[j]] = [keys[j]!, keys[i]!];
+        }
+        const obj = Object.fromEntries(keys.map((k, i) => [k, i]));
+        const sorted = Object.keys(obj).sort();
+        expect(canonicalize(obj)).toBe(`{${sorted.map((k) => `${JSON.stringify(k)}:${obj[k]}`).join(",")}}`);
+      }
+    }
+  });
   it("serialises numbers the shortest round-trip way", () => {
     expect(canonicalJson([1e21, 0.1, -0, 1.5e-7, 100])).toBe("[1e+21,0.1,0,1.5e-7,100]");
   });

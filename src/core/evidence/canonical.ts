@@ -127,11 +127,31 @@ function encode(value: unknown, depth: number): string | undefined {
   return plain === undefined ? undefined : canonicalJson(plain);
 }
 
-/** Own keys in UTF-16 code unit order; most records are built in that order already, so sorting is skipped. */
+/** Objects with more keys than this are sorted by Array.prototype.sort, fewer by insertion sort. */
+const INSERTION_SORT_MAX = 16;
+
+/**
+ * Own keys in UTF-16 code unit order; most records are built in that order already, so sorting is skipped. The
+ * few keys of an event's data are sorted in place by insertion: `sort()` copies the array into a work area on
+ * every call, and this runs for every object of every record. `<` on strings compares UTF-16 code units, the
+ * order `sort()` uses by default.
+ */
 function sortedKeys(obj: object): string[] {
   const keys = Object.keys(obj);
   for (let i = 1; i < keys.length; i++) {
-    if ((keys[i - 1] as string) > (keys[i] as string)) return keys.sort();
+    if ((keys[i - 1] as string) > (keys[i] as string)) {
+      if (keys.length > INSERTION_SORT_MAX) return keys.sort();
+      for (let j = i; j < keys.length; j++) {
+        const key = keys[j] as string;
+        let k = j - 1;
+        while (k >= 0 && (keys[k] as string) > key) {
+          keys[k + 1] = keys[k] as string;
+          k--;
+        }
+        keys[k + 1] = key;
+      }
+      return keys;
+    }
   }
   return keys;
 }

@@ -82,6 +82,17 @@ const HOLD_LIMIT = 1024 * 1024 * 1024;
  * before reading on, and stops in the middle of a chunk if the recorder asks it to wait.
  */
 const RESULTS_PENDING_LIMIT = 32;
+/** RowDescriptions (their bytes) whose columns and masking plan a relay keeps, and the longest one kept. */
+const DESCRIPTIONS_KEPT = 64;
+const DESCRIPTION_KEY_LIMIT = 8 * 1024;
+
+/** A RowDescription's parsed columns, their names and the masking plan made for them. */
+interface Description {
+  columns: ColumnInfo[];
+  names: string[];
+  plan: RowPlan | undefined;
+}
+
 /** A DataRow bigger than this is summarised rather than sampled. */
 const SAMPLE_VALUE_LIMIT = 256;
 
@@ -113,6 +124,8 @@ export class BackendRelay {
 
   // current result
   #columns: ColumnInfo[] | undefined;
+  /** The current result's column names, for its summary. */
+  #columnNames: string[] | undefined;
   #plan: RowPlan | undefined;
   #rows = 0;
   #hits = 0;
@@ -120,6 +133,8 @@ export class BackendRelay {
   /** Inside a text-format COPY OUT with detectors on: CopyData rows are scanned. */
   #copyScan = false;
   #resultStarted = performance.now();
+  /** RowDescriptions seen in this session, by their bytes: see #rowDescription. */
+  readonly #descriptions = new Map<string, Description>();
 
   constructor(opts: BackendRelayOptions) {
     this.#opts = opts;
@@ -550,24 +565,49 @@ export class BackendRelay {
     return out;
   }
 
+  /**
+   * A RowDescription sets the result's columns and masking plan. A session mostly repeats a few statements, so each
+   * description's columns and plan are kept by its bytes once the plan was made synchronously: the catalog answers
+   * from its session cache then, and the relations it caches never change for the session (catalog.ts), so the
+   * same bytes get the same plan. A plan made after a catalog lookup, or the mask-everything plan of a failed one,
+   * is not kept: the next identical description plans again (from the cache the lookup filled).
+   */
   #rowDescription(body: Buffer): Verdict | Promise<Verdict> {
     const head = this.#head();
     const injected = head?.kind === "describe" && head.injected === true;
     if (head?.kind === "describe") this.#expect.shift();
-    const columns = parseRowDescription(body);
-    this.#columns = columns;
-    this.#plan = undefined;
     const verdict: Verdict = injected ? "drop" : "pass";
+    const key = body.length <= DESCRIPTION_KEY_LIMIT ? body.toString("latin1") : undefined;
+    const known = key === undefined ? undefined : this.#descriptions.get(key);
+    if (known) {
+      this.#columns = known.columns;
+      this.#columnNames = known.names;
+      this.#plan = known.plan;
+      return verdict;
+    }
+    const columns = parseRowDescription(body);
+    const names = columns.map((c) => c.name);
+    this.#columns = columns;
+    this.#columnNames = names;
+    this.#plan = undefined;
+    const remember = (plan: RowPlan | undefined): void => {
+      if (key === undefined) return;
+      if (this.#descriptions.size >= DESCRIPTIONS_KEPT) this.#descriptions.clear();
+      this.#descriptions.set(key, { columns, names, plan });
+    };
     const masking = this.#opts.masking;
-    if (!masking || !masking.masker.enabled) return verdict;
+    if (!masking || !masking.masker.enabled) {
+      remember(undefined);
+      return verdict;
+    }
     const origins = columns.map((c) => ({ tableOid: c.tableOid, attnum: c.attnum }));
     const resolved = masking.masker.hasColumnRules ? masking.resolver.resolve(origins) : columns.map(() => []);
-    const apply = (sources: Awaited<typeof resolved>): Verdict => {
-      // a newer RowDescription may have arrived meanwhile only if this one was not awaited; keep the latest
-      if (this.#columns === columns) this.#plan = planMasking(masking.masker, columns, sources, masking.maskText);
-      return verdict;
-    };
     if (resolved instanceof Promise) {
+      const apply = (sources: Awaited<typeof resolved>): Verdict => {
+        // a newer RowDescription may have arrived meanwhile only if this one was not awaited; keep the latest
+        if (this.#columns === columns) this.#plan = planMasking(masking.masker, columns, sources, masking.maskText);
+        return verdict;
+      };
       // fail closed: if the catalog cannot be read, mask every column rather than guess
       return resolved.then(apply, () => {
         this.#plan = {
@@ -578,7 +618,9 @@ export class BackendRelay {
         return verdict;
       });
     }
-    return apply(resolved);
+    this.#plan = planMasking(masking.masker, columns, resolved, masking.maskText);
+    remember(this.#plan);
+    return verdict;
   }
 
   #error(body: Buffer): Verdict {
@@ -611,6 +653,7 @@ export class BackendRelay {
     }
     this.#resetResult();
     this.#columns = undefined;
+    this.#columnNames = undefined;
     this.#plan = undefined;
   }
 
@@ -631,7 +674,7 @@ export class BackendRelay {
         ...(r.tag !== undefined ? { tag: r.tag } : {}),
         rows: r.rows ?? this.#rows,
         ms: Math.round((now - this.#resultStarted) * 1000) / 1000,
-        ...(this.#columns ? { columns: this.#columns.map((c) => c.name) } : {}),
+        ...(this.#columnNames ? { columns: this.#columnNames } : {}),
         ...(this.#plan && this.#plan.maskedColumns.length > 0 ? { masked_columns: this.#plan.maskedColumns } : {}),
         ...(this.#hits > 0 ? { mask_hits: this.#hits } : {}),
         ...(this.#sample.length > 0 ? { sample: this.#sample } : {}),

@@ -384,6 +384,89 @@ describe("redacted statement text", () => {
   });
 });
 
+describe("masking plans of repeated RowDescriptions", () => {
+  const columnRule: MaskerLike = {
+    enabled: true,
+    hasColumnRules: true,
+    hasDetectors: false,
+    columnMatches: (c) => c.column === "email",
+    maskText: () => undefined,
+  };
+  const email = (n: string) => ({ schema: "public", table: "users", column: n });
+
+  it("plans each description once while the catalog answers from its cache, and every row is still masked", () => {
+    const client = new FakeSocket();
+    const results: ResultSummary[] = [];
+    let resolves = 0;
+    const relay = new BackendRelay({
+      client: asSocket(client),
+      target: asSocket(new FakeSocket()),
+      sampleRows: 1,
+      onResult: (r) => void results.push(r),
+      onUnscannableCopy: () => undefined,
+      masking: {
+        masker: columnRule,
+        maskText: "***",
+        // the first description's column is users.email, the next one's users.name
+        resolver: { resolve: (o) => (resolves++, o.map(() => [email(resolves === 1 ? "email" : "name")])) },
+      },
+    });
+    for (let i = 0; i < 3; i++) {
+      relay.expect({ kind: "query", track: { text: "select email from users", started: 0, results: 0 } });
+      relay.push(Buffer.concat([rowDescription("email"), dataRow(`bob${i}@example.com`), commandComplete("SELECT 1")]));
+      relay.push(readyForQuery("I"));
+    }
+    expect(resolves).toBe(1);
+    expect(client.bytes.toString("latin1")).not.toContain("example.com");
+    expect(results.map((r) => [r.columns, r.masked_columns, r.sample])).toEqual(
+      Array.from({ length: 3 }, () => [["email"], ["email"], [["***"]]]),
+    );
+    // another description (another column name) is planned for itself
+    relay.expect({ kind: "query", track: { text: "select name from users", started: 0, results: 0 } });
+    relay.push(
+      Buffer.concat([rowDescription("name"), dataRow("bob"), commandComplete("SELECT 1"), readyForQuery("I")]),
+    );
+    expect(resolves).toBe(2);
+    expect(results.at(-1)).toMatchObject({ columns: ["name"], sample: [["bob"]] });
+  });
+
+  it("does not keep a plan made after a catalog lookup, nor the mask-everything plan of a failed one", async () => {
+    const client = new FakeSocket();
+    let calls = 0;
+    const relay = new BackendRelay({
+      client: asSocket(client),
+      target: asSocket(new FakeSocket()),
+      sampleRows: 0,
+      onResult: () => undefined,
+      onUnscannableCopy: () => undefined,
+      masking: {
+        masker: columnRule,
+        maskText: "***",
+        resolver: {
+          resolve: (o) => {
+            calls++;
+            if (calls === 1) return Promise.reject(new Error("catalog down"));
+            if (calls === 2) return Promise.resolve(o.map(() => [email("other")]));
+            return o.map(() => [email("other")]);
+          },
+        },
+      },
+    });
+    const run = async (value: string) => {
+      relay.expect({ kind: "query", track: { text: "select x from t", started: 0, results: 0 } });
+      relay.push(Buffer.concat([rowDescription("x"), dataRow(value), commandComplete("SELECT 1"), readyForQuery("I")]));
+      await new Promise((r) => setImmediate(r));
+    };
+    await run("first");
+    expect(client.bytes.toString("latin1")).not.toContain("first"); // failed lookup: masked whole
+    await run("second");
+    await run("third");
+    await run("fourth");
+    expect(calls).toBe(3); // planned again after each lookup, then kept
+    expect(client.bytes.toString("latin1")).toMatch(/second[\s\S]*third[\s\S]*fourth/);
+  });
+});
+
 describe("binary COPY OUT with detectors", () => {
   const detectors: MaskerLike = {
     enabled: true,

@@ -45,6 +45,19 @@ describe("template hits", () => {
     expect(a.stats.exactHits).toBe(1);
   });
 
+  it("once a hit's fingerprint was read, later hits carry it as a plain member (one shape for every hit)", async () => {
+    const a = await PostgresSqlAnalyzer.load();
+    a.analyze("SELECT abalance FROM pgbench_accounts WHERE aid = 1");
+    const first = a.analyze("SELECT abalance FROM pgbench_accounts WHERE aid = 2");
+    expect(Object.getOwnPropertyDescriptor(first, "fingerprint")?.get).toBeTypeOf("function");
+    const print = first.fingerprint;
+    expect(print).toBe(fingerprintSync("SELECT abalance FROM pgbench_accounts WHERE aid = 2"));
+    const later = a.analyze("SELECT abalance FROM pgbench_accounts WHERE aid = 3");
+    expect(Object.getOwnPropertyDescriptor(later, "fingerprint")).toMatchObject({ value: print, enumerable: true });
+    expect(Object.isFrozen(later)).toBe(true);
+    expect(visible(later)).toEqual(visible(reference.analyze("SELECT abalance FROM pgbench_accounts WHERE aid = 3")));
+  });
+
   it("results from a template are frozen", async () => {
     const a = await PostgresSqlAnalyzer.load();
     a.analyze("DELETE FROM t WHERE id = 1");
