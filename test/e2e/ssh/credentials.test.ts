@@ -72,6 +72,7 @@ function filesUnder(dir: string): string[] {
 
 /** Where a secret could leak on the gateway's side: its logs, audit records, recording events and stored bytes. */
 async function gatewaySide(): Promise<{ where: string; bytes: Buffer }[]> {
+  await h.gateway.recorder.flush(); // recordings are written in batches: whatever is queued, now
   const out = [
     { where: "gateway log", bytes: Buffer.from(h.logs.join("\n")) },
     {
