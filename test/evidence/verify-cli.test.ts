@@ -4,23 +4,24 @@
  */
 import Database from "better-sqlite3";
 import { spawnSync } from "node:child_process";
-import { cpSync, existsSync, writeFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { cpSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AuditRecord } from "../../src/core/evidence/audit-event.js";
 import { AuditLog } from "../../src/core/evidence/audit-log.js";
 import { auditRecordHash } from "../../src/core/evidence/chain.js";
 import { SessionRecorder } from "../../src/core/evidence/recorder.js";
 import { openStore } from "../../src/core/store/index.js";
+import { compiledCli } from "../support/compiled-cli.js";
 import { cleanupDirs, event, newKey, tempDir } from "./helpers.js";
 
-const ROOT = resolve(import.meta.dirname, "../..");
 const key = newKey();
+let launcher: string;
 let pristine: string;
 let pinnedKeyFile: string;
 
 function cli(...args: string[]) {
-  const r = spawnSync(process.execPath, [join(ROOT, "bin/gatehouse.js"), ...args], { encoding: "utf8" });
+  const r = spawnSync(process.execPath, [launcher, ...args], { encoding: "utf8" });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr.trim() };
 }
 
@@ -48,11 +49,7 @@ function readRecords(db: Database.Database): AuditRecord[] {
 }
 
 beforeAll(async () => {
-  // build the CLI; other modules may have type errors mid-change, tsc still emits, so check the output instead
-  spawnSync("npx", ["tsc", "-p", "tsconfig.build.json"], { cwd: ROOT, encoding: "utf8" });
-  for (const f of ["dist/cli/main.js", "dist/cli/audit-commands.js", "dist/core/store/sqlite-worker.js"]) {
-    if (!existsSync(join(ROOT, f))) throw new Error(`build did not produce ${f}`);
-  }
+  launcher = await compiledCli();
   pristine = tempDir();
   const store = await openStore({ dataDir: pristine });
   const log = await AuditLog.open(store, { signingKey: key, checkpointEvery: 10, checkpointIntervalMs: 0 });

@@ -5,17 +5,8 @@
  */
 import Database from "better-sqlite3";
 import { spawnSync } from "node:child_process";
-import {
-  cpSync,
-  existsSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  statSync,
-  appendFileSync,
-  writeFileSync,
-} from "node:fs";
-import { join, resolve } from "node:path";
+import { cpSync, readdirSync, readFileSync, rmSync, appendFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AuditLog } from "../../src/core/evidence/audit-log.js";
 import type { AuditRecord } from "../../src/core/evidence/audit-event.js";
@@ -30,16 +21,17 @@ import { signCanonical, signingKeyRecord, toSigner, type EvidenceSigner } from "
 import type { VerifyReport } from "../../src/core/evidence/verify.js";
 import { indexEvidenceLog } from "../../src/core/store/log-indexer.js";
 import { openEvidenceStore, openStore } from "../../src/core/store/open.js";
+import { compiledCli } from "../support/compiled-cli.js";
 import { cleanupDirs, event, newKey, tempDir } from "./helpers.js";
 
-const ROOT = resolve(import.meta.dirname, "../..");
 const signer = toSigner(newKey());
 const T0 = Date.parse("2026-03-01T10:00:00.000Z");
+let launcher: string;
 let pristine: string;
 let pinnedKeyFile: string;
 
 function cli(...args: string[]) {
-  const r = spawnSync(process.execPath, [join(ROOT, "bin/gatehouse.js"), ...args], { encoding: "utf8" });
+  const r = spawnSync(process.execPath, [launcher, ...args], { encoding: "utf8" });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr.trim() };
 }
 
@@ -201,30 +193,8 @@ function rehashed(l: LogLine, change: (v: Record<string, unknown>) => void): Log
 
 const hashOf = (l: LogLine) => l.text.slice(2, 66);
 
-/** Waits until no file under dist changed for a while (another test file may be compiling into it too). */
-async function distSettled(): Promise<void> {
-  const newest = () => {
-    let m = 0;
-    const walk = (d: string) => {
-      for (const e of readdirSync(d, { withFileTypes: true })) {
-        const p = join(d, e.name);
-        if (e.isDirectory()) walk(p);
-        else m = Math.max(m, statSync(p).mtimeMs);
-      }
-    };
-    walk(join(ROOT, "dist"));
-    return m;
-  };
-  for (let i = 0; i < 60 && Date.now() - newest() < 2000; i++) await new Promise((r) => setTimeout(r, 500));
-}
-
 beforeAll(async () => {
-  // other modules may have type errors mid-change; tsc still emits, so check the output instead
-  spawnSync("npx", ["tsc", "-p", "tsconfig.build.json"], { cwd: ROOT, encoding: "utf8" });
-  for (const f of ["dist/cli/main.js", "dist/cli/audit-commands.js", "dist/core/evidence/segments/verify-log.js"]) {
-    if (!existsSync(join(ROOT, f))) throw new Error(`build did not produce ${f}`);
-  }
-  await distSettled();
+  launcher = await compiledCli();
   pristine = tempDir();
   await writePristine(pristine);
   pinnedKeyFile = join(tempDir(), "audit.pub");

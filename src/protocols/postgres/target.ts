@@ -97,6 +97,8 @@ async function dial(target: PostgresTarget): Promise<Socket | TLSSocket> {
     const verify = mode === "verify-full";
     const s = tlsConnect({
       socket,
+      // the name verify-full checks the certificate against; without it Node checks "localhost" for an IP target
+      host: target.host,
       servername: /^[\d.]+$|:/.test(target.host) ? undefined : target.host,
       rejectUnauthorized: verify,
       ...(target.tls?.ca ? { ca: target.tls.ca } : {}),

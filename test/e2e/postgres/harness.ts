@@ -53,6 +53,8 @@ export interface HarnessOptions {
    */
   connections?: string;
   targetUser?: PgLogin;
+  /** The address the PostgreSQL listener binds, and clients connect to (default 127.0.0.1). */
+  listenHost?: string;
 }
 
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
@@ -79,12 +81,12 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   const logs: string[] = [];
   const gateway = await Gateway.start(config, {
     apiListen: { host: "127.0.0.1", port: 0 },
-    listen: { postgres: { host: "127.0.0.1", port: 0 } },
+    listen: { postgres: { host: options.listenHost ?? "127.0.0.1", port: 0 } },
     log: (msg, fields) => logs.push(`${msg} ${JSON.stringify(fields ?? {})}`),
   });
   const address = gateway.address("postgres") ?? "";
   const port = Number(address.slice(address.lastIndexOf(":") + 1));
-  const host = "127.0.0.1";
+  const host = options.listenHost ?? "127.0.0.1";
   const clients: pg.Client[] = [];
   return {
     gateway,

@@ -4,6 +4,7 @@ import { once } from "node:events";
 import { spawn } from "node:child_process";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startHarness, type Harness } from "./harness.js";
 import { services } from "../../support/services.js";
@@ -118,6 +119,7 @@ describe("postgres gateway: login", () => {
       },
     );
     proxy.close();
+    await h.gateway.recorder.flush(); // recordings are written in batches: what is still queued would be missed
     expect(Buffer.concat(seen).length).toBeGreaterThan(0);
     expect(Buffer.concat(seen).includes(password)).toBe(false);
     const audit = JSON.stringify(await h.gateway.store.readAudit({ fromSeq: 1, limit: 10000 }));
@@ -209,6 +211,18 @@ describe("postgres gateway: protocol", () => {
     }
   });
 
+  it("refuses bytes pipelined after SSLRequest before the TLS handshake (CVE-2021-23214)", async () => {
+    const ssl = Buffer.alloc(8);
+    ssl.writeInt32BE(8, 0);
+    ssl.writeInt32BE(80877103, 4);
+    // one write: SSLRequest and a plaintext StartupMessage an attacker in the middle could have added
+    const answer = await raw(Buffer.concat([ssl, startup({ user: "x", database: "app-db" })]));
+    // not 'S' (which would start TLS over the injected bytes) and no login: a FATAL 08P01, then the close
+    expect(answer[0]).toBe(0x45 /* E */);
+    expect(answer.toString("latin1")).toMatch(/08P01.*unencrypted data after SSL request/s);
+    expect(answer.includes(Buffer.from("R\0\0\0\x08"))).toBe(false);
+  });
+
   it("requires TLS when configured (require: always) with 28000", async () => {
     const strict = await startHarness({ top: "postgres: { tls: { require: always } }" });
     try {
@@ -246,12 +260,11 @@ describe("postgres gateway: protocol", () => {
     }
   });
 
-  it("cancels a running query through the gateway (pg_sleep cancelled, 57014)", async () => {
+  it("cancels a running query through the gateway (pg_sleep cancelled, 57014) and records the cancel", async () => {
     const c = await h.client();
+    const marker = `cancel_${randomUUID().slice(0, 8)}`;
     const started = Date.now();
-    const running = c.query("select pg_sleep(30)").catch((e) => e);
-    let done = false;
-    void running.then(() => (done = true));
+    const running = c.query(`select pg_sleep(30) as ${marker}`).catch((e) => e);
     const pid = (c as unknown as { processID: number }).processID;
     const secret = (c as unknown as { secretKey: number }).secretKey;
     const cancel = Buffer.alloc(16);
@@ -259,25 +272,34 @@ describe("postgres gateway: protocol", () => {
     cancel.writeInt32BE(80877102, 4);
     cancel.writeInt32BE(pid, 8);
     cancel.writeInt32BE(secret, 12);
-    // a cancel that arrives before the query started cancels nothing (a loaded machine may take that long): again
-    for (let i = 0; i < 20 && !done; i++) {
-      await new Promise((r) => setTimeout(r, 300));
-      if (!done) await raw(cancel);
-    }
+    // a cancel that arrives before the query runs cancels nothing: send it once the target runs it
+    await untilRunning(marker);
+    await raw(cancel);
     const err = await running;
     expect(err.code).toBe("57014");
-    expect(Date.now() - started).toBeLessThan(5000);
+    expect(Date.now() - started).toBeLessThan(10_000);
     expect((await c.query("select 1 as n")).rows).toEqual([{ n: 1 }]);
+    // the session's recording says the query was cancelled, between the request and the next one
+    await h.gateway.recorder.flush(); // recordings are written in batches: whatever is queued, now
+    const audit = await h.gateway.store.readAudit({ fromSeq: 1, limit: 100_000 });
+    const request = audit.find((a) => a.type === "request" && JSON.stringify(a.data).includes(marker));
+    const events = await h.gateway.store.readRecordingEvents(String(request?.session_id), { fromSeq: 1, limit: 1000 });
+    const kinds = events.map((e) => (e.kind === "request" ? `request ${JSON.stringify(e.data)}` : e.kind));
+    const at = kinds.findIndex((k) => k === "cancel");
+    expect(kinds.filter((k) => k === "cancel")).toHaveLength(1);
+    expect(kinds.findIndex((k) => k.includes(marker))).toBeLessThan(at);
+    expect(kinds.findIndex((k) => k.includes("select 1 as n"))).toBeGreaterThan(at);
   });
 
   it("cancels psql's query on SIGINT", async () => {
+    const marker = `sigint_${randomUUID().slice(0, 8)}`;
     const child = spawn(
       "psql",
       [
         "-X",
         "-At",
         "-c",
-        "select pg_sleep(30)",
+        `select pg_sleep(30) as ${marker}`,
         `host=${h.host} port=${h.port} dbname=app-db user=ci-bot sslmode=disable`,
       ],
       {
@@ -286,10 +308,11 @@ describe("postgres gateway: protocol", () => {
     );
     let stderr = "";
     child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    await new Promise((r) => setTimeout(r, 800));
+    const closed = once(child, "close");
+    await untilRunning(marker);
     const started = Date.now();
     child.kill("SIGINT");
-    await once(child, "close");
+    await closed;
     expect(Date.now() - started).toBeLessThan(5000);
     expect(stderr).toMatch(/canceling statement due to user request/);
   });
@@ -329,6 +352,32 @@ describe("postgres gateway: protocol", () => {
     expect((await c.query("select 5 as n")).rows).toEqual([{ n: 5 }]);
   });
 });
+
+/** Waits until the target runs a statement containing `marker` (seen as the superuser, in pg_stat_activity). */
+async function untilRunning(marker: string): Promise<void> {
+  const svc = services();
+  const admin = new pg.Client({
+    host: svc.GH_TEST_PG_SOCKET_DIR,
+    port: Number(svc.GH_TEST_PG_PORT),
+    user: svc.GH_TEST_PG_SUPERUSER,
+    database: "postgres",
+  });
+  await admin.connect();
+  try {
+    for (let i = 0; i < 400; i++) {
+      // the marker travels as a parameter, so this query's own text never matches
+      const r = await admin.query(
+        "select 1 from pg_stat_activity where state = 'active' and pid <> pg_backend_pid() and query like $1",
+        [`%${marker}%`],
+      );
+      if (r.rowCount) return;
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    throw new Error(`the target never ran the statement marked ${marker}`);
+  } finally {
+    await admin.end();
+  }
+}
 
 function len(n: number): Buffer {
   const b = Buffer.alloc(4);

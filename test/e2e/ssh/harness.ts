@@ -48,7 +48,16 @@ export interface SshOptions {
   timeoutMs?: number;
 }
 
-export async function startSshHarness(options: { appHost?: string; top?: string } = {}): Promise<SshHarness> {
+export interface SshHarnessOptions {
+  /** Extra YAML for the app-host connection (guardrails, masking), indented under the connection. */
+  appHost?: string;
+  /** Extra top-level YAML. */
+  top?: string;
+  /** More connections (blocks from sshConnectionYaml), given to group ci like the built-in ones. */
+  connections?: string[];
+}
+
+export async function startSshHarness(options: SshHarnessOptions = {}): Promise<SshHarness> {
   const svc = services();
   const dir = mkdtempSync(join(tmpdir(), "gatehouse-ssh-"));
   const bot = generateStaticToken();
@@ -82,6 +91,7 @@ ${options.appHost ?? ""}`;
       sshConnectionYaml(testSshTarget(svc), { group: "ci", extra: appHost }),
       sshConnectionYaml(testSshTarget(svc, { auth: "password" }), { name: "pw-host", group: "ci" }),
       sshConnectionYaml(testSshTarget(svc, { hostKey: wrongKey }), { name: "wrong-key-host", group: "ci" }),
+      ...(options.connections ?? []),
     ],
     top: options.top,
   });
