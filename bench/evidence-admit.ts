@@ -4,6 +4,7 @@
  * pgbench -S transaction pays them through the PostgreSQL adapter.
  *
  *   node --import tsx bench/evidence-admit.ts [--sessions 4] [--seconds 5] [--dir /dev/shm] [--durability os]
+ *     [--text-bytes N] (statements padded to about N characters)
  *
  * Each session loops: a macrotask (like a socket read), admit, record the result. CPU is process-wide (main thread
  * + SQLite writer thread, user + system); "main" is the event loop's busy time, and "main CPU" the main thread's own
@@ -29,10 +30,13 @@ const { values: args } = parseArgs({
     seconds: { type: "string", default: "5" },
     dir: { type: "string", default: tmpdir() },
     durability: { type: "string", default: "fsync" },
+    /** Pad each statement to about this many characters (a comment): a larger request than pgbench's. */
+    "text-bytes": { type: "string", default: "0" },
   },
 });
 const SESSIONS = Number(args.sessions);
 const SECONDS = Number(args.seconds);
+const PAD = Number(args["text-bytes"]) > 0 ? ` /* ${"x".repeat(Number(args["text-bytes"]))} */` : "";
 
 const CONFIG = `
 connections:
@@ -65,7 +69,7 @@ const latencies: number[] = [];
 async function loop(s: (typeof sessions)[number], n: number): Promise<void> {
   for (let i = 0; !stop; i++) {
     await new Promise((r) => setImmediate(r));
-    const text = `SELECT abalance FROM pgbench_accounts WHERE aid = ${(n * 7919 + i * 104729) % 100000};`;
+    const text = `SELECT abalance FROM pgbench_accounts WHERE aid = ${(n * 7919 + i * 104729) % 100000};${PAD}`;
     const t0 = performance.now();
     const a = await s.admit({ text, facts, data: { message: "query", kinds: ["select"] } });
     latencies.push(performance.now() - t0);
