@@ -4,13 +4,15 @@
  * pgbench -S transaction pays them through the PostgreSQL adapter.
  *
  *   node --import tsx bench/evidence-admit.ts [--sessions 4] [--seconds 5] [--dir /dev/shm] [--durability os]
+ *     [--text-bytes N] (statements padded to about N characters)
  *
- * Each session loops: a macrotask (like a socket read), admit, record the result. CPU is process-wide
- * (main thread + SQLite writer thread, user + system); "main" is the event loop's busy time. Use a tmpfs
- * `--dir` to take fsync out and see CPU alone. `--durability os` opens the store as the gateway does for it (writer
- * in-process, checkpoints in a thread). The last stdout line is JSON.
+ * Each session loops: a macrotask (like a socket read), admit, record the result. CPU is process-wide (main thread
+ * + SQLite writer thread, user + system); "main" is the event loop's busy time, and "main CPU" the main thread's own
+ * CPU time (its scheduler run time, where /proc exposes it; busy time also counts time the thread was preempted).
+ * Use a tmpfs `--dir` to take fsync out and see CPU alone. `--durability os` opens the store as the gateway does for
+ * it (writer in-process, checkpoints in a thread). The last stdout line is JSON.
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
@@ -28,10 +30,13 @@ const { values: args } = parseArgs({
     seconds: { type: "string", default: "5" },
     dir: { type: "string", default: tmpdir() },
     durability: { type: "string", default: "fsync" },
+    /** Pad each statement to about this many characters (a comment): a larger request than pgbench's. */
+    "text-bytes": { type: "string", default: "0" },
   },
 });
 const SESSIONS = Number(args.sessions);
 const SECONDS = Number(args.seconds);
+const PAD = Number(args["text-bytes"]) > 0 ? ` /* ${"x".repeat(Number(args["text-bytes"]))} */` : "";
 
 const CONFIG = `
 connections:
@@ -64,7 +69,7 @@ const latencies: number[] = [];
 async function loop(s: (typeof sessions)[number], n: number): Promise<void> {
   for (let i = 0; !stop; i++) {
     await new Promise((r) => setImmediate(r));
-    const text = `SELECT abalance FROM pgbench_accounts WHERE aid = ${(n * 7919 + i * 104729) % 100000};`;
+    const text = `SELECT abalance FROM pgbench_accounts WHERE aid = ${(n * 7919 + i * 104729) % 100000};${PAD}`;
     const t0 = performance.now();
     const a = await s.admit({ text, facts, data: { message: "query", kinds: ["select"] } });
     latencies.push(performance.now() - t0);
@@ -75,6 +80,12 @@ async function loop(s: (typeof sessions)[number], n: number): Promise<void> {
   }
 }
 
+/** The main thread's own CPU in ns (scheduler run time of its task: the main thread's tid is the pid), if exposed. */
+const schedstat = `/proc/self/task/${process.pid}/schedstat`;
+const mainNs = (): number | undefined =>
+  existsSync(schedstat) ? Number(readFileSync(schedstat, "utf8").split(" ")[0]) : undefined;
+
+const main0 = mainNs();
 const cpu0 = process.cpuUsage();
 const elu0 = performance.eventLoopUtilization();
 const t0 = performance.now();
@@ -83,6 +94,7 @@ await Promise.all(sessions.map((s, i) => loop(s, i)));
 const wall = (performance.now() - t0) / 1000;
 const cpu = process.cpuUsage(cpu0);
 const elu = performance.eventLoopUtilization(elu0);
+const main1 = mainNs();
 await Promise.all(sessions.map((s) => s.close("bench")));
 const { commits, largestBatch } = audit.stats;
 await evidence.close();
@@ -96,6 +108,9 @@ const out = {
   statements_per_s: Math.round(count / wall),
   cpu_us_per_statement: Math.round((cpu.user + cpu.system) / count),
   main_us_per_statement: Math.round((elu.active * 1000) / count),
+  ...(main0 !== undefined && main1 !== undefined
+    ? { main_cpu_us_per_statement: Number(((main1 - main0) / 1000 / count).toFixed(1)) }
+    : {}),
   admit_p50_ms: Number(pct(0.5).toFixed(3)),
   admit_p99_ms: Number(pct(0.99).toFixed(3)),
   commits,
@@ -103,7 +118,9 @@ const out = {
 };
 process.stderr.write(
   `${SESSIONS} sessions: ${out.statements_per_s} statements/s, ${out.cpu_us_per_statement} us CPU/statement ` +
-    `(main thread ${out.main_us_per_statement} us), admit p50 ${out.admit_p50_ms} ms p99 ${out.admit_p99_ms} ms, ` +
+    `(main thread ${out.main_us_per_statement} us busy` +
+    (out.main_cpu_us_per_statement === undefined ? "" : `, ${out.main_cpu_us_per_statement} us CPU`) +
+    `), admit p50 ${out.admit_p50_ms} ms p99 ${out.admit_p99_ms} ms, ` +
     `${commits} audit commits (largest ${largestBatch})\n`,
 );
 console.log(JSON.stringify(out));

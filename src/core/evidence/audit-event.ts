@@ -12,6 +12,8 @@ export type AuditEventType =
   | "session.refused"
   | "request"
   | "request.blocked"
+  /** An allowed request that was not forwarded after all (its recording event could not be taken). */
+  | "request.refused"
   | "approval.requested"
   | "approval.granted"
   | "approval.denied"

@@ -6,6 +6,7 @@ import { canonicalize, canonicalJson, sha256Hex, toJsonValue } from "./canonical
 import { encodedRecordingEventText, sealPayload, sessionHeadHash } from "./chain.js";
 import { describeCause, EvidenceUnavailableError } from "./errors.js";
 import type { RecordingEvent, RecordingEventKind, SessionHeader, SessionSeal } from "./records.js";
+import { resolveRequestEvents } from "./request-reference.js";
 import { signCanonical, signingKeyRecord, toSigner, type EvidenceSigner } from "./signing.js";
 
 export interface SessionRecorderOptions {
@@ -108,15 +109,30 @@ export class SessionRecorder {
 
   /** @internal used by SessionRecording */
   enqueueEvent(event: EncodedRecordingEvent, bytes: number): boolean {
+    const full = this.#full(bytes);
+    if (full) throw full;
+    this.#push({ type: "event", event, bytes }, false);
+    return this.#buffered < this.#highWater;
+  }
+
+  /**
+   * @internal What `record()` of an event of `bytes` would do now, without recording it: true (taken), false
+   * (taken, past the high-water mark) or the error it would throw.
+   */
+  room(bytes: number): boolean | EvidenceUnavailableError {
+    if (this.#closed) return new EvidenceUnavailableError("recorder is closed");
+    return this.#full(bytes) ?? this.#buffered + bytes < this.#highWater;
+  }
+
+  #full(bytes: number): EvidenceUnavailableError | undefined {
     // one event alone always fits (memory stays bounded by the limit plus that event): else an event larger than
     // the limit could never be recorded, however long its producer waited
     if (this.#buffered > 0 && this.#buffered + bytes > this.#maxBuffered) {
-      throw new EvidenceUnavailableError(
+      return new EvidenceUnavailableError(
         `recording buffer full (${this.#buffered} bytes unwritten${this.#lastError ? `: ${describeCause(this.#lastError)}` : ""})`,
       );
     }
-    this.#push({ type: "event", event, bytes }, false);
-    return this.#buffered < this.#highWater;
+    return undefined;
   }
 
   /** @internal */
@@ -310,6 +326,17 @@ export class SessionRecording {
     return more;
   }
 
+  /**
+   * Whether `record()` would take an event of about `bytes` now, without recording anything: true, false (it
+   * would, but the producer should then wait for `drain()`), or the error `record()` would throw (sealed, buffer
+   * full, recorder closed). Synchronous, so a caller can check it in the same task as something that must only
+   * happen when the event can be recorded.
+   */
+  canRecord(bytes: number): boolean | Error {
+    if (this.#sealed) return new Error(`session ${this.sessionId} recording is sealed`);
+    return this.recorder.room(bytes);
+  }
+
   /** See SessionRecorder.drain: rejects with EvidenceUnavailableError when the store fails meanwhile. */
   drain(): Promise<void> {
     return this.recorder.drain();
@@ -333,12 +360,29 @@ export class SessionRecording {
   }
 }
 
-/** A session's recorded events in order, paged from the store. */
+/**
+ * A session's recorded events in order, paged from the store, as readers see them: a `request` event that refers
+ * to its audit record (request-reference.ts) shows that record's request members (text, parameters...) in its
+ * data, as events that carried them did. Verification reads the events as stored (readStoredRecording).
+ */
 export async function* readRecording(store: Store, sessionId: string, pageSize = 1000): AsyncIterable<RecordingEvent> {
+  for await (const page of pages(store, sessionId, pageSize)) yield* await resolveRequestEvents(store, page);
+}
+
+/** A session's events exactly as stored (each hashes to its hash), paged from the store. */
+export async function* readStoredRecording(
+  store: Store,
+  sessionId: string,
+  pageSize = 1000,
+): AsyncIterable<RecordingEvent> {
+  for await (const page of pages(store, sessionId, pageSize)) yield* page;
+}
+
+async function* pages(store: Store, sessionId: string, pageSize: number): AsyncIterable<RecordingEvent[]> {
   let from = 1;
   for (;;) {
     const page = await store.readRecordingEvents(sessionId, { fromSeq: from, limit: pageSize });
-    for (const ev of page) yield ev;
+    yield page;
     if (page.length < pageSize) return;
     from = (page.at(-1)?.seq ?? from) + 1;
   }

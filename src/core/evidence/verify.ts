@@ -6,8 +6,9 @@ import { CorruptRecordError } from "../store/types.js";
 import type { AuditRecord } from "./audit-event.js";
 import { ZERO_HASH } from "./canonical.js";
 import { auditRecordHash, checkpointPayload, recordingEventHash, sealPayload, sessionHeadHash } from "./chain.js";
-import type { Checkpoint, SessionRecord } from "./records.js";
-import { readRecording } from "./recorder.js";
+import type { Checkpoint, RecordingEvent, SessionRecord } from "./records.js";
+import { readStoredRecording } from "./recorder.js";
+import { referenceIn, referenceProblem } from "./request-reference.js";
 import { evidenceDir } from "./segments/reader.js";
 import {
   verifyLog,
@@ -306,12 +307,14 @@ async function verifySession(s: SessionRecord, store: Store, keys: Map<string, K
   let n = 0;
   let lastT = 0;
   try {
-    for await (const ev of readRecording(store, id)) {
+    for await (const ev of readStoredRecording(store, id)) {
       n++;
       if (ev.seq !== n) return `event ${n} is missing (next stored is ${ev.seq})`;
       if (ev.prev_hash !== prevHash) return `event ${n}: chain broken (prev_hash does not match)`;
       if (recordingEventHash(ev) !== ev.hash) return `event ${n}: hash mismatch (event was changed)`;
       if (ev.t < lastT) return `event ${n}: time goes backwards`;
+      const bad = await legacyReferenceProblem(store, ev);
+      if (bad !== undefined) return `event ${n}: ${bad}`;
       lastT = ev.t;
       prevHash = ev.hash;
     }
@@ -326,6 +329,14 @@ async function verifySession(s: SessionRecord, store: Store, keys: Map<string, K
   if (s.seal.count !== n) return `seal covers ${s.seal.count} events but ${n} are stored`;
   if (s.seal.last_hash !== prevHash) return "seal does not match the last event (recording was changed)";
   return undefined;
+}
+
+/** A request event of a legacy session may refer to a record of the legacy chain (the gate over a legacy store). */
+async function legacyReferenceProblem(store: Store, ev: RecordingEvent): Promise<string | undefined> {
+  const ref = referenceIn(ev);
+  if (ref === undefined || typeof ref === "string") return ref;
+  const [record] = ref.writer === undefined ? await store.readAudit({ legacy: true, fromSeq: ref.seq, limit: 1 }) : [];
+  return referenceProblem(ref, ev.session_id, undefined, record?.seq === ref.seq ? record : undefined);
 }
 
 /** The store's sessions, except those recorded in the evidence log (`inLog`: verified from the log). */

@@ -1,7 +1,8 @@
 import { createHash } from "node:crypto";
 import { afterEach, describe, expect, it } from "vitest";
 import { cleanupDirs, openEvidenceStack, slowRecordingWrites, tempDir } from "../../../test/support/evidence.js";
-import { readRecording } from "../evidence/recorder.js";
+import type { AuditRecord } from "../evidence/audit-event.js";
+import { readRecording, readStoredRecording } from "../evidence/recorder.js";
 import { verifyEvidence } from "../evidence/verify.js";
 import type { Identity } from "../identity/identity.js";
 import { CompiledPolicy } from "../policy/decide.js";
@@ -33,10 +34,11 @@ afterEach(async () => {
 });
 
 async function setup(
-  options: { approvals?: ApprovalHandler; wrap?: (s: Store) => Store; highWaterBytes?: number } = {},
+  options: { approvals?: ApprovalHandler; wrap?: (s: Store) => Store; highWaterBytes?: number; legacy?: boolean } = {},
 ) {
   const { store, audit, recorder, signingKey, close } = await openEvidenceStack(tempDir("gatehouse-gate-"), {
     wrap: options.wrap,
+    ...(options.legacy ? { store: { legacy: true } } : {}),
     recorder: { flushIntervalMs: 10, highWaterBytes: options.highWaterBytes },
   });
   closers.push(close);
@@ -44,6 +46,9 @@ async function setup(
   const gate = new Gate({ policy, audit, recorder, ...(options.approvals ? { approvals: options.approvals } : {}) });
   return { gate, store, audit, recorder, signingKey };
 }
+
+/** The decision a request event records for `select`: allowed by the connection's access list. */
+const ALLOWED = { outcome: "allow", rule: "connections[0].access", summary: "access via group:ci" };
 
 const select = { text: "select 1", facts: factsFrom({ statements: [{ kind: "select", tables: [] }] }) };
 const drop = { text: "drop table users", facts: factsFrom({ statements: [{ kind: "drop", tables: ["users"] }] }) };
@@ -207,11 +212,12 @@ describe("Gate", () => {
     expect(kinds).toEqual(Array.from({ length: 20 }, () => "request"));
   });
 
-  it("records a request text over 1 MiB as its head, length and SHA-256 (the audit record keeps it whole)", async () => {
-    const { gate, store } = await setup();
+  it("records a held request's text over 1 MiB as its head, length and SHA-256 (the audit record keeps it whole)", async () => {
+    const approvals: ApprovalHandler = { hold: async () => ({ approved: true, approvalId: "a1", approvers: ["dba"] }) };
+    const { gate, store } = await setup({ approvals });
     const session = await gate.openSession({ identity: ciBot, connection: "app-db", protocol: "postgres" });
-    const text = `select '${"x".repeat(RECORDED_TEXT_LIMIT + 10)}'`;
-    const admission = await session.admit({ ...select, text });
+    const text = `alter table users add column x int default '${"x".repeat(RECORDED_TEXT_LIMIT + 10)}'`;
+    const admission = await session.admit({ ...alter, text });
     if (!admission.forward) throw new Error(`refused: ${admission.message}`);
     expect(admission.record.data?.["text"]).toBe(text);
     await session.close("client closed");
@@ -221,5 +227,125 @@ describe("Gate", () => {
     expect(data.text_length).toBe(text.length);
     expect(data.text_sha256).toBe(createHash("sha256").update(text).digest("hex"));
     expect(data.text).toBe(`${text.slice(0, RECORDED_TEXT_LIMIT)}…`);
+  });
+
+  it("records an allowed or denied request's event as a reference to its audit record, resolved for readers", async () => {
+    const { gate, store, signingKey } = await setup();
+    const session = await gate.openSession({ identity: ciBot, connection: "app-db", protocol: "postgres" });
+    const allowed = await session.admit({ ...select, data: { message: "query" }, shown: { text: "select /*x*/ 1" } });
+    const denied = await session.admit(drop);
+    const big = `select '${"x".repeat(RECORDED_TEXT_LIMIT + 10)}'`;
+    const whole = await session.admit({ ...select, text: big });
+    await session.close("client closed");
+    const records = [allowed, denied, whole].map((a) => a.record!);
+    // as stored: the reference and the decision, not the text or data a second time
+    const stored = [];
+    for await (const e of readStoredRecording(store, session.id)) stored.push(e);
+    expect(stored.map((e) => e.data)).toEqual([
+      { audit: { hash: records[0]!.hash, seq: records[0]!.seq, writer: store.writer }, decision: ALLOWED },
+      {
+        audit: { hash: records[1]!.hash, seq: records[1]!.seq, writer: store.writer },
+        decision: {
+          outcome: "deny",
+          rule: "connections[0].guardrails[0]",
+          summary: expect.any(String) as unknown,
+          reason: expect.any(String) as unknown,
+        },
+      },
+      { audit: { hash: records[2]!.hash, seq: records[2]!.seq, writer: store.writer }, decision: ALLOWED },
+    ]);
+    // as read: the audit record's request members (the redacted text, the adapter's data) with the decision
+    const read = [];
+    for await (const e of readRecording(store, session.id)) read.push(e);
+    expect(read.map((e) => e.data)).toMatchObject([
+      { text: "select /*x*/ 1", message: "query", decision: { outcome: "allow" }, audit: { seq: records[0]!.seq } },
+      { text: "drop table users", decision: { outcome: "deny" } },
+      { text: big },
+    ]);
+    expect(read.map((e) => e.hash)).toEqual(stored.map((e) => e.hash));
+    expect((await verifyEvidence(store, { publicKey: signingKey.publicKey })).ok).toBe(true);
+  });
+
+  it("refers to audit records of the legacy chain in a store from before the evidence log, and verifies them", async () => {
+    const { gate, store, signingKey } = await setup({ legacy: true });
+    const session = await gate.openSession({ identity: ciBot, connection: "app-db", protocol: "postgres" });
+    const admission = await session.admit(select);
+    await session.close("client closed");
+    const [event] = await store.readRecordingEvents(session.id);
+    expect(event?.data).toEqual({
+      audit: { hash: admission.record!.hash, seq: admission.record!.seq },
+      decision: ALLOWED,
+    });
+    const read = [];
+    for await (const e of readRecording(store, session.id)) read.push(e);
+    expect(read[0]?.data).toMatchObject({ text: "select 1" });
+    expect((await verifyEvidence(store, { publicKey: signingKey.publicKey })).ok).toBe(true);
+  });
+
+  it("fails verify for a request event whose reference does not resolve (legacy chain)", async () => {
+    const { gate, store, recorder, signingKey } = await setup({ legacy: true });
+    const session = await gate.openSession({ identity: ciBot, connection: "app-db", protocol: "postgres" });
+    const other = await gate.openSession({ identity: ciBot, connection: "app-db", protocol: "postgres" });
+    const mine = await session.admit(select);
+    const theirs = await other.admit(select);
+    // a well-chained, sealed recording whose references are wrong (as a faulty or forging writer would leave it)
+    const record = (audit: unknown) => session.recording.record("request", { audit, decision: { outcome: "allow" } });
+    record({ hash: "0".repeat(64), seq: mine.record!.seq });
+    record({ hash: theirs.record!.hash, seq: theirs.record!.seq });
+    record({ hash: mine.record!.hash, seq: 9999 });
+    await session.close("client closed");
+    await other.close("client closed");
+    await recorder.flush();
+    const report = await verifyEvidence(store, { publicKey: signingKey.publicKey });
+    expect(report.ok).toBe(false);
+    expect(report.bad_sessions).toEqual([
+      {
+        session_id: session.id,
+        message: `session ${session.id}: event 2: its audit reference does not resolve: the record at the legacy chain seq ${mine.record!.seq} has another hash`,
+      },
+    ]);
+  });
+
+  it("refuses an allowed request whose event cannot be taken once its record is written, and audits the refusal", async () => {
+    const { gate, store } = await setup();
+    const session = await gate.openSession({ identity: ciBot, connection: "app-db", protocol: "postgres" });
+    const pending = session.admit(select);
+    // the recording is sealed while the audit record is being written (the recorder had room when admit began)
+    const sealed = session.recording.seal("client closed");
+    const admission = await pending;
+    await sealed;
+    expect(admission).toMatchObject({ forward: false, kind: "evidence_unavailable" });
+    const [allowed, refused] = (await store.tailAudit(2)) as [AuditRecord, AuditRecord];
+    expect(allowed).toMatchObject({ type: "request", decision: "allow", data: { text: "select 1" } });
+    expect(refused).toMatchObject({
+      type: "request.refused",
+      session_id: session.id,
+      data: { request: { hash: allowed.hash, seq: allowed.seq }, reason: expect.stringMatching(/sealed/) as unknown },
+    });
+  });
+
+  it("keeps the request's text in its event when its audit record could not be written", async () => {
+    let broken = false;
+    const { gate, store } = await setup({
+      wrap: (inner) =>
+        new Proxy(inner, {
+          get(target, prop, receiver) {
+            if (prop === "commitAudit" && broken) return async () => Promise.reject(new Error("disk full"));
+            const value = Reflect.get(target, prop, receiver);
+            return typeof value === "function" ? value.bind(target) : value;
+          },
+        }),
+    });
+    const session = await gate.openSession({ identity: ciBot, connection: "app-db", protocol: "postgres" });
+    broken = true;
+    expect(await session.admit(select)).toMatchObject({ forward: false, kind: "evidence_unavailable" });
+    broken = false;
+    await session.close("client closed");
+    const events = [];
+    for await (const e of readStoredRecording(store, session.id)) events.push({ kind: e.kind, data: e.data });
+    expect(events).toEqual([
+      { kind: "request", data: { text: "select 1", decision: ALLOWED } },
+      { kind: "notice", data: { refused: expect.stringMatching(/disk full/) as unknown } },
+    ]);
   });
 });

@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import type { AuditEventInput, AuditIdentity, AuditRecord } from "../evidence/audit-event.js";
 import type { AuditLog } from "../evidence/audit-log.js";
 import { EvidenceUnavailableError } from "../evidence/errors.js";
+import { auditReference } from "../evidence/request-reference.js";
 import type { SessionRecorder, SessionRecording } from "../evidence/recorder.js";
 import type { Identity } from "../identity/identity.js";
 import type { CompiledConnection, CompiledPolicy, Decision, RuleRef } from "../policy/decide.js";
@@ -255,15 +256,11 @@ export class GatedSession {
     this.#requests++;
     const grant = this.grant;
     if (grant && Date.now() >= grant.until.getTime()) {
-      // the grant ran out mid-session: nothing more passes under it
+      // the grant ran out mid-session: nothing more passes under it (the recording names the grant's rule; the
+      // audit record names none, as no rule of the policy decided it)
       const message = `access grant ${grant.id} expired at ${grant.until.toISOString()}`;
-      this.#recordDecision(request, { outcome: "deny", rule: { path: grant.rule, summary: message }, reason: message });
-      try {
-        const record = await this.#append("request.blocked", request, "deny", undefined, { reason: message });
-        return { forward: false, kind: "denied", message, record };
-      } catch (err) {
-        return { forward: false, kind: "evidence_unavailable", message: evidenceMessage(err) };
-      }
+      const expired = { outcome: "deny", rule: { path: grant.rule, summary: message }, reason: message } as const;
+      return this.#settle(request, expired, false);
     }
     const decision = this.deps.policy.decide(
       this.identity,
@@ -271,37 +268,112 @@ export class GatedSession {
       request.facts,
       grant ? grantAccess(grant) : undefined,
     );
-    const recorded = this.#recordDecision(request, decision);
+    if (decision.outcome !== "approve") return this.#settle(request, decision, true);
+    // held for approval: the audit record comes only once the hold ended, so the recording's event, taken now,
+    // carries the request itself
+    const recorded = this.#recordRequest(request, decision);
     try {
-      switch (decision.outcome) {
-        case "allow": {
-          // a request whose recording event was not taken is not forwarded: it would be missing from the recording
-          if (recorded instanceof Error) throw recorded;
-          // the recorder is behind: this session waits for it rather than let its events pile up (or be dropped).
-          // Before the audit record: when the recorder's store fails, drain() rejects and the request is refused
-          // with no audit record saying it was allowed.
-          if (!recorded) await this.recording.drain();
-          const record = await this.#append("request", request, "allow", decision.rule);
-          return { forward: true, record, ...(decision.rule ? { rule: decision.rule } : {}) };
-        }
-        case "deny": {
-          const record = await this.#append("request.blocked", request, "deny", decision.rule, {
-            reason: decision.reason,
-          });
-          // refused and audited either way: a failing recorder shows at this session's next request
-          if (recorded === false) await this.recording.drain().catch(() => undefined);
-          return { forward: false, kind: "denied", message: decision.reason, rule: decision.rule, record };
-        }
-        case "approve":
-          if (recorded instanceof Error) throw recorded;
-          return await this.#hold(request, decision);
-      }
+      // a request whose recording event was not taken is not forwarded: it would be missing from the recording
+      if (recorded instanceof Error) throw recorded;
+      return await this.#hold(request, decision);
     } catch (err) {
-      const message = evidenceMessage(err);
-      // after the request's event (and its policy decision), the recording shows that it was refused after all
-      this.#note({ refused: message });
-      return { forward: false, kind: "evidence_unavailable", message };
+      return this.#refused(err);
     }
+  }
+
+  /**
+   * An allowed or denied request: its audit record and its recording event. Encode once: when the recorder can
+   * take an event now, the audit record is appended first and the event refers to it (its hash) instead of
+   * holding the text and data a second time. The event is recorded as soon as the record is durable, before
+   * `admit` resolves: a request is never forwarded before its event is in the recording.
+   */
+  async #settle(
+    request: GateRequest,
+    decision: Exclude<Decision, { outcome: "approve" }>,
+    /** The audit record names the decision's rule (a policy rule decided it). */
+    named: boolean,
+  ): Promise<Admission> {
+    const rule = named ? decision.rule : undefined;
+    const append = (): Promise<AuditRecord> =>
+      decision.outcome === "deny"
+        ? this.#append("request.blocked", request, "deny", rule, { reason: decision.reason })
+        : this.#append("request", request, "allow", rule);
+    const admitted = (record: AuditRecord): Admission =>
+      decision.outcome === "deny"
+        ? { forward: false, kind: "denied", message: decision.reason, ...(rule ? { rule } : {}), record }
+        : { forward: true, record, ...(rule ? { rule } : {}) };
+
+    // Checked synchronously, in the same task as the append: a request whose event the recorder could not take
+    // gets no audit record saying it was allowed (the path below refuses it first).
+    if (this.recording.canRecord(REFERENCE_EVENT_BYTES) === true) {
+      let record: AuditRecord;
+      try {
+        record = await append();
+      } catch (err) {
+        // no audit record to refer to: the recording keeps the request itself, then the refusal
+        this.#recordRequest(request, decision);
+        return this.#refused(err);
+      }
+      const taken = this.#recordReference(record, decision);
+      if (decision.outcome === "deny") {
+        // refused and audited either way: a failing recorder shows at this session's next request
+        if (taken === false) await this.recording.drain().catch(() => undefined);
+        return admitted(record);
+      }
+      if (taken === true) return admitted(record);
+      // The recorder filled up, or the session was sealed, while the record was written (other sessions'
+      // events; a close), or it is past its high-water mark now. The record says "allowed", so a refusal follows
+      // it unless the recorder catches up.
+      try {
+        if (taken instanceof Error) throw taken;
+        await this.recording.drain();
+        return admitted(record);
+      } catch (err) {
+        return this.#withdraw(record, err);
+      }
+    }
+
+    // The recorder is past its high-water mark or cannot take an event: as before, the request's event (with its
+    // text) first, then, for an allowed request, the wait for the recorder, and only then the audit record.
+    const recorded = this.#recordRequest(request, decision);
+    try {
+      if (decision.outcome === "deny") {
+        const record = await append();
+        if (recorded === false) await this.recording.drain().catch(() => undefined);
+        return admitted(record);
+      }
+      // a request whose recording event was not taken is not forwarded: it would be missing from the recording
+      if (recorded instanceof Error) throw recorded;
+      // the recorder is behind: this session waits for it rather than let its events pile up (or be dropped).
+      // Before the audit record: when the recorder's store fails, drain() rejects and the request is refused
+      // with no audit record saying it was allowed.
+      if (!recorded) await this.recording.drain();
+      return admitted(await append());
+    } catch (err) {
+      return this.#refused(err);
+    }
+  }
+
+  /** Refused for evidence: after the request's event (and its policy decision), the recording shows it. */
+  #refused(err: unknown): Admission {
+    const message = evidenceMessage(err);
+    this.#note({ refused: message });
+    return { forward: false, kind: "evidence_unavailable", message };
+  }
+
+  /**
+   * An allowed request's record is durable but its recording event could not be taken: refused, and an audit
+   * record `request.refused` naming the allowing one follows it (best effort: if the audit log fails now too,
+   * the request is refused all the same).
+   */
+  async #withdraw(record: AuditRecord, err: unknown): Promise<Admission> {
+    const message = evidenceMessage(err);
+    this.#note({ refused: message });
+    await this.audit({
+      type: "request.refused",
+      data: { protocol: this.protocol, request: { hash: record.hash, seq: record.seq }, reason: message },
+    }).catch(() => undefined);
+    return { forward: false, kind: "evidence_unavailable", message };
   }
 
   async #hold(request: GateRequest, decision: Extract<Decision, { outcome: "approve" }>): Promise<Admission> {
@@ -407,22 +479,41 @@ export class GatedSession {
    * when the recorder is past its high-water mark and the session should wait for it, and the error when the
    * recording cannot take the event (its buffer is full because its store fails, or it is sealed).
    */
-  #recordDecision(request: GateRequest, decision: Decision): boolean | Error {
+  #recordRequest(request: GateRequest, decision: Decision): boolean | Error {
+    return this.#record({
+      ...recordedText(request.shown?.text ?? request.text),
+      ...request.data,
+      decision: decisionData(decision),
+    });
+  }
+
+  /** The request's event when its audit record holds the request: a reference to that record, and the decision. */
+  #recordReference(record: AuditRecord, decision: Decision): boolean | Error {
+    return this.#record({ audit: auditReference(record), decision: decisionData(decision) });
+  }
+
+  #record(data: Record<string, unknown>): boolean | Error {
     try {
-      return this.recording.record("request", {
-        ...recordedText(request.shown?.text ?? request.text),
-        ...request.data,
-        decision: {
-          outcome: decision.outcome,
-          ...(decision.rule ? { rule: decision.rule.path, summary: decision.rule.summary } : {}),
-          ...(decision.outcome !== "allow" ? { reason: decision.reason } : {}),
-        },
-      });
+      return this.recording.record("request", data);
     } catch (err) {
       return err instanceof Error ? err : new EvidenceUnavailableError(String(err));
     }
   }
 }
+
+function decisionData(decision: Decision): Record<string, unknown> {
+  return {
+    outcome: decision.outcome,
+    ...(decision.rule ? { rule: decision.rule.path, summary: decision.rule.summary } : {}),
+    ...(decision.outcome !== "allow" ? { reason: decision.reason } : {}),
+  };
+}
+
+/**
+ * Room a referring request event needs, checked before its audit record is appended: the event (a reference and
+ * the decision, with a rule's summary) stays well below this.
+ */
+const REFERENCE_EVENT_BYTES = 2048;
 
 /** Longer request texts are recorded as their head plus length and SHA-256 (the audit record has them whole). */
 export const RECORDED_TEXT_LIMIT = 1024 * 1024;

@@ -85,11 +85,20 @@ describe("postgres: the recorder's store fails while a session waits for it", ()
   it("a request over the high-water mark is refused in-protocol (42501, names the cause), the session goes on", async () => {
     const store = h.gateway.store;
     const c = await client();
-    const text = (i: number | string) => `select length('${"x".repeat(600_000)}') as n /* ${RUN}-q${i} */`;
+    const text = (i: number | string) => `select length('${"x".repeat(1000)}') as n /* ${RUN}-q${i} */`;
+    // This session's request events refer to their audit records and are small, so another recording fills the
+    // recorder: 5 MiB of output before the 7th request takes it past its 4 MiB high-water mark, and it is the gate
+    // that waits for the recorder, before the request's audit record.
+    const filler = await h.gateway.recorder.start({
+      sessionId: `${RUN}-filler`,
+      connection: "app-db",
+      protocol: "postgres",
+    });
     fault = failRecordingWrites(store);
-    // each request event is ~600 KB and results are small: the 7th request takes the recorder past 4 MiB, so it
-    // is the gate that waits for the recorder, before the request's audit record
-    const refused = await untilRefused(12, (i) => c.query(text(i)));
+    const refused = await untilRefused(12, (i) => {
+      if (i === 6) for (let k = 0; k < 5; k++) filler.record("output", "f".repeat(1024 * 1024));
+      return c.query(text(i));
+    });
     expect(refused.runs).toBe(7);
     expect(refused.error).toMatchObject({
       severity: "ERROR",
@@ -103,6 +112,7 @@ describe("postgres: the recorder's store fails while a session waits for it", ()
     fault.restore();
     expect((await c.query(`select 'after' as v /* ${RUN}-q-after */`)).rows).toEqual([{ v: "after" }]);
     await c.end();
+    await filler.seal("filled the recorder");
 
     const marker = (i: number | string) => `/* ${RUN}-q${i} */`;
     const allowed = [0, 1, 2, 3, 4, 5, "-after"].map(marker);
@@ -116,7 +126,8 @@ describe("postgres: the recorder's store fails while a session waits for it", ()
     const logged = await statementLog(RUN);
     for (const m of allowed) expect(logged.some((l) => l.includes(m))).toBe(true);
     for (const m of notForwarded) expect(logged.some((l) => l.includes(m))).toBe(false);
-    // the recording: every request with its decision, each refusal noted with its cause, and nothing lost
+    // the recording: every request with its decision (read from its audit record for those that have one, from
+    // the event itself for the refused ones), each refusal noted with its cause, and nothing lost
     const { events } = await sealedRecording(store, sessionId);
     const requests = events.filter((e) => e.kind === "request").map((e) => textOf(e.data));
     expect(requests.map((t) => t.slice(t.lastIndexOf("/*")))).toEqual(

@@ -23,6 +23,7 @@ import type { Checkpoint, SessionHeader, SessionSeal } from "../records.js";
 import { keyIdOf, publicKeyFromPem, verifyCanonical } from "../signing.js";
 import type { AuditProblem, AuditProblemReason, SessionProblem } from "../verify.js";
 import { LineError, parseLine, SEGMENT_FORMAT, segmentFileName, type ParsedLine } from "./format.js";
+import { REQUEST_RECORD_TYPES, referenceIn, referenceProblem, type ReferencedRecord } from "../request-reference.js";
 import { parseCheckpointNote, verifyCheckpointNote, type SignedCheckpoint } from "./note.js";
 import { evidenceDir, listSegments, listWriters, readSegmentLines, segmentPath, type SegmentLine } from "./reader.js";
 
@@ -96,6 +97,11 @@ const CHUNK_BYTES = 4 * 1024 * 1024;
 const INDEX_PAGE = 1000;
 /** Hashes of this many latest records are kept for checkpoints that name an earlier record. */
 const RECENT_HASHES = 1024;
+/**
+ * Request records kept for the recording events that refer to them (a request event is recorded right after its
+ * record is written, so its reference is nearly always to one of the latest); an older one is read again.
+ */
+const RECENT_REQUESTS = 65_536;
 
 interface Extent {
   n: number;
@@ -125,6 +131,24 @@ function* linesFrom(extents: readonly Extent[], i: number, offset: number): Gene
       from = chunk.end;
     }
   }
+}
+
+/** The `a` line of record `seq`, as a referenced record (not checked: the walk checks every record). */
+function recordAt(lines: Iterable<SegmentLine>, seq: number): ReferencedRecord | undefined {
+  for (const l of lines) {
+    if (!l.line.startsWith("a ")) continue;
+    try {
+      const p = parseLine(l.line);
+      if (p.tag === "a" && p.value["seq"] === seq) return referenced(p.hash, p.value);
+    } catch {
+      // damaged lines are the walk's to report
+    }
+  }
+  return undefined;
+}
+
+function referenced(hash: string, v: Record<string, unknown>): ReferencedRecord {
+  return { hash, type: String(v["type"]), session_id: str(v["session_id"]) };
 }
 
 /** The `a` lines' seq and hash, without checking them (diagnosis reads ahead with it). */
@@ -521,6 +545,8 @@ class WriterWalk {
   #prevPrevHash: string | undefined;
   #lastGoodCp = 0;
   readonly #recent = new Map<number, string>();
+  /** The latest request records, by seq, for the recording events that refer to them. */
+  readonly #requests = new Map<number, ReferencedRecord>();
   /** Valid checkpoints beyond the last record read so far, by seq: checked when their record arrives. */
   #pending: SignedCheckpoint[] = [];
   readonly #sessions = new Map<string, SessionState>();
@@ -743,6 +769,10 @@ class WriterWalk {
     this.report.last_hash = p.hash;
     this.#recent.set(seq, p.hash);
     if (this.#recent.size > RECENT_HASHES) this.#recent.delete(this.#recent.keys().next().value!);
+    if (REQUEST_RECORD_TYPES.has(p.value["type"] as string)) {
+      this.#requests.set(seq, referenced(p.hash, p.value));
+      if (this.#requests.size > RECENT_REQUESTS) this.#requests.delete(this.#requests.keys().next().value!);
+    }
     const index = this.#index;
     if (index) {
       if (first && seq !== 1) await index.check(() => index.skipBefore(seq));
@@ -1014,6 +1044,10 @@ class WriterWalk {
     else if (v["prev_hash"] !== s.prevHash) s.problem = `event ${n}: chain broken (prev_hash does not match)`;
     else if (sha256Hex(p.text) !== p.hash) s.problem = `event ${n}: hash mismatch (event was changed)`;
     else if (typeof t !== "number" || !(t >= s.lastT)) s.problem = `event ${n}: time goes backwards`;
+    else {
+      const bad = this.#referenceProblem(id, { kind: String(v["kind"]), data: v["data"] });
+      if (bad !== undefined) s.problem = `event ${n}: ${bad}`;
+    }
     if (s.problem !== undefined) return;
     s.events = n;
     s.lastT = t as number;
@@ -1021,6 +1055,19 @@ class WriterWalk {
     const index = this.#index;
     const indexed = s.index;
     if (index && indexed) await index.check(() => Promise.resolve(index.sessionEvent(id, indexed, n, p.hash)));
+  }
+
+  /** A request event that refers to its audit record: that record is in this writer's chain, of this session. */
+  #referenceProblem(sessionId: string, ev: { kind: string; data: unknown }): string | undefined {
+    const ref = referenceIn(ev);
+    if (ref === undefined || typeof ref === "string") return ref;
+    // past a break in this writer's chain (already its error) its records are not taken in any more
+    if (this.#stopped) return undefined;
+    const record =
+      ref.writer !== this.writer
+        ? undefined
+        : (this.#requests.get(ref.seq) ?? recordAt(linesFrom(this.#extents, 0, 0), ref.seq));
+    return referenceProblem(ref, sessionId, this.writer, record);
   }
 
   async #seal(v: Record<string, unknown>): Promise<void> {
