@@ -9,6 +9,7 @@
  *
  *   node --import tsx bench/pg-stream.ts [--mib 100] [--runs 3]
  */
+import { dialTcp } from "../src/core/adapter/index.js";
 import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { parseArgs, promisify } from "node:util";
@@ -29,7 +30,7 @@ const SQL = `select repeat('x', 1024) from generate_series(1, ${rows})`;
 
 /** Seconds and bytes to receive the whole result of SQL. */
 async function stream(target: PostgresTarget, database: string): Promise<{ seconds: number; bytes: number }> {
-  const conn = await connectTarget({ target, database });
+  const conn = await connectTarget({ target, database, open: () => dialTcp(target), purpose: "session" });
   const socket = conn.socket;
   const started = performance.now();
   let bytes = 0;

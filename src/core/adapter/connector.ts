@@ -1,4 +1,4 @@
-import { connect } from "node:net";
+import { connect, type Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import type { ConnectionConfig } from "../policy/schema.js";
 
@@ -31,7 +31,7 @@ export class TargetUnreachableError extends Error {
   }
 }
 
-/** Dials targets directly over TCP, with Nagle off and a connect timeout. */
+/** Dials targets directly over TCP. */
 export class DirectConnector implements TargetConnector {
   constructor(private readonly timeoutMs = 10_000) {}
 
@@ -44,29 +44,34 @@ export class DirectConnector implements TargetConnector {
         ),
       );
     }
-    return new Promise((resolve, reject) => {
-      const where = `${endpoint.host}:${endpoint.port}`;
-      const socket = connect({ host: endpoint.host, port: endpoint.port });
-      const timer = setTimeout(
-        () => socket.destroy(new TargetUnreachableError(`timed out connecting to ${where}`)),
-        this.timeoutMs,
-      );
-      socket.once("connect", () => {
-        clearTimeout(timer);
-        socket.off("error", fail);
-        // Nagle on a request/response proxy costs ~40 ms per small write (DEPENDENCIES.md: 92 vs 8,498 TPS)
-        socket.setNoDelay(true);
-        resolve(socket);
-      });
-      const fail = (err: Error) => {
-        clearTimeout(timer);
-        reject(
-          err instanceof TargetUnreachableError
-            ? err
-            : new TargetUnreachableError(`cannot connect to ${where}: ${err.message}`, { cause: err }),
-        );
-      };
-      socket.once("error", fail);
-    });
+    return dialTcp(endpoint, this.timeoutMs);
   }
+}
+
+/** A TCP connection with Nagle off, or TargetUnreachableError (refused, unreachable, or no answer in time). */
+export function dialTcp(endpoint: TargetEndpoint, timeoutMs = 10_000): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const where = `${endpoint.host}:${endpoint.port}`;
+    const socket = connect({ host: endpoint.host, port: endpoint.port });
+    const timer = setTimeout(
+      () => socket.destroy(new TargetUnreachableError(`timed out connecting to ${where}`)),
+      timeoutMs,
+    );
+    const fail = (err: Error) => {
+      clearTimeout(timer);
+      reject(
+        err instanceof TargetUnreachableError
+          ? err
+          : new TargetUnreachableError(`cannot connect to ${where}: ${err.message}`, { cause: err }),
+      );
+    };
+    socket.once("error", fail);
+    socket.once("connect", () => {
+      clearTimeout(timer);
+      socket.off("error", fail);
+      // Nagle on a request/response proxy costs ~40 ms per small write (DEPENDENCIES.md: 92 vs 8,498 TPS)
+      socket.setNoDelay(true);
+      resolve(socket);
+    });
+  });
 }

@@ -1,6 +1,7 @@
 export type { AdapterContext, ListenKey, Log, ProtocolAdapter, RefusalAnswers, RunningAdapter } from "./contract.js";
 export {
   DirectConnector,
+  dialTcp,
   TargetUnreachableError,
   type StreamPurpose,
   type TargetConnector,

@@ -15,6 +15,7 @@ export const postgresAdapter: ProtocolAdapter<string> = {
     const running = await startPostgresListener({
       listen: ctx.listen,
       gate: ctx.gate,
+      connector: ctx.connector,
       verifier: ctx.verifier,
       dataDir: ctx.config.data,
       tls: {

@@ -1,4 +1,5 @@
 import type { Socket } from "node:net";
+import type { Duplex } from "node:stream";
 import type { TLSSocket } from "node:tls";
 import { maskRow, planMasking, type ColumnResolver, type MaskerLike, type RowPlan } from "./result-mask.js";
 import { parseCommandTag, parseDataRow, parseRowDescription, type ColumnInfo } from "./rows.js";
@@ -54,7 +55,7 @@ export interface ResultSummary {
 
 export interface BackendRelayOptions {
   client: Socket | TLSSocket;
-  target: Socket | TLSSocket;
+  target: Duplex;
   /**
    * Called for each finished statement (CommandComplete or error), after its bytes went to the client. A returned
    * promise is back-pressure from the recorder: the relay reads nothing more from the target, and records no

@@ -1,5 +1,6 @@
 import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
+import type { TargetConnector } from "../../core/adapter/index.js";
 import { AuthError } from "../../core/identity/errors.js";
 import type { IdentityVerifier } from "../../core/identity/verifier.js";
 import type { PostgresConnectionConfig } from "../../core/policy/schema.js";
@@ -15,11 +16,13 @@ import type { MaskerLike } from "./result-mask.js";
 import { SideQueryConnection } from "./side-query.js";
 import { POSTGRES_REFUSALS } from "./refusals.js";
 import { readBearerPassword, readClientHello, StartupError, type StartupOptions } from "./startup.js";
-import { cancelOnTarget, connectTarget, TargetError, type TargetConnection } from "./target.js";
+import { cancelOnTarget, connectTarget, TargetError, type OpenTargetStream, type TargetConnection } from "./target.js";
 import { AUTH_OK, authenticationRequest, backendKeyData, errorResponse, readyForQuery, SQLSTATE } from "./wire.js";
 
 export interface ConnectionDeps {
   gate: Gate;
+  /** The only way to the target: the session's stream, cancel requests and catalog lookups. */
+  connector: TargetConnector;
   verifier: IdentityVerifier;
   cancels: CancelRegistry;
   analyzer: SqlAnalyzerLike;
@@ -158,6 +161,7 @@ async function runSession(
   const params: Record<string, string> = {};
   for (const [k, v] of startupParams) if (FORWARDED_PARAMS.has(k.toLowerCase())) params[k] = v;
   const database = otherDb ?? config.target.database ?? config.target.user;
+  const open: OpenTargetStream = (purpose) => deps.connector.open(config, config.target, purpose);
   // The client may already be gone (it closed while its token was verified or the session opened, when the
   // startup reader consumed the close) or may go while the target is dialled: the session must still end.
   let clientGone = client.destroyed;
@@ -166,7 +170,7 @@ async function runSession(
   let target: TargetConnection;
   try {
     if (clientGone) throw new ClientGone();
-    target = await connectTarget({ target: config.target, database, params });
+    target = await connectTarget({ target: config.target, open, purpose: "session", database, params });
   } catch (err) {
     client.off("close", onEarlyClose);
     if (err instanceof ClientGone) {
@@ -193,7 +197,7 @@ async function runSession(
   let side: Promise<SideQueryConnection> | undefined;
   const masking = deps.maskerFor(config);
   const key = deps.cancels.register({
-    cancel: () => cancelOnTarget(config.target, target.key),
+    cancel: () => cancelOnTarget(config.target, open, target.key),
     onCancel: () => {
       try {
         session.recording.record("cancel", {});
@@ -257,6 +261,8 @@ async function runSession(
             resolver: new CatalogResolver(() => {
               side ??= connectTarget({
                 target: config.target,
+                open,
+                purpose: "catalog",
                 database,
                 params: { application_name: "gatehouse-catalog" },
               }).then((c) => new SideQueryConnection(c));

@@ -1,4 +1,5 @@
 import type { Socket } from "node:net";
+import type { Duplex } from "node:stream";
 import type { TLSSocket } from "node:tls";
 import type { RequestFacts, StatementFact } from "../../core/policy/facts.js";
 import type { Admission, GatedSession, GateRequest, HoldNotice } from "../../core/session/gate.js";
@@ -102,7 +103,7 @@ export interface FrontendOptions {
   /** How the target reads SQL text (its reported settings): text it would read differently is unparseable. */
   lexerState: TargetLexerState;
   client: Socket | TLSSocket;
-  target: Socket | TLSSocket;
+  target: Duplex;
   relay: BackendRelay;
   /** Insert a Describe before each Execute so the masker always knows the portal's columns. */
   describeBeforeExecute: boolean;

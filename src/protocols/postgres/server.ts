@@ -1,5 +1,5 @@
 import { createServer, type Server } from "node:net";
-import { bindServer, LiveSockets, PendingWork, stopAccepting } from "../../core/adapter/index.js";
+import { bindServer, LiveSockets, PendingWork, stopAccepting, type TargetConnector } from "../../core/adapter/index.js";
 import type { IdentityVerifier } from "../../core/identity/verifier.js";
 import { isLoopbackHost, type HostPort, type PostgresConnectionConfig } from "../../core/policy/schema.js";
 import type { Gate } from "../../core/session/gate.js";
@@ -20,6 +20,7 @@ export interface PostgresTlsSettings {
 export interface PostgresListenerOptions {
   listen: HostPort;
   gate: Gate;
+  connector: TargetConnector;
   verifier: IdentityVerifier;
   dataDir: string;
   tls: PostgresTlsSettings;
@@ -60,6 +61,7 @@ export async function startPostgresListener(opts: PostgresListenerOptions): Prom
     sockets.add(socket);
     const served = serveConnection(socket, {
       gate: opts.gate,
+      connector: opts.connector,
       verifier: opts.verifier,
       cancels,
       analyzer: opts.analyzer,

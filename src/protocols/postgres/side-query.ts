@@ -39,6 +39,5 @@ export class SideQueryConnection {
   close(): void {
     this.#reader.detach();
     this.conn.socket.end(Buffer.from([0x58, 0, 0, 0, 4])); // Terminate
-    this.conn.socket.destroySoon?.();
   }
 }

@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
-import { connect as netConnect, type Socket } from "node:net";
-import { connect as tlsConnect, type TLSSocket } from "node:tls";
+import type { Duplex } from "node:stream";
+import { connect as tlsConnect } from "node:tls";
+import type { StreamPurpose } from "../../core/adapter/index.js";
 import type { PostgresConnectionConfig } from "../../core/policy/schema.js";
 import { bodyOf, MessageReader, ProtocolError } from "./framing.js";
 import { ScramClient } from "./scram.js";
@@ -25,7 +26,6 @@ export type PostgresTarget = PostgresConnectionConfig["target"];
 
 /** Target messages are trusted more than client ones, but a login exchange is still small. */
 const MAX_LOGIN_MESSAGE = 1024 * 1024;
-const CONNECT_TIMEOUT_MS = 10_000;
 
 /** The target refused or failed the login; `fields` are its ErrorResponse fields when it sent one. */
 export class TargetError extends Error {
@@ -38,8 +38,11 @@ export class TargetError extends Error {
   }
 }
 
+/** Opens a stream to the connection's target (the core's TargetConnector, bound to this connection). */
+export type OpenTargetStream = (purpose: StreamPurpose) => Promise<Duplex>;
+
 export interface TargetConnection {
-  socket: Socket | TLSSocket;
+  socket: Duplex;
   /** ParameterStatus messages exactly as the target sent them, relayed to the client at its login. */
   parameterStatus: Buffer[];
   /** The target's BackendKeyData: never shown to the client, used to forward its cancel requests. */
@@ -50,31 +53,17 @@ export interface TargetConnection {
 
 export interface TargetLogin {
   target: PostgresTarget;
+  open: OpenTargetStream;
+  /** "session" for the client's own connection; "catalog" for the gateway's lookups. */
+  purpose: Extract<StreamPurpose, "session" | "catalog">;
   database: string;
   /** Extra startup parameters (application_name, client_encoding...), already filtered. */
   params?: Record<string, string>;
 }
 
-/** Opens a TCP (and, per `target.tls.mode`, TLS) connection with Nagle disabled. */
-async function dial(target: PostgresTarget): Promise<Socket | TLSSocket> {
-  const socket = await new Promise<Socket>((resolve, reject) => {
-    const s = netConnect({ host: target.host, port: target.port });
-    const timer = setTimeout(
-      () => s.destroy(new Error(`timed out connecting to ${target.host}:${target.port}`)),
-      CONNECT_TIMEOUT_MS,
-    );
-    s.once("connect", () => {
-      clearTimeout(timer);
-      s.off("error", reject);
-      resolve(s);
-    });
-    s.once("error", (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-  });
-  // Nagle on a request/response proxy costs ~40 ms per small write (DEPENDENCIES.md: 92 vs 8,498 TPS)
-  socket.setNoDelay(true);
+/** Opens a byte stream to the target: the connector's stream, then TLS over it as `target.tls.mode` asks. */
+async function dial(target: PostgresTarget, open: OpenTargetStream, purpose: StreamPurpose): Promise<Duplex> {
+  const socket = await open(purpose);
   const mode = target.tls?.mode ?? "disable";
   if (mode === "disable") return socket;
   socket.write(sslRequest());
@@ -93,7 +82,7 @@ async function dial(target: PostgresTarget): Promise<Socket | TLSSocket> {
     socket.destroy();
     throw new TargetError(`target ${target.host}:${target.port} does not support TLS (tls.mode: ${mode})`);
   }
-  return await new Promise<TLSSocket>((resolve, reject) => {
+  return await new Promise<Duplex>((resolve, reject) => {
     const verify = mode === "verify-full";
     const s = tlsConnect({
       socket,
@@ -119,7 +108,7 @@ async function dial(target: PostgresTarget): Promise<Socket | TLSSocket> {
  */
 export async function connectTarget(login: TargetLogin): Promise<TargetConnection> {
   const { target } = login;
-  const socket = await dial(target);
+  const socket = await dial(target, login.open, login.purpose);
   const reader = new MessageReader(socket);
   try {
     socket.write(startupMessage({ ...login.params, user: target.user, database: login.database }));
@@ -198,8 +187,12 @@ function saslMechanisms(body: Buffer): string[] {
 }
 
 /** Sends a CancelRequest with the target's own key on a fresh connection (over TLS when the target needs it). */
-export async function cancelOnTarget(target: PostgresTarget, key: { pid: number; secret: number }): Promise<void> {
-  const socket = await dial(target);
+export async function cancelOnTarget(
+  target: PostgresTarget,
+  open: OpenTargetStream,
+  key: { pid: number; secret: number },
+): Promise<void> {
+  const socket = await dial(target, open, "cancel");
   await new Promise<void>((resolve) => {
     socket.end(cancelRequest(key.pid, key.secret));
     socket.once("close", () => resolve());

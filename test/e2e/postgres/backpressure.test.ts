@@ -4,6 +4,7 @@
  * write, a slow disk. Statements stream results far faster than that; the adapter must slow the session down
  * rather than drop recording events.
  */
+import { DirectConnector } from "../../../src/core/adapter/index.js";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readRecording } from "../../../src/core/evidence/recorder.js";
@@ -54,6 +55,7 @@ beforeAll(async () => {
   listener = await startPostgresListener({
     listen: { host: "127.0.0.1", port: 0 },
     gate,
+    connector: new DirectConnector(),
     verifier: new IdentityVerifier(config.identity),
     dataDir: dir,
     tls: { enabled: false, require: "never" },

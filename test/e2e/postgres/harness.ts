@@ -1,6 +1,7 @@
 /**
  * A gateway in front of the real PostgreSQL 15 of the e2e project, with static tokens, for the postgres tests.
  */
+import { dialTcp } from "../../../src/core/adapter/index.js";
 import { execFile, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -149,6 +150,8 @@ export async function rawSession(
   database = "app-db",
 ): Promise<RawSession> {
   const conn = await connectTarget({
+    open: () => dialTcp({ host: h.host, port: h.port }),
+    purpose: "session",
     target: { host: h.host, port: h.port, user: "ci-bot", password: h.token } as Parameters<
       typeof connectTarget
     >[0]["target"],

@@ -1,3 +1,5 @@
+import { readRecording } from "../../../src/core/evidence/recorder.js";
+import type { RecordingEvent } from "../../../src/core/evidence/records.js";
 import { randomUUID } from "node:crypto";
 import { connect, createServer, type Socket } from "node:net";
 import { once } from "node:events";
@@ -283,7 +285,9 @@ describe("postgres gateway: protocol", () => {
     await h.gateway.recorder.flush(); // recordings are written in batches: whatever is queued, now
     const audit = await h.gateway.store.readAudit({ fromSeq: 1, limit: 100_000 });
     const request = audit.find((a) => a.type === "request" && JSON.stringify(a.data).includes(marker));
-    const events = await h.gateway.store.readRecordingEvents(String(request?.session_id), { fromSeq: 1, limit: 1000 });
+    // as readers see them: request events show the text of the audit record they refer to
+    const events: RecordingEvent[] = [];
+    for await (const e of readRecording(h.gateway.store, String(request?.session_id))) events.push(e);
     const kinds = events.map((e) => (e.kind === "request" ? `request ${JSON.stringify(e.data)}` : e.kind));
     const at = kinds.findIndex((k) => k === "cancel");
     expect(kinds.filter((k) => k === "cancel")).toHaveLength(1);
