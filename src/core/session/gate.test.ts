@@ -98,6 +98,57 @@ describe("Gate", () => {
     expect(unknown.code).toBe("unknown_connection");
   });
 
+  it("an adapter's own refusal is written like a denial: request.blocked with the reason, and the request event", async () => {
+    const { gate, store, signingKey } = await setup();
+    const session = await gate.openSession({ identity: ciBot, connection: "app-db", protocol: "postgres" });
+    const record = await session.refuse(
+      { text: "copy users to stdout", data: { statement: "s1" } },
+      { reason: "COPY TO STDOUT cannot be masked", rule: "connections[0].masking", stage: "output" },
+    );
+    expect(record).toMatchObject({
+      type: "request.blocked",
+      decision: "deny",
+      rule: "connections[0].masking",
+      data: {
+        protocol: "postgres",
+        text: "copy users to stdout",
+        statement: "s1",
+        reason: "COPY TO STDOUT cannot be masked",
+        stage: "output",
+      },
+    });
+    expect(session.requestCount).toBe(1);
+    await session.close("client closed");
+    const events = [];
+    for await (const e of readRecording(store, session.id)) events.push(e);
+    expect(events[0]).toMatchObject({
+      kind: "request",
+      data: {
+        text: "copy users to stdout",
+        decision: { outcome: "deny", rule: "connections[0].masking", reason: "COPY TO STDOUT cannot be masked" },
+      },
+    });
+    expect((await verifyEvidence(store, { publicKey: signingKey.publicKey })).ok).toBe(true);
+  });
+
+  it("adapter data can never replace the protocol or the redacted text, in the audit record or the recording", async () => {
+    const { gate, store } = await setup({ highWaterBytes: 1 });
+    const session = await gate.openSession({ identity: ciBot, connection: "app-db", protocol: "postgres" });
+    const forged = { text: "select 'clear secret'", protocol: "ssh" };
+    const shown = { text: "select $1", shown: { text: "select '***'" }, data: forged };
+    const admitted = await session.admit({ ...select, ...shown });
+    const refused = await session.refuse(shown, { reason: "no" });
+    for (const r of [admitted.record, refused])
+      expect(r?.data).toMatchObject({ protocol: "postgres", text: "select '***'" });
+    await session.close("client closed");
+    // highWaterBytes 1: the recorder is always behind, so both events carry the request itself, not a reference
+    const stored = await store.readRecordingEvents(session.id);
+    const requests = stored.filter((e) => e.kind === "request");
+    expect(requests).toHaveLength(2);
+    for (const e of requests) expect(e.data).toMatchObject({ text: "select '***'" });
+    expect(JSON.stringify(stored)).not.toContain("clear secret");
+  });
+
   it("refuses a connection of another protocol before session.start, and records the refusal", async () => {
     const { gate, store } = await setup();
     const err = await gate.openSession({ identity: ciBot, connection: "app-db", protocol: "ssh" }).catch((e) => e);

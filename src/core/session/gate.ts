@@ -98,6 +98,18 @@ export interface GateRequest {
   fingerprint?: string;
 }
 
+/** What a request's evidence holds: its text (or the redacted text shown instead) and the adapter's details. */
+export type RequestEvidence = Pick<GateRequest, "text" | "shown" | "data">;
+
+/** Why an adapter refuses a request of its own accord (not a policy decision). */
+export interface AdapterRefusal {
+  reason: string;
+  /** The configuration path behind the refusal (e.g. `connections[0].masking`), when one is. */
+  rule?: string;
+  /** Where in the exchange it was refused, when not at the request (e.g. "output": its result was unscannable). */
+  stage?: string;
+}
+
 /** What a client is told when its request is held for approval. */
 export interface HoldNotice {
   approvalId: string;
@@ -288,7 +300,7 @@ export class GatedSession {
    * `admit` resolves: a request is never forwarded before its event is in the recording.
    */
   async #settle(
-    request: GateRequest,
+    request: RequestEvidence,
     decision: Exclude<Decision, { outcome: "approve" }>,
     /** The audit record names the decision's rule (a policy rule decided it). */
     named: boolean,
@@ -352,6 +364,25 @@ export class GatedSession {
     } catch (err) {
       return this.#refused(err);
     }
+  }
+
+  /**
+   * Refuses a request for a reason of the adapter's own rather than a policy decision (a COPY that masking cannot
+   * cover, a statement that changed since it was judged). Written exactly like a denied request, so refusals look
+   * alike in every protocol: a `request.blocked` audit record with the reason (naming `rule` when given) and the
+   * recording's request event. Never rejects: resolves with the audit record, or undefined when evidence is
+   * unavailable (the request is refused either way).
+   */
+  async refuse(request: RequestEvidence, why: AdapterRefusal): Promise<AuditRecord | undefined> {
+    this.#requests++;
+    const decision = {
+      outcome: "deny",
+      rule: { path: why.rule ?? "gateway", summary: why.reason },
+      reason: why.reason,
+    } as const;
+    const evidence = why.stage ? { ...request, data: { ...request.data, stage: why.stage } } : request;
+    const settled = await this.#settle(evidence, decision, why.rule !== undefined);
+    return settled.record;
   }
 
   /** Refused for evidence: after the request's event (and its policy decision), the recording shows it. */
@@ -446,7 +477,7 @@ export class GatedSession {
 
   #append(
     type: "request" | "request.blocked",
-    request: GateRequest,
+    request: RequestEvidence,
     decision: "allow" | "deny" | "approve",
     rule: RuleRef | undefined,
     extra?: Record<string, unknown>,
@@ -456,9 +487,10 @@ export class GatedSession {
       decision,
       ...(rule ? { rule: rule.path } : {}),
       data: {
+        // the adapter's details first: they can never replace the protocol or the (redacted) text
+        ...request.data,
         protocol: this.protocol,
         text: request.shown?.text ?? request.text,
-        ...request.data,
         // every use of a time-window grant is attributed to it
         ...(this.grant ? { grant_id: this.grant.id } : {}),
         ...extra,
@@ -479,10 +511,10 @@ export class GatedSession {
    * when the recorder is past its high-water mark and the session should wait for it, and the error when the
    * recording cannot take the event (its buffer is full because its store fails, or it is sealed).
    */
-  #recordRequest(request: GateRequest, decision: Decision): boolean | Error {
+  #recordRequest(request: RequestEvidence, decision: Decision): boolean | Error {
     return this.#record({
-      ...recordedText(request.shown?.text ?? request.text),
       ...request.data,
+      ...recordedText(request.shown?.text ?? request.text),
       decision: decisionData(decision),
     });
   }

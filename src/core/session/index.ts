@@ -11,6 +11,8 @@ export {
   type HoldNotice,
   type HoldOutcome,
   type OpenSessionRequest,
+  type AdapterRefusal,
+  type RequestEvidence,
   type RefusalKind,
 } from "./gate.js";
 export { toAuditIdentity } from "./audit-identity.js";

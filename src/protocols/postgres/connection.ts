@@ -235,23 +235,12 @@ async function runSession(
       // relayed; refuse it like the frontend would, and end the session, which is now in the middle of a COPY
       const rule = `connections[${session.connection.index}].masking`;
       const reason = "binary COPY ... TO STDOUT cannot be scanned by the content detectors of this connection";
-      try {
-        session.recording.record("notice", { refused: reason, text });
-      } catch {
-        // recording full: the audit record below is what counts
-      }
-      void session
-        .audit({
-          type: "request.blocked",
-          decision: "deny",
-          rule,
-          data: { protocol: "postgres", text, reason, stage: "output" },
-        })
-        .catch(() => undefined)
-        .finally(() => {
-          fatal(client, SQLSTATE.insufficientPrivilege, `gatehouse: blocked by ${rule} (${reason})`);
-          close("binary copy out refused");
-        });
+      const refused = () => {
+        fatal(client, SQLSTATE.insufficientPrivilege, `gatehouse: blocked by ${rule} (${reason})`);
+        close("binary copy out refused");
+      };
+      // refuse() never rejects; the second handler only keeps a bug there from going unhandled
+      session.refuse({ text }, { reason, rule, stage: "output" }).then(refused, refused);
     },
     ...(masking
       ? {

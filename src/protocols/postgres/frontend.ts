@@ -621,20 +621,7 @@ export class FrontendPipeline {
    * an Execute whose prepared statement changed), recorded as a blocked request.
    */
   async #refusal(text: string, why: RefusalReason, rule?: string): Promise<Buffer> {
-    const session = this.#o.session;
-    try {
-      session.recording.record("request", { text, refused: why.reason });
-    } catch {
-      // recording full: the audit record below is what counts
-    }
-    await session
-      .audit({
-        type: "request.blocked",
-        decision: "deny",
-        ...(rule ? { rule } : {}),
-        data: { protocol: "postgres", text, reason: why.reason },
-      })
-      .catch(() => undefined); // refused either way
+    await this.#o.session.refuse({ text }, { reason: why.reason, ...(rule ? { rule } : {}) });
     return errorResponse({
       severity: "ERROR",
       code: SQLSTATE.insufficientPrivilege,
