@@ -32,6 +32,9 @@ missing_packages() {
   [ -x /usr/sbin/mariadbd ] || need+=(mariadb-server)
   command -v mariadb >/dev/null || need+=(mariadb-client)
   [ -x /usr/sbin/sshd ] || need+=(openssh-server)
+  command -v ssh-agent >/dev/null || need+=(openssh-client) # -A forwarding tests
+  command -v openssl >/dev/null || need+=(openssl)          # the TLS target's CA and certificates
+  command -v ip >/dev/null || need+=(iproute2)              # a non-loopback client address
   echo "${need[@]}"
 }
 
