@@ -129,6 +129,19 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   };
 }
 
+/** A connected superuser client of the test PostgreSQL itself (not through the gateway), to watch the target. */
+export async function targetAdmin(): Promise<pg.Client> {
+  const svc = services();
+  const admin = new pg.Client({
+    host: svc.GH_TEST_PG_SOCKET_DIR,
+    port: Number(svc.GH_TEST_PG_PORT),
+    user: svc.GH_TEST_PG_SUPERUSER,
+    database: "postgres",
+  });
+  await admin.connect();
+  return admin;
+}
+
 /** Lines of the target's statement log (log_statement=all) that contain `marker`. */
 export async function statementLog(marker: string): Promise<string[]> {
   const { readFile } = await import("node:fs/promises");

@@ -6,9 +6,8 @@ import { once } from "node:events";
 import { spawn } from "node:child_process";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startHarness, type Harness } from "./harness.js";
+import { startHarness, targetAdmin, type Harness } from "./harness.js";
 import { services } from "../../support/services.js";
 
 let h: Harness;
@@ -359,14 +358,7 @@ describe("postgres gateway: protocol", () => {
 
 /** Waits until the target runs a statement containing `marker` (seen as the superuser, in pg_stat_activity). */
 async function untilRunning(marker: string): Promise<void> {
-  const svc = services();
-  const admin = new pg.Client({
-    host: svc.GH_TEST_PG_SOCKET_DIR,
-    port: Number(svc.GH_TEST_PG_PORT),
-    user: svc.GH_TEST_PG_SUPERUSER,
-    database: "postgres",
-  });
-  await admin.connect();
+  const admin = await targetAdmin();
   try {
     for (let i = 0; i < 400; i++) {
       // the marker travels as a parameter, so this query's own text never matches

@@ -7,10 +7,8 @@ import { once } from "node:events";
 import { connect } from "node:net";
 import { join } from "node:path";
 import Database from "better-sqlite3";
-import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { services } from "../../support/services.js";
-import { startHarness, type Harness } from "../postgres/harness.js";
+import { startHarness, targetAdmin, type Harness } from "../postgres/harness.js";
 import * as w from "../../fuzz/pg-wire.js";
 
 let h: Harness;
@@ -20,14 +18,7 @@ beforeAll(async () => {
 afterAll(async () => h?.stop());
 
 async function targetBackends(app: string): Promise<number> {
-  const svc = services();
-  const admin = new pg.Client({
-    host: svc.GH_TEST_PG_SOCKET_DIR,
-    port: Number(svc.GH_TEST_PG_PORT),
-    user: svc.GH_TEST_PG_SUPERUSER,
-    database: "postgres",
-  });
-  await admin.connect();
+  const admin = await targetAdmin();
   try {
     const r = await admin.query<{ n: string }>(
       "select count(*) as n from pg_stat_activity where application_name = $1",

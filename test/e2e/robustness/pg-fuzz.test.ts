@@ -23,7 +23,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AuditRecord } from "../../../src/core/evidence/audit-event.js";
 import { services } from "../../support/services.js";
-import { startHarness, statementLog, type Harness } from "../postgres/harness.js";
+import { startHarness, statementLog, targetAdmin, type Harness } from "../postgres/harness.js";
 import * as w from "../../fuzz/pg-wire.js";
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 100_000);
@@ -382,13 +382,7 @@ describe("postgres front end under fuzzed input", () => {
           : undefined;
       });
       expect(leftover).toBeUndefined();
-      const admin = new pg.Client({
-        host: services().GH_TEST_PG_SOCKET_DIR,
-        port: Number(services().GH_TEST_PG_PORT),
-        user: services().GH_TEST_PG_SUPERUSER,
-        database: "postgres",
-      });
-      await admin.connect();
+      const admin = await targetAdmin();
       try {
         const targetLeft = await eventually(async () => {
           const r = await admin.query<{ n: string }>(
