@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import type { RecordingEvent, SessionRecord } from "./records.js";
-import { renderAsciicast, renderJson, renderText } from "./replay.js";
+import type { RecordingEvent, SessionRecord } from "../../src/core/evidence/records.js";
+import { renderAsciicast, renderJson, renderText } from "../../src/core/evidence/replay.js";
 
 const session: SessionRecord = {
   session_id: "s_1",
