@@ -6,10 +6,9 @@ import type { Masker } from "../../core/masking/index.js";
 import type { RequestFacts } from "../../core/policy/facts.js";
 import type { SshConnectionConfig } from "../../core/policy/schema.js";
 import { SessionRefusedError, type Gate, type GatedSession } from "../../core/session/gate.js";
+import { OutputMasker, RecordingTee, ShellInput, type LineVerdict } from "../../core/terminal/index.js";
 import { parseLoginUser, type SshAuthenticator } from "./auth.js";
-import { OutputMasker, RecordingTee } from "./output.js";
 import { SftpObserver } from "./sftp.js";
-import { ShellInput, type LineVerdict } from "./shell-input.js";
 import { fixWindowResume } from "./ssh2-window-fix.js";
 import { connectTarget, TargetError } from "./target.js";
 

@@ -1,6 +1,6 @@
 import type { RequestFacts } from "../../core/policy/facts.js";
 import { emptyFacts } from "../../core/policy/facts.js";
-import type { LineVerdict } from "./shell-input.js";
+import type { LineVerdict } from "../../core/terminal/index.js";
 
 /**
  * Watches an SFTP (v3) stream passing through: each operation that names a path (open, remove, rename, mkdir,
