@@ -43,6 +43,14 @@ export interface SftpObserverOptions {
   onProtocolError(message: string): void;
 }
 
+/** An sftp request as policy sees it: the command `sftp OP PATH...` (the subsystem itself: `sftp`). */
+export function sftpFacts(argv: string[]): RequestFacts {
+  const facts = emptyFacts();
+  facts.commands = [{ name: "sftp", argv }];
+  facts.pipelines = [argv.join(" ")];
+  return facts;
+}
+
 function readString(buf: Buffer, at: number): [Buffer, number] {
   if (at + 4 > buf.length) throw new Error("truncated");
   const n = buf.readUInt32BE(at);
@@ -199,11 +207,7 @@ export class SftpObserver {
     }
     if (!described) return this.opts.toTarget(p);
     const argv = ["sftp", described.op, ...described.paths];
-    const text = argv.join(" ");
-    const facts = emptyFacts();
-    facts.commands = [{ name: "sftp", argv }];
-    facts.pipelines = [text];
-    const verdict = await this.opts.submit(text, facts);
+    const verdict = await this.opts.submit(argv.join(" "), sftpFacts(argv));
     if (verdict.forward) return this.opts.toTarget(p);
     this.#opening.delete(id);
     const body = Buffer.concat([Buffer.alloc(8), str(`gatehouse: ${verdict.message}`), str("en")]);
