@@ -1,6 +1,6 @@
 import type { RequestFacts } from "../../core/policy/facts.js";
 import { emptyFacts } from "../../core/policy/facts.js";
-import type { LineVerdict } from "./shell-input.js";
+import type { LineVerdict } from "../../core/terminal/index.js";
 
 /**
  * Watches an SFTP (v3) stream passing through: each operation that names a path (open, remove, rename, mkdir,
@@ -41,6 +41,14 @@ export interface SftpObserverOptions {
   toClient(bytes: Buffer): void;
   onTransfer(transfer: SftpTransfer): void;
   onProtocolError(message: string): void;
+}
+
+/** An sftp request as policy sees it: the command `sftp OP PATH...` (the subsystem itself: `sftp`). */
+export function sftpFacts(argv: string[]): RequestFacts {
+  const facts = emptyFacts();
+  facts.commands = [{ name: "sftp", argv }];
+  facts.pipelines = [argv.join(" ")];
+  return facts;
 }
 
 function readString(buf: Buffer, at: number): [Buffer, number] {
@@ -199,11 +207,7 @@ export class SftpObserver {
     }
     if (!described) return this.opts.toTarget(p);
     const argv = ["sftp", described.op, ...described.paths];
-    const text = argv.join(" ");
-    const facts = emptyFacts();
-    facts.commands = [{ name: "sftp", argv }];
-    facts.pipelines = [text];
-    const verdict = await this.opts.submit(text, facts);
+    const verdict = await this.opts.submit(argv.join(" "), sftpFacts(argv));
     if (verdict.forward) return this.opts.toTarget(p);
     this.#opening.delete(id);
     const body = Buffer.concat([Buffer.alloc(8), str(`gatehouse: ${verdict.message}`), str("en")]);

@@ -1,15 +1,21 @@
-import type { ShellAnalysis } from "../../core/inspect/shell/index.js";
-import type { RequestFacts } from "../../core/policy/facts.js";
+import type { ShellAnalysis } from "../inspect/shell/index.js";
+import type { RequestFacts } from "../policy/facts.js";
 
-/** The answer for one submitted line: forward it, or refuse with a message for the user. */
+/** The answer for one submitted line (or other request): forward it, or refuse with a message for the user. */
 export type LineVerdict = { forward: true } | { forward: false; message: string };
 
 export interface ShellInputOptions {
-  /** A PTY echoes keystrokes, so they are forwarded as typed and only Enter is held; without one whole lines are held. */
+  /**
+   * The client has a terminal (a PTY): it echoes keystrokes, so they are forwarded as typed and only Enter is held.
+   * Without one, whole lines are held.
+   */
   pty: boolean;
   analyze(text: string): ShellAnalysis;
+  /** Admits one line (the adapter's gate call); a refused line is cancelled and its message shown to the user. */
   submit(text: string, facts: RequestFacts): Promise<LineVerdict>;
+  /** Bytes for the target's input (its shell reads them). */
   toTarget(bytes: Buffer): void;
+  /** Bytes for the user's terminal (a refusal's message). */
   toClient(bytes: Buffer): void;
   /** Handling a line failed (not a refusal: those are verdicts); nothing more of this input is forwarded. */
   onError(err: unknown): void;

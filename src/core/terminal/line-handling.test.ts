@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from "vitest";
-import { loadShellAnalyzer, type ShellAnalyzer } from "../../core/inspect/shell/index.js";
-import { Masker } from "../../core/masking/index.js";
+import { loadShellAnalyzer, type ShellAnalyzer } from "../inspect/shell/index.js";
+import { Masker } from "../masking/index.js";
 import { OutputMasker, PARTIAL_LINE_FLUSH_MS } from "./output.js";
 import { ShellInput, type LineVerdict } from "./shell-input.js";
 

@@ -1,6 +1,6 @@
 import { StringDecoder } from "node:string_decoder";
-import type { Masker } from "../../core/masking/index.js";
-import type { SessionRecording } from "../../core/evidence/recorder.js";
+import type { Masker } from "../masking/index.js";
+import type { SessionRecording } from "../evidence/recorder.js";
 
 /** How long a partial line (a prompt, a progress bar) waits for its newline before it is masked and sent. */
 export const PARTIAL_LINE_FLUSH_MS = 25;
@@ -10,7 +10,7 @@ export const MAX_HELD_LINE_BYTES = 64 * 1024;
 /**
  * Masks terminal output at line boundaries: complete lines are scanned as soon as they arrive, and the partial
  * line at the end of a chunk is held (up to PARTIAL_LINE_FLUSH_MS or MAX_HELD_LINE_BYTES) so a secret split across
- * two TCP reads is still one string to the detectors. Without detectors bytes pass through untouched.
+ * two reads is still one string to the detectors. Without detectors bytes pass through untouched.
  */
 export class OutputMasker {
   #held: Buffer = Buffer.alloc(0);
@@ -52,8 +52,9 @@ export class OutputMasker {
 }
 
 /**
- * Tees what the client is sent (already masked) into the recording as `output` events. UTF-8 is decoded per
- * stream so a character split across chunks is recorded whole.
+ * Tees a terminal's bytes into the recording: what the client is sent (already masked) as `output` events, what it
+ * types as `input` events. UTF-8 is decoded per stream (stdout, stderr, input) so a character split across chunks
+ * is recorded whole.
  */
 export class RecordingTee {
   readonly #decoders = new Map<string, StringDecoder>();
