@@ -2,7 +2,7 @@ import type ssh2 from "ssh2";
 import type { Masker } from "../../core/masking/index.js";
 import type { GatedSession } from "../../core/session/gate.js";
 import { OutputMasker, RecordingTee, type ShellInput } from "../../core/terminal/index.js";
-import { errorText, failChannel } from "./channel.js";
+import { endChannel, errorText, failChannel } from "./channel.js";
 
 /**
  * The bytes of one exec or shell channel, both ways, between the client's channel and the target's. The target's
@@ -61,17 +61,22 @@ export class ChannelPipe {
     tch.on("close", () => {
       out.flush();
       err.flush();
-      ch.end();
+      endChannel(ch);
     });
     ch.on("close", () => tch.close());
   }
 
+  // Both target streams: they share one SSH window, so a stderr still read would keep the target sending.
   #pause(): void {
-    if (this.#paused++ === 0) this.tch.pause();
+    if (this.#paused++ > 0) return;
+    this.tch.pause();
+    this.tch.stderr.pause();
   }
 
   #resume(): void {
-    if (--this.#paused === 0) this.tch.resume();
+    if (--this.#paused > 0) return;
+    this.tch.resume();
+    this.tch.stderr.resume();
   }
 
   /** Evidence cannot keep up or is gone (buffer full, or the store failed while output waited for it). */

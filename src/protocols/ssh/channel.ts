@@ -55,6 +55,19 @@ export function failChannel(ch: ssh2.ServerChannel, message: string): void {
   });
 }
 
+/**
+ * Ends the client's channel once what its stderr still queues is out. ssh2 sends EOF and CLOSE as soon as stdout
+ * ends, dropping stderr bytes that still wait for window space: a slow client would lose the end of its stderr.
+ * Writes to a stream are handled in order, so an empty write's callback runs once the earlier ones are sent.
+ */
+export function endChannel(ch: ssh2.ServerChannel): void {
+  if (ch.stderr.writableLength === 0) {
+    ch.end();
+    return;
+  }
+  ch.stderr.write(Buffer.alloc(0), () => ch.end());
+}
+
 /** Serves one channel; an unexpected failure ends that channel with the cause, never the process. */
 export function serveChannel(
   ch: ssh2.ServerChannel,
