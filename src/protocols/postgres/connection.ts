@@ -8,6 +8,7 @@ import { SessionRefusedError, type Gate, type GatedSession } from "../../core/se
 import { BackendRelay, type ResultSummary } from "./backend.js";
 import type { CancelRegistry } from "./cancel.js";
 import { CatalogResolver } from "./catalog.js";
+import { COPY_OUT_BINARY, maskingRule } from "./copy-policy.js";
 import { ProtocolError } from "./framing.js";
 import { FrontendPipeline } from "./frontend.js";
 import type { SqlAnalyzerLike } from "./sql-reading.js";
@@ -15,7 +16,7 @@ import { readParameterStatus, TargetLexerState } from "./lexer-state.js";
 import { paramMaskerFor } from "./params.js";
 import type { MaskerLike } from "./result-mask.js";
 import { SideQueryConnection } from "./side-query.js";
-import { POSTGRES_REFUSALS } from "./refusals.js";
+import { ownRefusalMessage, POSTGRES_REFUSALS } from "./refusals.js";
 import { readBearerPassword, readClientHello, StartupError, type StartupOptions } from "./startup.js";
 import { cancelOnTarget, connectTarget, TargetError, type OpenTargetStream, type TargetConnection } from "./target.js";
 import { AUTH_OK, authenticationRequest, backendKeyData, errorResponse, readyForQuery, SQLSTATE } from "./wire.js";
@@ -234,10 +235,10 @@ async function runSession(
     onUnscannableCopy: (text: string) => {
       // a binary COPY OUT got past the frontend's check (its format spelled with escapes): no row of it was
       // relayed; refuse it like the frontend would, and end the session, which is now in the middle of a COPY
-      const rule = `connections[${session.connection.index}].masking`;
-      const reason = "binary COPY ... TO STDOUT cannot be scanned by the content detectors of this connection";
+      const rule = maskingRule(session);
+      const reason = COPY_OUT_BINARY.reason;
       const refused = () => {
-        fatal(client, SQLSTATE.insufficientPrivilege, `gatehouse: blocked by ${rule} (${reason})`);
+        fatal(client, SQLSTATE.insufficientPrivilege, ownRefusalMessage(reason, rule));
         close("binary copy out refused");
       };
       // refuse() never rejects; the second handler only keeps a bug there from going unhandled
