@@ -210,7 +210,7 @@ describe("recorder back-pressure", () => {
       client: asSocket(client),
       target: asSocket(target),
       sampleRows: 1,
-      // what connection.ts does
+      // what relayed-session.ts does
       onResult: (summary: ResultSummary) => {
         try {
           recorded++;
