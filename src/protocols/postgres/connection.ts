@@ -5,19 +5,15 @@ import { AuthError } from "../../core/identity/errors.js";
 import type { IdentityVerifier } from "../../core/identity/verifier.js";
 import type { PostgresConnectionConfig } from "../../core/policy/schema.js";
 import { SessionRefusedError, type Gate, type GatedSession } from "../../core/session/gate.js";
-import { BackendRelay, type ResultSummary } from "./backend.js";
 import type { CancelRegistry } from "./cancel.js";
-import { CatalogResolver } from "./catalog.js";
 import { ProtocolError } from "./framing.js";
-import { FrontendPipeline, type SqlAnalyzerLike } from "./frontend.js";
-import { readParameterStatus, TargetLexerState } from "./lexer-state.js";
-import { paramMaskerFor } from "./params.js";
+import { fatal, RelayedSession } from "./relayed-session.js";
 import type { MaskerLike } from "./result-mask.js";
-import { SideQueryConnection } from "./side-query.js";
 import { POSTGRES_REFUSALS } from "./refusals.js";
+import type { SqlAnalyzerLike } from "./sql-reading.js";
 import { readBearerPassword, readClientHello, StartupError, type StartupOptions } from "./startup.js";
-import { cancelOnTarget, connectTarget, TargetError, type OpenTargetStream, type TargetConnection } from "./target.js";
-import { AUTH_OK, authenticationRequest, backendKeyData, errorResponse, readyForQuery, SQLSTATE } from "./wire.js";
+import { connectTarget, TargetError, type OpenTargetStream, type TargetConnection } from "./target.js";
+import { SQLSTATE } from "./wire.js";
 
 export interface ConnectionDeps {
   gate: Gate;
@@ -53,13 +49,6 @@ const FORWARDED_PARAMS = new Set([
 ]);
 
 class ClientGone extends Error {}
-
-function fatal(socket: Socket | TLSSocket, code: string, message: string): void {
-  if (socket.destroyed) return;
-  socket.end(errorResponse({ severity: "FATAL", code, message }));
-  // do not wait forever for a client that never reads its error
-  setTimeout(() => socket.destroy(), 2000).unref();
-}
 
 /** Serves one accepted client socket from startup to close. Never throws. */
 export async function serveConnection(raw: Socket, deps: ConnectionDeps): Promise<void> {
@@ -149,6 +138,11 @@ export async function serveConnection(raw: Socket, deps: ConnectionDeps): Promis
   }
 }
 
+/**
+ * The session is open: the gateway logs in to the target with the connection's held credentials, then relays. The
+ * client may already be gone (it closed while its token was verified or the session opened, when the startup
+ * reader consumed the close) or may go while the target is dialled: the session must still end.
+ */
 async function runSession(
   client: Socket | TLSSocket,
   pending: Buffer,
@@ -158,12 +152,33 @@ async function runSession(
   startupParams: Map<string, string>,
   deps: ConnectionDeps,
 ): Promise<void> {
-  const params: Record<string, string> = {};
-  for (const [k, v] of startupParams) if (FORWARDED_PARAMS.has(k.toLowerCase())) params[k] = v;
   const database = otherDb ?? config.target.database ?? config.target.user;
   const open: OpenTargetStream = (purpose) => deps.connector.open(config, config.target, purpose);
-  // The client may already be gone (it closed while its token was verified or the session opened, when the
-  // startup reader consumed the close) or may go while the target is dialled: the session must still end.
+  const connection = await loginToTarget(client, session, config, open, database, forwardedParams(startupParams), deps);
+  if (connection === undefined) return;
+  new RelayedSession(client, session, { config, connection, open, database }, deps).start(pending);
+}
+
+/** The client's startup parameters the target gets (FORWARDED_PARAMS). */
+function forwardedParams(startupParams: Map<string, string>): Record<string, string> {
+  const params: Record<string, string> = {};
+  for (const [k, v] of startupParams) if (FORWARDED_PARAMS.has(k.toLowerCase())) params[k] = v;
+  return params;
+}
+
+/**
+ * The target's session, logged in; undefined when the client left meanwhile (the session is closed then). A target
+ * that cannot be reached or refuses the login closes the session and throws the StartupError the client gets.
+ */
+async function loginToTarget(
+  client: Socket | TLSSocket,
+  session: GatedSession,
+  config: PostgresConnectionConfig,
+  open: OpenTargetStream,
+  database: string,
+  params: Record<string, string>,
+  deps: ConnectionDeps,
+): Promise<TargetConnection | undefined> {
   let clientGone = client.destroyed;
   const onEarlyClose = () => (clientGone = true);
   client.once("close", onEarlyClose);
@@ -175,7 +190,7 @@ async function runSession(
     client.off("close", onEarlyClose);
     if (err instanceof ClientGone) {
       deps.track(session.close("client closed").catch(() => undefined));
-      return;
+      return undefined;
     }
     const message = err instanceof TargetError || err instanceof Error ? err.message : String(err);
     await session.close("target unreachable", { error: message }).catch(() => undefined);
@@ -184,163 +199,11 @@ async function runSession(
     throw new StartupError(code, `gatehouse: could not connect to the target of "${config.name}": ${message}`);
   }
   client.off("close", onEarlyClose);
-  const targetSocket = target.socket;
-  targetSocket.on("error", () => undefined);
+  target.socket.on("error", () => undefined);
   if (clientGone || client.destroyed) {
-    targetSocket.destroy();
+    target.socket.destroy();
     deps.track(session.close("client closed").catch(() => undefined));
-    return;
+    return undefined;
   }
-
-  let closing = false;
-  let terminated = false;
-  let side: Promise<SideQueryConnection> | undefined;
-  const masking = deps.maskerFor(config);
-  const key = deps.cancels.register({
-    cancel: () => cancelOnTarget(config.target, open, target.key),
-    onCancel: () => {
-      try {
-        session.recording.record("cancel", {});
-      } catch {
-        // recording full: the cancel still goes through
-      }
-    },
-  });
-
-  // how the target reads SQL text: its settings at login, then every change it reports
-  const lexerState = new TargetLexerState();
-  for (const ps of target.parameterStatus) {
-    const status = readParameterStatus(ps.subarray(5));
-    if (status) lexerState.observe(status.name, status.value);
-  }
-  const relay = new BackendRelay({
-    client,
-    target: targetSocket,
-    sampleRows: deps.sampleRows,
-    onParameterStatus: (name, value) => lexerState.observe(name, value),
-    onResult: (summary: ResultSummary) => {
-      try {
-        // false: the recorder is past its high-water mark; the relay stops reading the target until it drained
-        if (!session.recording.record("result", summary)) {
-          return session.recording.drain().catch(recordingUnavailable);
-        }
-      } catch {
-        // past the recorder's hard limit (its store is failing): the result already reached the client; the
-        // audit record of the request stands
-      }
-      return undefined;
-    },
-    onUnscannableCopy: (text: string) => {
-      // a binary COPY OUT got past the frontend's check (its format spelled with escapes): no row of it was
-      // relayed; refuse it like the frontend would, and end the session, which is now in the middle of a COPY
-      const rule = `connections[${session.connection.index}].masking`;
-      const reason = "binary COPY ... TO STDOUT cannot be scanned by the content detectors of this connection";
-      const refused = () => {
-        fatal(client, SQLSTATE.insufficientPrivilege, `gatehouse: blocked by ${rule} (${reason})`);
-        close("binary copy out refused");
-      };
-      // refuse() never rejects; the second handler only keeps a bug there from going unhandled
-      session.refuse({ text }, { reason, rule, stage: "output" }).then(refused, refused);
-    },
-    ...(masking
-      ? {
-          masking: {
-            masker: masking.masker,
-            maskText: masking.maskText,
-            resolver: new CatalogResolver(() => {
-              side ??= connectTarget({
-                target: config.target,
-                open,
-                purpose: "catalog",
-                database,
-                params: { application_name: "gatehouse-catalog" },
-              }).then((c) => new SideQueryConnection(c));
-              return side;
-            }),
-          },
-        }
-      : {}),
-  });
-
-  /** Ends the session; `error`: the FATAL the client reads last, after what the relay still held for it. */
-  const close = (reason: string, error?: { code: string; message: string }): void => {
-    if (closing) return;
-    closing = true;
-    // results the relay held back for a full recorder are recorded before the seal
-    relay.finish();
-    pipeline.close();
-    key.release();
-    if (!targetSocket.destroyed && !terminated) targetSocket.end(Buffer.from([0x58, 0, 0, 0, 4]));
-    if (error) fatal(client, error.code, error.message);
-    else if (!client.destroyed) client.end();
-    // the side connection only answers catalog questions: closing it cannot lose evidence
-    side?.then((s) => s.close()).catch(() => undefined);
-    deps.track(
-      session
-        .close(reason)
-        .catch((err) => deps.log("session close failed", { session: session.id, error: String(err) })),
-    );
-  };
-
-  /**
-   * The recorder's store failed while this session waited for it (back-pressure after a forwarded request, in the
-   * middle of its messages or results): no ERROR fits there, so the session ends with a FATAL that names the cause,
-   * like a login refused for evidence (58000). Its queued events, session.end and seal are written once the store
-   * is back (docs/evidence.md).
-   */
-  function recordingUnavailable(err: unknown): void {
-    const cause = err instanceof Error ? err.message : String(err);
-    close("evidence unavailable", {
-      code: SQLSTATE.systemError,
-      message: `gatehouse: evidence unavailable, session ended: ${cause}`,
-    });
-  }
-
-  const pipeline = new FrontendPipeline({
-    session,
-    analyzer: deps.analyzer,
-    lexerState,
-    client,
-    target: targetSocket,
-    relay,
-    describeBeforeExecute: masking?.masker.hasColumnRules === true,
-    refuseCopyOut: masking?.masker.hasColumnRules === true,
-    refuseBinaryCopyOut: masking?.masker.hasDetectors === true,
-    paramMasker: paramMaskerFor(config),
-    onFatal: (code, message) => {
-      fatal(client, code, message);
-      close("protocol violation");
-    },
-    onRecordingUnavailable: recordingUnavailable,
-    onTerminate: () => {
-      // The target answers everything sent before Terminate and then closes; the client gets those answers
-      // first (the relay writes them as they arrive), and the session ends when the target has closed.
-      terminated = true;
-      if (!targetSocket.destroyed) targetSocket.end(Buffer.from([0x58, 0, 0, 0, 4]));
-      setTimeout(() => close("client terminated"), 5000).unref();
-    },
-  });
-
-  // The client logs in with the target's session parameters but the gateway's own cancel key.
-  client.cork();
-  client.write(authenticationRequest(AUTH_OK));
-  for (const ps of target.parameterStatus) client.write(ps);
-  client.write(backendKeyData(key.pid, key.secret));
-  client.write(readyForQuery("I"));
-  client.uncork();
-
-  targetSocket.on("data", (chunk: Buffer) => relay.push(chunk));
-  targetSocket.on("close", () => {
-    if (terminated) close("client terminated");
-    else if (!closing) {
-      fatal(client, SQLSTATE.adminShutdown, "gatehouse: the target closed the connection");
-      close("target closed");
-    }
-  });
-  client.on("data", (chunk: Buffer) => pipeline.push(chunk));
-  client.on("close", () => close("client closed"));
-  if (target.leftover.length > 0) relay.push(target.leftover);
-  targetSocket.resume();
-  if (pending.length > 0) pipeline.push(pending);
-  client.resume();
+  return target;
 }

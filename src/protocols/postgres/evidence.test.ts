@@ -14,7 +14,9 @@ import type { GatedSession, GateRequest } from "../../core/session/gate.js";
 import { openStore } from "../../core/store/open.js";
 import type { Store } from "../../core/store/types.js";
 import { BackendRelay, type ResultSummary } from "./backend.js";
-import { ABORT_SQL, FrontendPipeline, type SqlAnalyzerLike } from "./frontend.js";
+import { FrontendPipeline } from "./frontend.js";
+import type { SqlAnalyzerLike } from "./sql-reading.js";
+import { ABORT_SQL } from "./refusals.js";
 import { paramMaskerFor, readBind } from "./params.js";
 import type { MaskerLike } from "./result-mask.js";
 import { message, parse, query, readyForQuery } from "./wire.js";
@@ -208,7 +210,7 @@ describe("recorder back-pressure", () => {
       client: asSocket(client),
       target: asSocket(target),
       sampleRows: 1,
-      // what connection.ts does
+      // what relayed-session.ts does
       onResult: (summary: ResultSummary) => {
         try {
           recorded++;

@@ -5,7 +5,7 @@ import { isLoopbackHost, type HostPort, type PostgresConnectionConfig } from "..
 import type { Gate } from "../../core/session/gate.js";
 import { CancelRegistry } from "./cancel.js";
 import { serveConnection } from "./connection.js";
-import type { SqlAnalyzerLike } from "./frontend.js";
+import type { SqlAnalyzerLike } from "./sql-reading.js";
 import type { MaskerLike } from "./result-mask.js";
 import { loadTlsMaterial, secureContextFor, type TlsMaterial } from "./tls.js";
 
