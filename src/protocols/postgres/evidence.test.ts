@@ -4,13 +4,13 @@ import { mkdtempSync, rmSync } from "node:fs";
 import type { Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { readRecording, SessionRecorder } from "../../core/evidence/recorder.js";
 import type { RecordingEvent } from "../../core/evidence/records.js";
 import { PostgresSqlAnalyzer } from "../../core/inspect/postgres-sql/index.js";
 import { b64url, withLuhn } from "../../core/masking/test-helpers.js";
 import type { PostgresConnectionConfig } from "../../core/policy/schema.js";
-import type { GatedSession, GateRequest } from "../../core/session/gate.js";
+import type { AdapterRefusal, GatedSession, GateRequest, RequestEvidence } from "../../core/session/gate.js";
 import { openStore } from "../../core/store/open.js";
 import type { Store } from "../../core/store/types.js";
 import { BackendRelay, type ResultSummary } from "./backend.js";
@@ -537,16 +537,17 @@ describe("COPY OUT refused by the analyzed format where detectors run", () => {
     const target = new FakeSocket();
     const admitted: string[] = [];
     const refusals: string[] = [];
-    const audits: unknown[] = [];
+    const refused: { text: string; reason: string; rule?: string }[] = [];
     const session = {
       connection: { approvals: [], index: 0 },
       admit: (r: GateRequest) => {
         admitted.push(r.text);
         return Promise.resolve({ forward: true, record: {} });
       },
-      audit: (a: unknown) => {
-        audits.push(a);
-        return Promise.resolve();
+      // the gate writes the refusal's evidence (gate.test.ts); here: that the adapter asks it to, with the reason
+      refuse: (r: RequestEvidence, why: AdapterRefusal) => {
+        refused.push({ text: r.text, ...why });
+        return Promise.resolve(undefined);
       },
       recording: { record: () => true, drain: async () => {} },
     } as unknown as GatedSession;
@@ -571,7 +572,7 @@ describe("COPY OUT refused by the analyzed format where detectors run", () => {
       lexerState: new TargetLexerState(),
       onTerminate: () => undefined,
     });
-    return { p, target, admitted, refusals, audits };
+    return { p, target, admitted, refusals, refused };
   }
 
   it("refuses binary in every spelling, escaped ones included, and formats it cannot read", async () => {
@@ -586,21 +587,21 @@ describe("COPY OUT refused by the analyzed format where detectors run", () => {
     ];
     const unknown = ["copy t to stdout (format 'BINARY')", "copy t to stdout (format text, format binary)"];
     for (const sql of [...binary, ...unknown]) {
-      const { p, target, admitted, refusals, audits } = pipeline();
+      const { p, target, admitted, refusals, refused } = pipeline();
       p.push(query(sql));
-      await new Promise((r) => setTimeout(r, 10));
+      await vi.waitFor(() => expect(refusals, sql).toHaveLength(1));
       expect(admitted, sql).toEqual([]);
       expect(target.bytes.equals(query(ABORT_SQL)), sql).toBe(true);
       expect(refusals, sql).toHaveLength(1);
       expect(refusals[0], sql).toContain(
         binary.includes(sql) ? "binary COPY ... TO STDOUT cannot be scanned" : "in a format the gateway cannot read",
       );
-      expect(audits, sql).toMatchObject([{ type: "request.blocked", decision: "deny" }]);
+      expect(refused, sql).toMatchObject([{ text: sql, rule: "connections[0].masking" }]);
     }
     // the extended protocol too
-    const { p, target, admitted } = pipeline();
+    const { p, target, admitted, refused } = pipeline();
     p.push(parse("copy t to stdout (format E'\\x62inary')", "st"));
-    await new Promise((r) => setTimeout(r, 10));
+    await vi.waitFor(() => expect(refused).toHaveLength(1));
     expect(admitted).toEqual([]);
     expect(target.bytes.equals(parse(ABORT_SQL))).toBe(true);
   });
