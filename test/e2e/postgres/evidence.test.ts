@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { withLuhn } from "../../../src/core/masking/test-helpers.js";
 import { services } from "../../support/services.js";
 import { startHarness, type Harness } from "./harness.js";
+import { untilSessionsSealed } from "../../support/sessions.js";
 
 const id = randomUUID().slice(0, 8);
 const table = `secrets_${id}`;
@@ -70,7 +71,7 @@ afterAll(async () => {
 
 /** Everything the evidence holds: the whole audit log and every session's recording, as JSON text. */
 async function evidence(): Promise<string> {
-  await new Promise((r) => setTimeout(r, 400)); // sessions that just closed end and seal
+  await untilSessionsSealed(h.gateway.store); // sessions that just closed end and seal
   await h.gateway.recorder.flush(); // recordings are written in batches every 200 ms: whatever is queued, now
   const store = h.gateway.store;
   let all = JSON.stringify(await store.readAudit({ fromSeq: 1, limit: 100_000 }));
@@ -82,7 +83,7 @@ async function evidence(): Promise<string> {
 
 /** The recording events of the sessions opened on a connection after `since` (ISO time). */
 async function recordingOf(connection: string, since: string): Promise<{ kind: string; data?: unknown }[]> {
-  await new Promise((r) => setTimeout(r, 400));
+  await untilSessionsSealed(h.gateway.store);
   await h.gateway.recorder.flush();
   const store = h.gateway.store;
   const events: { kind: string; data?: unknown }[] = [];
@@ -291,7 +292,8 @@ describe("postgres evidence: binary COPY OUT where detectors run", () => {
     expect(r.stdout).not.toContain("PGCOPY");
     expect(r.stdout).not.toContain("not reached");
     for (const secret of SECRETS) expect(r.stdout).not.toContain(secret);
-    await new Promise((res) => setTimeout(res, 300));
+    // the refusal is written before the session ends; the session ends after psql is gone
+    await untilSessionsSealed(h.gateway.store);
     const audit = await h.gateway.store.tailAudit(10);
     const cut = audit.filter(
       (a) => a.type === "request.blocked" && a.time >= since && (a.data as { stage?: string }).stage === "output",

@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startHarness, type Harness } from "./harness.js";
+import { untilSessionsSealed } from "../../support/sessions.js";
 
 const id = randomUUID().slice(0, 8);
 const users = `users_${id}`;
@@ -103,7 +104,7 @@ describe("postgres gateway: masking", () => {
     const c = await h.client();
     await c.query(`select email, name from ${users} where id = 1`);
     await c.end();
-    await new Promise((r) => setTimeout(r, 300));
+    await untilSessionsSealed(h.gateway.store);
     await h.gateway.recorder.flush(); // the result event is queued; written now rather than at the next batch
     const sessions = await h.gateway.store.listSessions({});
     let all = "";
