@@ -19,6 +19,7 @@ import pg from "pg";
 import { generateStaticToken } from "../src/core/identity/static-tokens.js";
 import {
   freePort,
+  freePorts,
   gatewayYaml,
   pgConnectionYaml,
   testPgTarget,
@@ -101,12 +102,12 @@ try {
   if (n < wanted) process.stderr.write(`pg-idle-sessions: the target allows ${target.maxSessions}: measuring ${n}\n`);
 
   const bot = generateStaticToken();
-  const pgPort = await freePort();
+  const [pgPort, apiPort] = await freePorts(2);
   const config = join(work, "gatehouse.yaml");
   writeFileSync(
     config,
     gatewayYaml({
-      listen: { api: await freePort(), postgres: pgPort },
+      listen: { api: apiPort as number, postgres: pgPort as number },
       data: join(work, "data"),
       tokens: [{ name: "bench", sha256: bot.sha256, groups: ["bench"] }],
       connections: [pgConnectionYaml(target.server, { group: "bench" })],

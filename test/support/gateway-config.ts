@@ -3,7 +3,8 @@
  * plus connections to the test PostgreSQL / OpenSSH. No vitest imports, so bench/ can use it too.
  */
 import { readFileSync } from "node:fs";
-import { createServer } from "node:net";
+import { randomInt } from "node:crypto";
+import { createServer, type Server } from "node:net";
 import type { ServicesEnv } from "./services-env.js";
 
 /** A connection's `target:`, with the config's own field names. */
@@ -118,12 +119,34 @@ export function gatewayYaml(o: GatewayYamlOptions): string {
   return `${lines.join("\n")}\n`;
 }
 
-/** A port that was free a moment ago, for `listen:` (the config schema wants a real port, not 0). */
+/**
+ * `n` distinct ports that were free a moment ago, for `listen:` (the config schema wants a real port, not 0). They
+ * are picked below 32768, outside the kernel's ephemeral range, so no outgoing connection takes one meanwhile; all
+ * are held at once while picking, so two of them are never the same port.
+ */
+export async function freePorts(n: number): Promise<number[]> {
+  const held: Server[] = [];
+  const ports: number[] = [];
+  try {
+    while (ports.length < n) {
+      const port = 20_000 + randomInt(12_000);
+      if (ports.includes(port)) continue;
+      const server = createServer();
+      const bound = await new Promise<boolean>((resolve) => {
+        server.once("error", () => resolve(false));
+        server.listen(port, "127.0.0.1", () => resolve(true));
+      });
+      if (!bound) continue;
+      held.push(server);
+      ports.push(port);
+    }
+  } finally {
+    await Promise.all(held.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+  }
+  return ports;
+}
+
 export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (!address || typeof address !== "object") throw new Error("no free port");
-  return address.port;
+  const [port] = await freePorts(1);
+  return port as number;
 }

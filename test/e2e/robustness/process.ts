@@ -10,6 +10,7 @@ import type { AuditRecord } from "../../../src/core/evidence/audit-event.js";
 import { withEvidenceReader } from "../../../src/cli/read-store.js";
 import {
   freePort,
+  freePorts,
   gatewayYaml,
   pgConnectionYaml,
   sshConnectionYaml,
@@ -46,11 +47,12 @@ export async function writeConfig(
 ): Promise<{ path: string; token: string; sshPort?: number }> {
   const bot = generateStaticToken();
   const path = join(dir, "gatehouse.yaml");
-  const sshPort = o.ssh ? await freePort() : undefined;
+  const [api, postgres, ssh] = await freePorts(3);
+  const sshPort = o.ssh ? ssh : undefined;
   writeFileSync(
     path,
     gatewayYaml({
-      listen: { api: await freePort(), postgres: await freePort(), ...(sshPort ? { ssh: sshPort } : {}) },
+      listen: { api: api as number, postgres: postgres as number, ...(sshPort ? { ssh: sshPort } : {}) },
       data: dataDir,
       tokens: [{ name: "ci-bot", sha256: bot.sha256, groups: ["ci"] }],
       connections: [
