@@ -21,9 +21,9 @@ import { readRecording } from "../../src/core/evidence/recorder.js";
 import { generateStaticToken } from "../../src/core/identity/static-tokens.js";
 import { parseConfig } from "../../src/core/policy/loader.js";
 import type { SessionRefusedError } from "../../src/core/session/gate.js";
-import type { Store } from "../../src/core/store/types.js";
 import { Gateway } from "../../src/server/gateway.js";
 import { gatewayYaml } from "../support/gateway-config.js";
+import { failAuditCommits } from "../support/recording-faults.js";
 import type { ClientOutcome, ConformanceDriver } from "./driver.js";
 
 export function describeConformance(drivers: ConformanceDriver[]): void {
@@ -169,20 +169,4 @@ export function describeConformance(drivers: ConformanceDriver[]): void {
       for (const secret of d.secrets()) expect(everything.includes(secret), `a held credential was shown`).toBe(false);
     });
   });
-}
-
-/** From now on the store refuses audit commits (as a full or failing disk would), until restore(). */
-function failAuditCommits(store: Store): { readonly refused: number; restore(): void } {
-  let refused = 0;
-  store.commitAudit = () => {
-    refused++;
-    return Promise.reject(Object.assign(new Error("no space left on device"), { code: "ENOSPC" }));
-  };
-  return {
-    get refused() {
-      return refused;
-    },
-    // the shadowing own property goes; the store's own method shows through again
-    restore: () => void Reflect.deleteProperty(store, "commitAudit"),
-  };
 }

@@ -6,8 +6,6 @@
  * chain and seal are intact (a faulty or forging writer holding the key).
  */
 import { spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
-import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AuditLog } from "../../src/core/evidence/audit-log.js";
 import { SessionRecorder } from "../../src/core/evidence/recorder.js";
@@ -20,12 +18,14 @@ import { parseConfig } from "../../src/core/policy/loader.js";
 import { Gate, type GatedSession } from "../../src/core/session/gate.js";
 import { openEvidenceStore } from "../../src/core/store/open.js";
 import type { Store } from "../../src/core/store/types.js";
+import { compiledCli } from "../support/compiled-cli.js";
 import { cleanupDirs, newKey, tempDir } from "./helpers.js";
 
-const ROOT = resolve(import.meta.dirname, "../..");
+/** The CLI as shipped, built from the current sources (test/support/compiled-cli.ts). */
+let launcher: string;
 
 function cli(...args: string[]) {
-  const r = spawnSync(process.execPath, [join(ROOT, "bin/gatehouse.js"), ...args], { encoding: "utf8" });
+  const r = spawnSync(process.execPath, [launcher, ...args], { encoding: "utf8" });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr.trim() };
 }
 
@@ -66,12 +66,8 @@ async function dataDir(more?: (gate: Gate, store: Store) => Promise<void>): Prom
   return { dir, session: session.id };
 }
 
-beforeAll(() => {
-  // other modules may have type errors mid-change; tsc still emits, so check the output instead
-  spawnSync("npx", ["tsc", "-p", "tsconfig.build.json"], { cwd: ROOT, encoding: "utf8" });
-  for (const f of ["dist/cli/main.js", "dist/core/evidence/request-reference.js"]) {
-    if (!existsSync(join(ROOT, f))) throw new Error(`build did not produce ${f}`);
-  }
+beforeAll(async () => {
+  launcher = await compiledCli();
 }, 180_000);
 
 afterAll(() => cleanupDirs());

@@ -1,6 +1,7 @@
 /**
- * Fault injection on a live store (a running Gateway's): its recording writes fail as on a broken disk while the
- * audit log keeps writing, so what a test sees is the session recorder's own failure handling.
+ * Fault injection on a live store (a running Gateway's, or a test's): its recording writes, or its audit commits,
+ * fail as on a broken disk while the other writer keeps writing, so what a test sees is that writer's own failure
+ * handling. The method is shadowed on the instance, so whatever already holds the store sees it.
  */
 import type { RecordingWrite, Store } from "../../src/core/store/types.js";
 
@@ -28,5 +29,24 @@ export function failRecordingWrites(store: Store, when: (w: RecordingWrite) => b
       return refused;
     },
     restore: () => void Reflect.deleteProperty(store, "writeRecording"),
+  };
+}
+
+/** From now on `store.commitAudit` rejects with `error` (default: ENOSPC), until restore(). */
+export function failAuditCommits(
+  store: Store,
+  error: Error = Object.assign(new Error("no space left on device"), { code: "ENOSPC" }),
+): { readonly refused: number; restore(): void } {
+  let refused = 0;
+  store.commitAudit = () => {
+    refused++;
+    return Promise.reject(error);
+  };
+  return {
+    get refused() {
+      return refused;
+    },
+    // the shadowing own property goes; the store's own method shows through again
+    restore: () => void Reflect.deleteProperty(store, "commitAudit"),
   };
 }

@@ -39,10 +39,6 @@ export class PendingWork {
     );
   }
 
-  get size(): number {
-    return this.#pending.size;
-  }
-
   /** Resolves once nothing is pending, including work added meanwhile. */
   async settled(): Promise<void> {
     while (this.#pending.size > 0) await Promise.allSettled([...this.#pending]);

@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { afterEach, describe, expect, it } from "vitest";
 import { cleanupDirs, openEvidenceStack, slowRecordingWrites, tempDir } from "../../../test/support/evidence.js";
+import { failAuditCommits } from "../../../test/support/recording-faults.js";
 import type { AuditRecord } from "../evidence/audit-event.js";
 import { readRecording, readStoredRecording } from "../evidence/recorder.js";
 import { verifyEvidence } from "../evidence/verify.js";
@@ -201,23 +202,13 @@ describe("Gate", () => {
   });
 
   it("fails closed: when the audit log cannot write, the request is refused", async () => {
-    let broken = false;
-    const { gate } = await setup({
-      wrap: (inner) =>
-        new Proxy(inner, {
-          get(target, prop, receiver) {
-            if (prop === "commitAudit" && broken) return async () => Promise.reject(new Error("disk full"));
-            const value = Reflect.get(target, prop, receiver);
-            return typeof value === "function" ? value.bind(target) : value;
-          },
-        }),
-    });
+    const { gate, store } = await setup();
     const session = await gate.openSession({ identity: ciBot, connection: "app-db", protocol: "postgres" });
-    broken = true;
+    const fault = failAuditCommits(store, new Error("disk full"));
     const admission = await session.admit(select);
     expect(admission).toMatchObject({ forward: false, kind: "evidence_unavailable" });
     expect(!admission.forward && admission.message).toMatch(/evidence unavailable/);
-    broken = false;
+    fault.restore();
     expect((await session.admit(select)).forward).toBe(true);
     await session.close("client closed");
   });
@@ -376,21 +367,11 @@ describe("Gate", () => {
   });
 
   it("keeps the request's text in its event when its audit record could not be written", async () => {
-    let broken = false;
-    const { gate, store } = await setup({
-      wrap: (inner) =>
-        new Proxy(inner, {
-          get(target, prop, receiver) {
-            if (prop === "commitAudit" && broken) return async () => Promise.reject(new Error("disk full"));
-            const value = Reflect.get(target, prop, receiver);
-            return typeof value === "function" ? value.bind(target) : value;
-          },
-        }),
-    });
+    const { gate, store } = await setup();
     const session = await gate.openSession({ identity: ciBot, connection: "app-db", protocol: "postgres" });
-    broken = true;
+    const fault = failAuditCommits(store, new Error("disk full"));
     expect(await session.admit(select)).toMatchObject({ forward: false, kind: "evidence_unavailable" });
-    broken = false;
+    fault.restore();
     await session.close("client closed");
     const events = [];
     for await (const e of readStoredRecording(store, session.id)) events.push({ kind: e.kind, data: e.data });

@@ -73,7 +73,8 @@ export async function ownRefusalAnswer(
   await session.refuse({ text }, { reason: why.reason, ...(rule ? { rule } : {}) });
   return errorResponse({
     severity: "ERROR",
-    code: SQLSTATE.insufficientPrivilege,
+    // recorded as a denial (GatedSession.refuse), answered as one
+    code: POSTGRES_REFUSALS.request.denied,
     message: ownRefusalMessage(why.reason, rule),
     hint: why.hint,
   });

@@ -10,7 +10,7 @@ import { COPY_OUT_BINARY, maskingRule } from "./copy-policy.js";
 import { FrontendPipeline } from "./frontend.js";
 import { readParameterStatus, TargetLexerState } from "./lexer-state.js";
 import { paramMaskerFor } from "./params.js";
-import { ownRefusalMessage } from "./refusals.js";
+import { ownRefusalMessage, POSTGRES_REFUSALS } from "./refusals.js";
 import { SideQueryConnection } from "./side-query.js";
 import { cancelOnTarget, connectTarget, type OpenTargetStream, type TargetConnection } from "./target.js";
 import { AUTH_OK, authenticationRequest, backendKeyData, errorResponse, readyForQuery, SQLSTATE } from "./wire.js";
@@ -191,7 +191,7 @@ export class RelayedSession {
     const rule = maskingRule(this.#session);
     const reason = COPY_OUT_BINARY.reason;
     const refused = () => {
-      fatal(this.#client, SQLSTATE.insufficientPrivilege, ownRefusalMessage(reason, rule));
+      fatal(this.#client, POSTGRES_REFUSALS.request.denied, ownRefusalMessage(reason, rule));
       this.close("binary copy out refused");
     };
     // refuse() never rejects; the second handler only keeps a bug there from going unhandled
@@ -207,7 +207,7 @@ export class RelayedSession {
   #recordingUnavailable(err: unknown): void {
     const cause = err instanceof Error ? err.message : String(err);
     this.close("evidence unavailable", {
-      code: SQLSTATE.systemError,
+      code: POSTGRES_REFUSALS.session.evidence_unavailable,
       message: `gatehouse: evidence unavailable, session ended: ${cause}`,
     });
   }

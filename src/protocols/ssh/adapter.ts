@@ -1,7 +1,6 @@
 import ssh2 from "ssh2";
 import {
   bindServer,
-  PendingWork,
   stopAccepting,
   type AdapterContext,
   type ProtocolAdapter,
@@ -28,7 +27,6 @@ export const sshAdapter: ProtocolAdapter<number> = {
     const auth = new SshAuthenticator(ctx.verifier, ctx.config.identity.ssh_keys, loadSshCa(ctx.config.data).publicKey);
     // per client: ends it and resolves once its session's evidence is written
     const live = new Set<() => Promise<void>>();
-    const ending = new PendingWork();
     const server = new ssh2.Server({ hostKeys: [hostKey.private], ident: "Gatehouse" }, (client, info) => {
       handleClient(
         {
@@ -55,8 +53,7 @@ export const sshAdapter: ProtocolAdapter<number> = {
         // end() closes the client and returns its session's close work (session.end, recording seal), including a
         // session whose openSession was still running. A client leaves `live` only once that work is done, so one
         // that disconnected before close() is still awaited here.
-        for (const end of live) ending.add(end());
-        await ending.settled();
+        await Promise.allSettled([...live].map((end) => end()));
         await stopped;
       },
     };

@@ -35,7 +35,7 @@ export async function admitOnChannel(
 export function refuseChannel(ch: ssh2.ServerChannel, message: string, exitStatus: number): void {
   ch.stderr.write(`gatehouse: ${message}\r\n`);
   ch.exit(exitStatus);
-  ch.end();
+  endChannel(ch);
 }
 
 /** Ends a channel with the reason on stderr and exit status 1, after the output it still has queued. */

@@ -5,6 +5,7 @@ import { SessionRefusedError, type Gate, type GatedSession } from "../../core/se
 import { parseLoginUser } from "./auth.js";
 import { errorText, refuseChannel } from "./channel.js";
 import type { Login } from "./login.js";
+import { SSH_REFUSALS } from "./refusals.js";
 import { connectTarget, TargetError } from "./target.js";
 
 export interface ClientSessionDeps {
@@ -23,6 +24,8 @@ export class ClientSession {
   #session: GatedSession | undefined;
   #target: ssh2.Client | undefined;
   #refusal: string | undefined;
+  /** The exit status channels get while refused: the session refusal's answer, 1 for a target that failed. */
+  #refusalStatus = 1;
   #ready: Promise<void> | undefined;
   /** The gate's openSession while it runs (settles to undefined when refused). */
   #opening: Promise<GatedSession | undefined> | undefined;
@@ -59,7 +62,7 @@ export class ClientSession {
   async usable(ch: ssh2.ServerChannel): Promise<{ session: GatedSession; target: ssh2.Client } | undefined> {
     await this.#ready;
     if (this.#session && this.#target && !this.#refusal) return { session: this.#session, target: this.#target };
-    refuseChannel(ch, this.#refusal ?? "session is not available", 1);
+    refuseChannel(ch, this.#refusal ?? "session is not available", this.#refusalStatus);
     return undefined;
   }
 
@@ -92,7 +95,10 @@ export class ClientSession {
     try {
       session = this.#session = await opened;
     } catch (err) {
-      this.#refusal = err instanceof SessionRefusedError ? err.message : `session refused: ${String(err)}`;
+      if (err instanceof SessionRefusedError) {
+        this.#refusal = err.message;
+        this.#refusalStatus = SSH_REFUSALS.session[err.code];
+      } else this.#refusal = `session refused: ${String(err)}`;
       return;
     }
     // the client left (or the gateway stopped) meanwhile: finish() closes the session, no target is dialled
