@@ -23,12 +23,23 @@ export interface CommandFact {
   argv: string[];
 }
 
+/**
+ * One Kubernetes API request, in the API server's own terms. `verb` is the RBAC verb (get, list, watch, create,
+ * update, patch, delete, deletecollection), except for the connect-style subresources, which get their own verb so a
+ * rule can name them plainly: exec, attach, portforward, log (pods/log) and proxy.
+ */
 export interface ApiCallFact {
   verb: string;
+  /** The API group (`""` for the core group, `apps`...) and version (`v1`), when the request names them. */
+  group?: string;
+  version?: string;
+  /** The resource (`pods`, `secrets`); `""` for a request outside the resource API (then `path` says which). */
   resource: string;
   namespace?: string;
   name?: string;
   subresource?: string;
+  /** A non-resource request's path (`/version`, `/apis`, `/openapi/v3`). */
+  path?: string;
 }
 
 export interface HttpCallFact {
@@ -44,6 +55,12 @@ export interface RequestFacts {
   pipelines: string[];
   apiCalls: ApiCallFact[];
   httpCalls: HttpCallFact[];
+  /**
+   * The API call an interactive stream runs inside (a `kubectl exec` session's): each typed line carries its exec
+   * call here, so a rule naming both a place (namespaces, resources) and a command applies to it, while rules about
+   * API calls alone (verbs: [exec]) judge the exec once and not every line typed in it.
+   */
+  within?: ApiCallFact[];
   /** Set when the analyzer could not understand the request; `on_unparseable` decides what happens. */
   unparseable?: { reason: string };
 }
@@ -61,6 +78,7 @@ export function factsFrom(partial: Partial<RequestFacts>): RequestFacts {
     apiCalls: partial.apiCalls ?? [],
     httpCalls: partial.httpCalls ?? [],
   };
+  if (partial.within) facts.within = partial.within;
   if (partial.unparseable) facts.unparseable = partial.unparseable;
   return facts;
 }

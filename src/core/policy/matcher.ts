@@ -148,6 +148,24 @@ function compileShell(m: MatcherConfig): CompiledMatcher {
 // ---------------------------------------------------------------- kubernetes
 
 function compileKubernetes(m: MatcherConfig): CompiledMatcher {
+  const calls = m.verbs || m.resources || m.namespaces ? compileApiCalls(m) : undefined;
+  const shell = m.commands || m.patterns ? compileShell(m) : undefined;
+  if (!shell) return calls as CompiledMatcher;
+  if (!calls) return shell;
+  return {
+    summary: `${shell.summary} ${calls.summary.startsWith("verbs") ? "on" : "for"} ${calls.summary}`,
+    match(facts) {
+      // a command rule that names a place: the exec call itself, or the exec a typed line runs inside
+      const where = calls.match({ ...facts, apiCalls: [...facts.apiCalls, ...(facts.within ?? [])] });
+      if (where === undefined) return undefined;
+      const what = shell.match(facts);
+      return what === undefined ? undefined : `${what} in ${where}`;
+    },
+  };
+}
+
+/** verbs, resources, namespaces: all given keys must hold for one API call of the request. */
+function compileApiCalls(m: MatcherConfig): CompiledMatcher {
   const verbs = m.verbs ? expandAll(m.verbs, KUBERNETES_VERBS) : undefined;
   const resources = m.resources ? new GlobSet(m.resources, { caseInsensitive: true }) : undefined;
   const namespaces = m.namespaces ? new GlobSet(m.namespaces) : undefined;
@@ -168,7 +186,8 @@ function compileKubernetes(m: MatcherConfig): CompiledMatcher {
         // cluster-scoped calls have no namespace and never match a namespaces rule
         if (namespaces && (call.namespace === undefined || !namespaces.matches(call.namespace))) continue;
         const ns = call.namespace ? ` in ${call.namespace}` : "";
-        return `${verb} ${full}${call.name ? ` ${call.name}` : ""}${ns}`;
+        const what = call.resource === "" ? (call.path ?? "") : `${full}${call.name ? ` ${call.name}` : ""}`;
+        return `${verb} ${what}${ns}`;
       }
       return undefined;
     },

@@ -70,3 +70,16 @@ export function checkPathPattern(pattern: string): string | undefined {
     ? undefined
     : `invalid path ${JSON.stringify(pattern)} (an HTTP path glob starts with / or *)`;
 }
+
+/**
+ * A JSON path for masking: `$` then `.name`, `["name"]`, `[N]`, `[*]`, `.*` or `..name` (any depth) steps, e.g.
+ * `$.users[*].email` or `$..password`.
+ */
+const JSON_PATH_STEP = String.raw`(?:\.\.?(?:[A-Za-z_$][A-Za-z0-9_$-]*|\*)|\[(?:\*|\d+|"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')\])`;
+const JSON_PATH = new RegExp(`^\\$(?:${JSON_PATH_STEP})+$`);
+
+export function checkJsonPathPattern(pattern: string): string | undefined {
+  return JSON_PATH.test(pattern)
+    ? undefined
+    : `invalid JSON path ${JSON.stringify(pattern)} (expected e.g. $.users[*].email, $..password or $.data["api-key"])`;
+}

@@ -3,6 +3,7 @@ import { parseDuration } from "./duration.js";
 import {
   checkColumnPattern,
   checkFunctionPattern,
+  checkJsonPathPattern,
   checkMethodPattern,
   checkPathPattern,
   checkStatementPattern,
@@ -258,8 +259,18 @@ const accessRequests = z
 
 function masking(type: ConnectionType) {
   const sql = type === "postgres" || type === "mysql";
+  const json = type === "http" || type === "kubernetes";
   return z
     .object({
+      json_paths: list(checked(checkJsonPathPattern))
+        .optional()
+        .superRefine((paths, ctx) => {
+          if (paths && !json)
+            ctx.addIssue({
+              code: "custom",
+              message: `json_paths masking applies only to http and kubernetes connections, not ${type}`,
+            });
+        }),
       columns: list(checked(checkColumnPattern))
         .optional()
         .superRefine((cols, ctx) => {
@@ -307,66 +318,140 @@ const sshTarget = z
   })
   .strict();
 
+const privateKeyPem = z
+  .string()
+  .regex(/-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----/, "expected a PEM private key (use ${file:PATH})");
+
+/** The target side of an HTTPS connection: whom to trust, and the client certificate to present. */
+const targetTls = {
+  ca: pem.optional(),
+  insecure_skip_tls_verify: z.boolean().default(false),
+  client_cert: pem.optional(),
+  client_key: privateKeyPem.optional(),
+};
+
+function clientCertPair(
+  t: { client_cert?: string | undefined; client_key?: string | undefined },
+  ctx: z.RefinementCtx,
+) {
+  if ((t.client_cert === undefined) !== (t.client_key === undefined))
+    ctx.addIssue({ code: "custom", message: "client_cert and client_key go together" });
+}
+
 const kubernetesTarget = z
   .object({
     server: url(["https", "http"], { httpLoopbackOnly: true }),
     token: z.string().optional(),
-    ca: pem.optional(),
-    insecure_skip_tls_verify: z.boolean().default(false),
+    ...targetTls,
   })
-  .strict();
+  .strict()
+  .superRefine(clientCertPair);
 
 const headers = z.record(z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, "invalid header name"), z.string());
 
-const httpTarget = z.object({ url: url(["https", "http"]), headers: headers.optional() }).strict();
+/** The credential the gateway adds to every request it forwards (the client's own Authorization never passes). */
+const httpTarget = z
+  .object({
+    url: url(["https", "http"]),
+    headers: headers.optional(),
+    bearer: z.string().min(1).optional(),
+    basic: z.object({ user: nonEmpty, password: z.string() }).strict().optional(),
+    ...targetTls,
+  })
+  .strict()
+  .superRefine((t, ctx) => {
+    clientCertPair(t, ctx);
+    if (t.bearer !== undefined && t.basic !== undefined)
+      ctx.addIssue({ code: "custom", message: "bearer and basic both set the Authorization header: choose one" });
+    const named = Object.keys(t.headers ?? {}).find((h) => h.toLowerCase() === "authorization");
+    if (named && (t.bearer !== undefined || t.basic !== undefined))
+      ctx.addIssue({
+        code: "custom",
+        path: ["headers", named],
+        message: "Authorization is already set by bearer/basic: choose one",
+      });
+  });
+
+/**
+ * What an HTTP-family connection records of each exchange, and how it is reached on the shared HTTP listener
+ * besides its path prefix.
+ */
+const httpFamilyFields = {
+  /** Request and (masked) response bodies are recorded up to this many bytes each; 0 records sizes only. */
+  record_body_bytes: z
+    .number()
+    .int()
+    .min(0)
+    .max(16 * 1024 * 1024)
+    .default(64 * 1024),
+  /** Requests whose Host header is this name route to the connection without a path prefix. */
+  host: hostname.optional(),
+};
 
 // ---------------------------------------------------------------- connections
 
-function connection<T extends ConnectionType, S extends z.ZodType>(type: T, target: S) {
-  return z
-    .object({
-      name: resourceName,
-      type: z.literal(type),
-      target,
-      via: z
-        .string()
-        .regex(/^agent\/[a-z0-9][a-z0-9._-]*$/, 'expected "agent/NAME"')
-        .optional(),
-      access: subjectList,
-      guardrails: z.array(z.object({ deny: matcher(type) }).strict()).default([]),
-      approvals: z.array(approvalRule(type)).default([]),
-      access_requests: accessRequests.optional(),
-      masking: masking(type).optional(),
-      on_unparseable: z.enum(["deny", "approve", "allow"]).default("deny"),
-    })
-    .strict()
-    .superRefine((c, ctx) => {
-      if (c.on_unparseable === "approve" && c.approvals.length === 0) {
+/** What every connection has, whatever its type. */
+function connectionShape<T extends ConnectionType, S extends z.ZodType>(type: T, target: S) {
+  return {
+    name: resourceName,
+    type: z.literal(type),
+    target,
+    via: z
+      .string()
+      .regex(/^agent\/[a-z0-9][a-z0-9._-]*$/, 'expected "agent/NAME"')
+      .optional(),
+    access: subjectList,
+    guardrails: z.array(z.object({ deny: matcher(type) }).strict()).default([]),
+    approvals: z.array(approvalRule(type)).default([]),
+    access_requests: accessRequests.optional(),
+    masking: masking(type).optional(),
+    on_unparseable: z.enum(["deny", "approve", "allow"]).default("deny"),
+  };
+}
+
+function checkConnection(type: ConnectionType) {
+  return (
+    c: { on_unparseable: string; approvals: unknown[]; via?: string | undefined; target?: unknown },
+    ctx: z.RefinementCtx,
+  ): void => {
+    if (c.on_unparseable === "approve" && c.approvals.length === 0) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["on_unparseable"],
+        message: "on_unparseable: approve needs an approvals rule (the first one's approvers decide)",
+      });
+    }
+    if (type === "ssh" && !c.via) {
+      const t = c.target as { private_key?: string; password?: string };
+      if (t.private_key === undefined && t.password === undefined) {
         ctx.addIssue({
           code: "custom",
-          path: ["on_unparseable"],
-          message: "on_unparseable: approve needs an approvals rule (the first one's approvers decide)",
+          path: ["target"],
+          message: "an ssh target needs private_key or password (unless it is reached via an agent that holds them)",
         });
       }
-      if (type === "ssh" && !c.via) {
-        const t = (c as unknown as { target: { private_key?: string; password?: string } }).target;
-        if (t.private_key === undefined && t.password === undefined) {
-          ctx.addIssue({
-            code: "custom",
-            path: ["target"],
-            message: "an ssh target needs private_key or password (unless it is reached via an agent that holds them)",
-          });
-        }
-      }
-    });
+    }
+  };
+}
+
+function connection<T extends ConnectionType, S extends z.ZodType>(type: T, target: S) {
+  return z.object(connectionShape(type, target)).strict().superRefine(checkConnection(type));
+}
+
+/** An HTTP-family connection (http, kubernetes): the common fields plus how its exchanges are routed and recorded. */
+function httpFamilyConnection<T extends "http" | "kubernetes", S extends z.ZodType>(type: T, target: S) {
+  return z
+    .object({ ...connectionShape(type, target), ...httpFamilyFields })
+    .strict()
+    .superRefine(checkConnection(type));
 }
 
 export const connectionSchema = z.discriminatedUnion("type", [
   connection("postgres", sqlTarget(5432)),
   connection("mysql", sqlTarget(3306)),
   connection("ssh", sshTarget),
-  connection("kubernetes", kubernetesTarget),
-  connection("http", httpTarget),
+  httpFamilyConnection("kubernetes", kubernetesTarget),
+  httpFamilyConnection("http", httpTarget),
 ]);
 
 // ---------------------------------------------------------------- identity
@@ -550,38 +635,35 @@ const listen = z
   .strict();
 
 /**
- * The PostgreSQL listener's TLS. `cert`/`key` together or neither (then a self-signed certificate is generated into
- * DATA/keys/ on first start); `require: remote` asks TLS of every client that is not on loopback.
+ * A listener's TLS (PostgreSQL's, the HTTP listener's). `cert`/`key` together or neither (then a self-signed
+ * certificate is generated into DATA/keys/ on first start); `require: remote` asks TLS of every client that is not
+ * on loopback.
  */
-const postgresListener = z
+const listenerTls = z
   .object({
-    tls: z
-      .object({
-        enabled: z.boolean().default(true),
-        cert: pem.optional(),
-        key: z
-          .string()
-          .regex(/-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----/, "expected a PEM private key (use ${file:PATH})")
-          .optional(),
-        require: z.enum(["remote", "always", "never"]).default("remote"),
-      })
-      .strict()
-      .superRefine((t, ctx) => {
-        if ((t.cert === undefined) !== (t.key === undefined))
-          ctx.addIssue({
-            code: "custom",
-            message: "tls.cert and tls.key go together (or leave both out to generate one)",
-          });
-        if (!t.enabled && t.require !== "never")
-          ctx.addIssue({
-            code: "custom",
-            path: ["require"],
-            message: `require: ${t.require} needs TLS enabled (set require: never to accept only plaintext clients)`,
-          });
-      })
-      .default({ enabled: true, require: "remote" }),
+    enabled: z.boolean().default(true),
+    cert: pem.optional(),
+    key: privateKeyPem.optional(),
+    require: z.enum(["remote", "always", "never"]).default("remote"),
   })
-  .strict();
+  .strict()
+  .superRefine((t, ctx) => {
+    if ((t.cert === undefined) !== (t.key === undefined))
+      ctx.addIssue({
+        code: "custom",
+        message: "tls.cert and tls.key go together (or leave both out to generate one)",
+      });
+    if (!t.enabled && t.require !== "never")
+      ctx.addIssue({
+        code: "custom",
+        path: ["require"],
+        message: `require: ${t.require} needs TLS enabled (set require: never to accept only plaintext clients)`,
+      });
+  })
+  .default({ enabled: true, require: "remote" });
+
+const postgresListener = z.object({ tls: listenerTls }).strict();
+const httpListener = z.object({ tls: listenerTls }).strict();
 
 export const configSchema = z
   .object({
@@ -600,6 +682,7 @@ export const configSchema = z
     audit: audit.default({ durability: "fsync", sinks: [] }),
     recordings: z.object({ retention: duration().optional() }).strict().default({}),
     postgres: postgresListener.default({ tls: { enabled: true, require: "remote" } }),
+    http: httpListener.default({ tls: { enabled: true, require: "remote" } }),
     approvals: approvalsWorkflow.default({ hold_zero_window: 10 * MINUTE, pending: HOUR, notify: [] }),
   })
   .strict()
@@ -711,5 +794,7 @@ export type AuditConfig = GatehouseConfig["audit"];
 export type RecordingsConfig = GatehouseConfig["recordings"];
 export type ListenConfig = GatehouseConfig["listen"];
 export type PostgresListenerConfig = GatehouseConfig["postgres"];
+export type HttpListenerConfig = GatehouseConfig["http"];
+export type ListenerTlsConfig = PostgresListenerConfig["tls"];
 export type OnUnparseable = ConnectionConfig["on_unparseable"];
 export { CONNECTION_TYPES };

@@ -63,7 +63,10 @@ export function isStatementKind(kind: string): kind is StatementKind {
   return STATEMENT_KIND_SET.has(kind);
 }
 
-/** Kubernetes API verbs (RBAC vocabulary). Exec/attach/port-forward appear as subresources, not verbs. */
+/**
+ * Kubernetes API verbs: RBAC's, plus the gateway's names for the connect-style subresources (exec, attach,
+ * portforward, log, proxy), which a request for pods/exec and the like carries as its verb (facts.ts, ApiCallFact).
+ */
 export const KUBERNETES_VERBS = [
   "get",
   "list",
@@ -80,6 +83,10 @@ export const KUBERNETES_VERBS = [
   "approve",
   "sign",
   "use",
+  "exec",
+  "attach",
+  "portforward",
+  "log",
 ] as const;
 
 export const HTTP_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"] as const;
@@ -110,7 +117,8 @@ export const MATCHER_KEYS_BY_TYPE: Record<ConnectionType, readonly MatcherKey[]>
   postgres: ["statements", "tables", "functions", "without_where"],
   mysql: ["statements", "tables", "without_where"],
   ssh: ["commands", "patterns"],
-  kubernetes: ["verbs", "resources", "namespaces"],
+  // commands and patterns judge the commands an exec runs and the lines typed into it (same analysis as ssh)
+  kubernetes: ["verbs", "resources", "namespaces", "commands", "patterns"],
   http: ["methods", "paths"],
 };
 
