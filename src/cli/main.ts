@@ -1,6 +1,7 @@
 import { Command, CommanderError } from "commander";
 import { registerApprovalCommands } from "./approval-commands.js";
 import { registerAuditCommands } from "./audit-commands.js";
+import { registerKubeconfigCommands } from "./kubeconfig-commands.js";
 import { registerPolicyCommands } from "./policy-commands.js";
 import { registerReplayCommands } from "./replay-commands.js";
 import { registerServeCommands } from "./serve-commands.js";
@@ -18,6 +19,7 @@ export function buildProgram(): Command {
   registerReplayCommands(program);
   registerTokenCommands(program);
   registerApprovalCommands(program);
+  registerKubeconfigCommands(program);
   return program;
 }
 

@@ -18,6 +18,10 @@ export interface AdapterEntry {
   load?: () => Promise<ProtocolAdapter>;
 }
 
+async function loadHttpAdapter(): Promise<ProtocolAdapter> {
+  return (await import("../protocols/http/adapter.js")).httpAdapter;
+}
+
 /**
  * The protocol adapters this build knows. An adapter gets a `load` when it lands (PostgreSQL, MySQL, SSH,
  * Kubernetes, HTTP each have their own issue); it is imported lazily, so a gateway without that listener never
@@ -31,8 +35,9 @@ export const ADAPTERS: readonly AdapterEntry[] = [
   },
   { protocol: "mysql", listenKey: "mysql" },
   { protocol: "ssh", listenKey: "ssh", load: async () => (await import("../protocols/ssh/adapter.js")).sshAdapter },
-  { protocol: "kubernetes", listenKey: "http" },
-  { protocol: "http", listenKey: "http" },
+  // one adapter serves the HTTP listener for both: the gateway starts it once per listen address
+  { protocol: "kubernetes", listenKey: "http", load: loadHttpAdapter },
+  { protocol: "http", listenKey: "http", load: loadHttpAdapter },
 ];
 
 export function reportListener(entry: AdapterEntry, config: GatehouseConfig, bound?: string): ListenerReport {

@@ -118,12 +118,19 @@ export class Gateway {
       // what every adapter shares: how targets are reached, and compiled masking rules
       const connector = new DirectConnector();
       const maskers = new MaskerCache();
+      // protocols that share a listener (kubernetes and http) share its adapter: started once, closed once
+      const started = new Map<string, RunningAdapter>();
       for (const entry of ADAPTERS) {
         const listen = options.listen?.[entry.listenKey] ?? config.listen[entry.listenKey];
         if (entry.load && listen) {
-          const adapter = await entry.load();
-          const r = await adapter.start({ config, gate, verifier, listen, connector, maskers, log });
-          running.push({ protocol: entry.protocol, ...r });
+          let r = started.get(entry.listenKey);
+          if (r) running.push({ protocol: entry.protocol, address: r.address, close: async () => undefined });
+          else {
+            const adapter = await entry.load();
+            r = await adapter.start({ config, gate, verifier, listen, connector, maskers, log });
+            started.set(entry.listenKey, r);
+            running.push({ protocol: entry.protocol, ...r });
+          }
           listeners.push(reportListener(entry, config, r.address));
         } else listeners.push(reportListener(entry, config));
       }

@@ -8,3 +8,4 @@ export {
   type TargetEndpoint,
 } from "./connector.js";
 export { bindServer, LiveSockets, PendingWork, stopAccepting } from "./listener.js";
+export { loadTlsMaterial, secureContextFor, type TlsMaterial } from "./tls.js";

@@ -1,5 +1,14 @@
 import { createServer, type Server } from "node:net";
-import { bindServer, LiveSockets, PendingWork, stopAccepting, type TargetConnector } from "../../core/adapter/index.js";
+import {
+  bindServer,
+  LiveSockets,
+  loadTlsMaterial,
+  PendingWork,
+  secureContextFor,
+  stopAccepting,
+  type TargetConnector,
+  type TlsMaterial,
+} from "../../core/adapter/index.js";
 import type { IdentityVerifier } from "../../core/identity/verifier.js";
 import { isLoopbackHost, type HostPort, type PostgresConnectionConfig } from "../../core/policy/schema.js";
 import type { Gate } from "../../core/session/gate.js";
@@ -7,7 +16,6 @@ import { CancelRegistry } from "./cancel.js";
 import { serveConnection } from "./connection.js";
 import type { SqlAnalyzerLike } from "./sql-reading.js";
 import type { MaskerLike } from "./result-mask.js";
-import { loadTlsMaterial, secureContextFor, type TlsMaterial } from "./tls.js";
 
 export interface PostgresTlsSettings {
   enabled: boolean;
@@ -43,10 +51,7 @@ export interface PostgresListener {
 /** Starts the PostgreSQL listener: one `serveConnection` per accepted socket, isolated from the others. */
 export async function startPostgresListener(opts: PostgresListenerOptions): Promise<PostgresListener> {
   const material = opts.tls.enabled
-    ? loadTlsMaterial(opts.dataDir, {
-        ...(opts.tls.cert ? { cert: opts.tls.cert } : {}),
-        ...(opts.tls.key ? { key: opts.tls.key } : {}),
-      })
+    ? loadTlsMaterial(opts.dataDir, "postgres", { cert: opts.tls.cert, key: opts.tls.key })
     : undefined;
   const secureContext = material ? secureContextFor(material) : undefined;
   const cancels = new CancelRegistry();

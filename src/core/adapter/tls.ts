@@ -12,15 +12,20 @@ export interface TlsMaterial {
 }
 
 /**
- * The certificate the PostgreSQL listener presents. Configured PEM wins; otherwise a self-signed ECDSA P-256
- * certificate is generated once into DATA/keys/ with the system `openssl` binary (no native npm dependency, and
- * the key never leaves the data directory). Clients using sslmode=require accept it; verify-full needs a real one.
+ * The certificate a listener presents (`listener` names it: "postgres", "http"). Configured PEM wins; otherwise a
+ * self-signed ECDSA P-256 certificate is generated once into DATA/keys/LISTENER-tls.{crt,key} with the system
+ * `openssl` binary (no native npm dependency, and the key never leaves the data directory). Clients that only ask
+ * for encryption (sslmode=require) accept it; clients that verify need it as their CA, or a real certificate.
  */
-export function loadTlsMaterial(dataDir: string, configured?: { cert?: string; key?: string }): TlsMaterial {
+export function loadTlsMaterial(
+  dataDir: string,
+  listener: string,
+  configured?: { cert?: string | undefined; key?: string | undefined },
+): TlsMaterial {
   if (configured?.cert && configured.key) return { cert: configured.cert, key: configured.key, source: "config" };
   const dir = join(dataDir, "keys");
-  const certPath = join(dir, "postgres-tls.crt");
-  const keyPath = join(dir, "postgres-tls.key");
+  const certPath = join(dir, `${listener}-tls.crt`);
+  const keyPath = join(dir, `${listener}-tls.key`);
   if (existsSync(certPath) && existsSync(keyPath)) {
     return { cert: readFileSync(certPath, "utf8"), key: readFileSync(keyPath, "utf8"), source: "data dir" };
   }
@@ -59,7 +64,7 @@ export function loadTlsMaterial(dataDir: string, configured?: { cert?: string; k
     rmSync(tmpKey, { force: true });
     rmSync(tmpCert, { force: true });
     throw new Error(
-      `could not generate the PostgreSQL listener's TLS certificate with openssl (configure postgres.tls.cert/key): ${
+      `could not generate the ${listener} listener's TLS certificate with openssl (configure ${listener}.tls.cert/key): ${
         err instanceof Error ? err.message : String(err)
       }`,
     );

@@ -1,0 +1,244 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { isAuthError } from "../../core/identity/errors.js";
+import type { RequestFacts } from "../../core/policy/facts.js";
+import { SessionRefusedError, type GatedSession } from "../../core/session/gate.js";
+import { BodyEvidence } from "./body-evidence.js";
+import type { ClientSessions } from "./client-sessions.js";
+import type { ConnectionProfile } from "./profile.js";
+import { HTTP_REFUSALS, problemBody, type Refusal } from "./refusals.js";
+import { normalizeRequestPath } from "./request-path.js";
+import { masksAnything, maskWholeBody, type BodyMasking } from "./response-masking.js";
+import { relayResponse } from "./response-relay.js";
+import type { HttpFamilyConnection, Router } from "./router.js";
+import { forwardedHeaders, type TargetClient } from "./target-client.js";
+import { record } from "./upgrade.js";
+
+/** What the listener shares with every exchange. */
+export interface ExchangeDeps {
+  router: Router;
+  /** The connection's profile and target client (compiled once per connection). */
+  connection(config: HttpFamilyConnection): { profile: ConnectionProfile; target: TargetClient };
+  authFailed(client: ClientSessions, code: string, message: string, connection?: string): Promise<void>;
+  log(msg: string, fields?: Record<string, unknown>): void;
+}
+
+/** The bearer token of an `Authorization: Bearer` header, or undefined. */
+export function bearerToken(header: string | undefined): string | undefined {
+  const m = /^Bearer[ ]+([^\s]+)\s*$/i.exec(header ?? "");
+  return m?.[1];
+}
+
+/**
+ * What every request (plain or upgrade) goes through before anything reaches the target: the bearer token, the
+ * connection it names, the session, the path read two ways refused, and the request read into facts. Resolves
+ * with what is needed to admit it, or answers the client itself (a refusal) and resolves undefined.
+ */
+export async function prepareRequest(
+  deps: ExchangeDeps,
+  client: ClientSessions,
+  req: IncomingMessage,
+  answer: (r: Refusal, profile?: ConnectionProfile) => void,
+): Promise<Prepared | undefined> {
+  const token = bearerToken(req.headers.authorization);
+  const route = deps.router.route(req.url ?? "/", req.headers.host);
+  const named = "error" in route ? undefined : route.connection;
+  if (token === undefined) {
+    const message = req.headers.authorization
+      ? "the Authorization header is not a bearer token"
+      : "no bearer token: send Authorization: Bearer <token>";
+    await deps.authFailed(client, "missing_token", message, named);
+    answer({ status: 401, kind: "unauthorized", message });
+    return undefined;
+  }
+  if ("error" in route) {
+    answer({ status: 404, kind: "no-connection", message: route.error });
+    return undefined;
+  }
+  const config = route.config;
+  const protocol = config?.type ?? "http";
+  const own = config ? deps.connection(config) : undefined;
+  let session: GatedSession;
+  try {
+    session = await client.session(token, route.connection, protocol);
+  } catch (err) {
+    if (isAuthError(err)) {
+      await deps.authFailed(client, err.code, err.message, route.connection);
+      answer({ status: 401, kind: "unauthorized", message: err.message }, own?.profile);
+    } else if (err instanceof SessionRefusedError) {
+      answer(
+        { status: HTTP_REFUSALS.session[err.code], kind: err.code, message: err.message, rule: err.rule?.path },
+        own?.profile,
+      );
+    } else {
+      answer({ status: 503, kind: "unavailable", message: `the session could not start: ${String(err)}` }, own?.profile);
+    }
+    return undefined;
+  }
+  // the gate let the session open, so the connection exists and is of this type
+  const { profile, target } = own as NonNullable<typeof own>;
+  const method = (req.method ?? "GET").toUpperCase();
+  const text = `${method} ${route.path}`;
+  const refuse = async (message: string, status = 400) => {
+    await session.refuse({ text, data: { method } }, { reason: message });
+    answer({ status, kind: "bad-request", message }, profile);
+    return undefined;
+  };
+  const path = normalizeRequestPath(route.path);
+  if ("error" in path) return refuse(path.error);
+  const header = profile.refusedHeader?.(req.headers);
+  if (header) return refuse(header, 403);
+  const reading = profile.read(method, path.path, new URLSearchParams(path.query.slice(1)));
+  const base = { session, profile, target, method, path: path.path + path.query, config: config as HttpFamilyConnection };
+  if ("unparseable" in reading) {
+    return {
+      ...base,
+      text,
+      facts: {
+        statements: [],
+        commands: [],
+        pipelines: [],
+        apiCalls: [],
+        httpCalls: [],
+        unparseable: { reason: reading.unparseable },
+      },
+      data: { method },
+      stream: false,
+      masking: profile.masking,
+    };
+  }
+  return {
+    ...base,
+    text,
+    facts: reading.facts,
+    data: reading.data,
+    stream: reading.stream ?? false,
+    masking: reading.masking ?? profile.masking,
+  };
+}
+
+export interface Prepared {
+  session: GatedSession;
+  profile: ConnectionProfile;
+  target: TargetClient;
+  config: HttpFamilyConnection;
+  method: string;
+  /** Normalized path + query, as the target gets it (below the connection URL's own path). */
+  path: string;
+  text: string;
+  facts: RequestFacts;
+  data: Record<string, unknown>;
+  stream: boolean;
+  masking: BodyMasking;
+}
+
+/** Sends a refusal as the connection's type words it (problem document, Kubernetes Status). */
+export function sendRefusal(res: ServerResponse, r: Refusal, profile?: ConnectionProfile): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const { contentType, body } = (profile?.refusalBody ?? problemBody)(r);
+  const headers: Record<string, string> = { "content-type": contentType, "content-length": String(Buffer.byteLength(body)) };
+  if (r.status === 401) headers["www-authenticate"] = 'Bearer realm="gatehouse"';
+  res.writeHead(r.status, headers);
+  res.end(body);
+}
+
+/** One plain (non-upgrade) request: prepared, admitted, forwarded, its response masked and recorded. */
+export async function handleExchange(
+  deps: ExchangeDeps,
+  client: ClientSessions,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
+  const answer = (r: Refusal, profile?: ConnectionProfile) => {
+    // a refused request's body is never read: the connection closes after the answer rather than parse it
+    if (!req.complete) res.shouldKeepAlive = false;
+    sendRefusal(res, r, profile);
+  };
+  const p = await prepareRequest(deps, client, req, answer);
+  if (!p) return;
+  const aborted = new AbortController();
+  const onClose = () => aborted.abort();
+  res.once("close", onClose);
+  const admission = await p.session.admit({
+    text: p.text,
+    facts: p.facts,
+    data: { ...p.data, ...requestHeadersData(req) },
+    signal: aborted.signal,
+  });
+  if (!admission.forward) {
+    answer(
+      {
+        status: HTTP_REFUSALS.request[admission.kind],
+        kind: admission.kind,
+        message: admission.message,
+        rule: admission.rule?.path,
+        approvalId: admission.approvalId,
+      },
+      p.profile,
+    );
+    return;
+  }
+  if (aborted.signal.aborted) return;
+  await forward(deps, p, req, res);
+}
+
+/** The request headers an audit record keeps: what describes the request, never credentials or cookies. */
+function requestHeadersData(req: IncomingMessage): Record<string, unknown> {
+  const h = req.headers;
+  const out: Record<string, unknown> = {};
+  if (h["content-type"]) out.content_type = h["content-type"];
+  if (h["content-length"]) out.content_length = Number(h["content-length"]);
+  else if (h["transfer-encoding"]) out.transfer_encoding = h["transfer-encoding"];
+  if (h["user-agent"]) out.user_agent = h["user-agent"];
+  return out;
+}
+
+async function forward(deps: ExchangeDeps, p: Prepared, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const headers = forwardedHeaders(req.headers, p.target.spec, p.target.host);
+  const masking = p.masking;
+  // masking reads bodies: ask for them uncompressed (a compressed one is refused, never passed unmasked)
+  if (masksAnything(masking)) headers["accept-encoding"] = "identity";
+  p.profile.adjustHeaders?.(headers, masking);
+  const recordBytes = p.config.record_body_bytes;
+  const upstream = p.target.request(p.method, p.path, headers);
+  const requestBody = new BodyEvidence(recordBytes);
+  req.on("data", (chunk: Buffer) => requestBody.add(chunk));
+  req.pipe(upstream);
+  const recordRequestBody = () => {
+    if (requestBody.bytes === 0) return;
+    if (!masksAnything(masking) && !masking.jsonRequired) return record(p.session, "request_body", requestBody.summary());
+    // the body reached the target as sent; the recording keeps it masked whole, or its size and hash alone
+    const safe = requestBody.complete ? maskWholeBody(requestBody.head(), masking, req.headers["content-type"]) : undefined;
+    record(p.session, "request_body", requestBody.summary(safe ?? null));
+  };
+
+  const response = await new Promise<import("node:http").IncomingMessage | Error>((resolve) => {
+    upstream.once("response", resolve);
+    upstream.once("error", resolve);
+  });
+  if (response instanceof Error) {
+    req.unpipe(upstream);
+    recordRequestBody();
+    record(p.session, "response", { error: response.message });
+    deps.log("http: the target failed", { connection: p.config.name, err: response.message });
+    sendRefusal(res, { status: 502, kind: "target-unreachable", message: `the target failed: ${response.message}` }, p.profile);
+    return;
+  }
+  const result = await relayResponse(response, res, {
+    masking,
+    stream: p.stream,
+    recordBodyBytes: recordBytes,
+    refuse: (status, message) => sendRefusal(res, { status, kind: "unmaskable", message }, p.profile),
+  });
+  recordRequestBody();
+  record(p.session, "response", {
+    status: result.status,
+    ...(response.headers["content-type"] ? { content_type: response.headers["content-type"] } : {}),
+    ...(result.masked > 0 ? { masked: result.masked } : {}),
+    ...result.body,
+    ...(result.incomplete ? { incomplete: result.incomplete } : {}),
+  });
+}
+

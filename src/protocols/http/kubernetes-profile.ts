@@ -1,0 +1,73 @@
+import type { ShellAnalyzer } from "../../core/inspect/shell/index.js";
+import { execCommand, kubernetesRequestFacts, shellLine } from "../../core/inspect/kubernetes/index.js";
+import type { Masker } from "../../core/masking/index.js";
+import type { RequestFacts } from "../../core/policy/facts.js";
+import type { KubernetesConnectionConfig } from "../../core/policy/schema.js";
+import { jsonMasking } from "./http-profile.js";
+import { kubernetesTerminalRelay } from "./kubernetes-exec.js";
+import { jsonOnlyAccept, maskKubernetesSecrets } from "./kubernetes-secrets.js";
+import type { ConnectionProfile } from "./profile.js";
+import { kubernetesStatusBody } from "./refusals.js";
+import type { BodyMasking } from "./response-masking.js";
+
+/**
+ * Kubernetes connections: each request read into the API server's own terms (verb, group, version, resource,
+ * subresource, namespace, name), an exec's command read with the shell analysis, Secrets masked in every JSON
+ * response, refusals as `Status` objects, exec and attach as terminal sessions.
+ */
+export function kubernetesProfile(
+  connection: KubernetesConnectionConfig,
+  masker: Masker | undefined,
+  analyzer: ShellAnalyzer,
+): ConnectionProfile {
+  const configured = jsonMasking(connection.masking?.json_paths, masker);
+  const masking: BodyMasking = {
+    json: (doc) => {
+      const secrets = maskKubernetesSecrets(doc);
+      const more = configured.json?.(secrets.value);
+      return { value: more ? more.value : secrets.value, hits: secrets.hits.length + (more?.hits ?? 0) };
+    },
+    text: masker,
+  };
+  // a Secret in a form the gateway cannot read (protobuf, YAML) could not be masked: refused instead
+  const secretsMasking: BodyMasking = { ...masking, jsonRequired: true };
+
+  return {
+    read(method, path, query) {
+      const parsed = kubernetesRequestFacts(method, path, query);
+      if ("unparseable" in parsed) return parsed;
+      const call = parsed.call;
+      const facts: RequestFacts = { statements: [], commands: [], pipelines: [], apiCalls: [call], httpCalls: [] };
+      const data: Record<string, unknown> = { method, ...call };
+      const q = query.toString();
+      if (q) data.query = q;
+      if (call.verb === "exec") {
+        const argv = execCommand(query) ?? [];
+        data.command = argv;
+        const analysis = analyzer.analyze(shellLine(argv));
+        facts.commands = analysis.facts.commands;
+        facts.pipelines = analysis.facts.pipelines;
+        if (analysis.facts.unparseable) facts.unparseable = analysis.facts.unparseable;
+      }
+      return {
+        facts,
+        data,
+        stream: call.verb === "watch",
+        masking: call.resource === "secrets" ? secretsMasking : masking,
+      };
+    },
+    refusedHeader(headers) {
+      const impersonating = Object.keys(headers).find((h) => h.startsWith("impersonate-"));
+      return impersonating
+        ? `the ${impersonating} header is refused: requests act as the connection's credential, never as someone else`
+        : undefined;
+    },
+    adjustHeaders(headers) {
+      // ask for JSON (Table included), which the gateway can mask; protobuf it could not
+      headers.accept = jsonOnlyAccept(typeof headers.accept === "string" ? headers.accept : undefined);
+    },
+    masking,
+    webSocketRelay: (p) => kubernetesTerminalRelay(p, analyzer),
+    refusalBody: kubernetesStatusBody,
+  };
+}

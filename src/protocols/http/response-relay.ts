@@ -1,0 +1,239 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { OutputMasker } from "../../core/terminal/index.js";
+import { BodyEvidence } from "./body-evidence.js";
+import { isJsonContentType, isJsonStream, masksAnything, type BodyMasking } from "./response-masking.js";
+import { returnedHeaders } from "./target-client.js";
+
+/** A JSON body is masked whole: larger ones are refused rather than passed unmasked. */
+export const MAX_MASKED_JSON_BYTES = 32 * 1024 * 1024;
+/** One document of a JSON stream (a watch event) is masked whole, up to this size. */
+export const MAX_JSON_LINE_BYTES = 16 * 1024 * 1024;
+
+export interface RelayOptions {
+  masking: BodyMasking;
+  /** The client asked for a stream (a Kubernetes watch): JSON arrives as one document per line. */
+  stream: boolean;
+  recordBodyBytes: number;
+  /** Answers the client with a refusal instead of the target's response (nothing of it was sent yet). */
+  refuse(status: number, message: string): void;
+}
+
+export interface RelayResult {
+  status: number;
+  /** Masked values replaced in the body. */
+  masked: number;
+  body: Record<string, unknown>;
+  /** The response did not complete (client or target went away, or it was refused mid-way). */
+  incomplete?: string;
+}
+
+/**
+ * The target's response, to the client, masked: a JSON document parsed and masked whole, a JSON stream document
+ * by document, anything else through the content detectors line by line. A body that masking needs but cannot
+ * read (compressed, too large, not JSON where JSON is required) is refused: nothing unmasked leaves.
+ */
+export function relayResponse(upstream: IncomingMessage, res: ServerResponse, opts: RelayOptions): Promise<RelayResult> {
+  const status = upstream.statusCode ?? 502;
+  const evidence = new BodyEvidence(opts.recordBodyBytes);
+  const contentType = upstream.headers["content-type"];
+  const encoding = (upstream.headers["content-encoding"] ?? "identity").toLowerCase();
+  const headers = returnedHeaders(upstream.headers);
+  let masked = 0;
+
+  return new Promise((resolve) => {
+    let settled = false;
+    const done = (incomplete?: string) => {
+      if (settled) return;
+      settled = true;
+      resolve({ status, masked, body: evidence.summary(), ...(incomplete ? { incomplete } : {}) });
+    };
+    const refuse = (message: string) => {
+      upstream.destroy();
+      if (!res.headersSent) opts.refuse(502, message);
+      else res.destroy();
+      done(message);
+    };
+    res.once("close", () => {
+      if (!res.writableFinished) {
+        upstream.destroy();
+        done("the client went away");
+      }
+    });
+    upstream.once("aborted", () => done("the target ended the response early"));
+    upstream.once("error", (err) => {
+      if (!res.headersSent) opts.refuse(502, `the target's response failed: ${err.message}`);
+      else res.destroy();
+      done(`the target's response failed: ${err.message}`);
+    });
+
+    const send = (chunk: Buffer) => {
+      evidence.add(chunk);
+      if (!res.write(chunk)) {
+        upstream.pause();
+        res.once("drain", () => upstream.resume());
+      }
+    };
+    const finish = () => {
+      res.end();
+      done();
+    };
+
+    const masking = opts.masking;
+    if (!masksAnything(masking)) {
+      res.writeHead(status, headers);
+      upstream.on("data", send);
+      upstream.once("end", finish);
+      return;
+    }
+    if (encoding !== "identity") {
+      refuse(`the target's response is ${encoding}-encoded, which the gateway cannot mask`);
+      return;
+    }
+    const json = isJsonContentType(contentType);
+    if (json && masking.json && (opts.stream || isJsonStream(contentType))) {
+      res.writeHead(status, withoutLength(headers));
+      const lines = new JsonDocumentLines((doc) => {
+        const m = (masking.json as NonNullable<BodyMasking["json"]>)(doc);
+        masked += m.hits;
+        return m.value;
+      }, send);
+      upstream.on("data", (chunk: Buffer) => {
+        const problem = lines.write(chunk);
+        if (problem) refuse(problem);
+      });
+      upstream.once("end", () => {
+        const problem = lines.end();
+        if (problem) refuse(problem);
+        else finish();
+      });
+      return;
+    }
+    if (json && masking.json) {
+      const parts: Buffer[] = [];
+      let size = 0;
+      upstream.on("data", (chunk: Buffer) => {
+        size += chunk.length;
+        if (size > MAX_MASKED_JSON_BYTES) return refuse(`the target's JSON response is larger than the gateway masks (${MAX_MASKED_JSON_BYTES} bytes)`);
+        parts.push(chunk);
+      });
+      upstream.once("end", () => {
+        if (settled) return;
+        const raw = Buffer.concat(parts);
+        let out: Buffer = raw;
+        if (raw.length > 0) {
+          let doc: unknown;
+          try {
+            doc = JSON.parse(raw.toString("utf8"));
+          } catch {
+            if (masking.jsonRequired) return refuse("the target's response claims to be JSON but does not parse, so it cannot be masked");
+            out = masking.text?.maskBytes(raw)?.bytes ?? raw;
+          }
+          if (doc !== undefined) {
+            const m = (masking.json as NonNullable<BodyMasking["json"]>)(doc);
+            masked += m.hits;
+            if (m.hits > 0) out = Buffer.from(JSON.stringify(m.value));
+          }
+        }
+        res.writeHead(status, { ...withoutLength(headers), "content-length": String(out.length) });
+        send(out);
+        finish();
+      });
+      return;
+    }
+    if (masking.jsonRequired && raw2xxBody(status, upstream)) {
+      refuse(`the target answered ${contentType ?? "without a content type"}, which the gateway cannot mask (it masks JSON)`);
+      return;
+    }
+    if (!masking.text) {
+      res.writeHead(status, headers);
+      upstream.on("data", send);
+      upstream.once("end", finish);
+      return;
+    }
+    // text, event streams, logs, anything else: the detectors line by line, partial lines held briefly
+    res.writeHead(status, withoutLength(headers));
+    const out = new OutputMasker(masking.text, (bytes) => {
+      send(bytes);
+    });
+    const hitsBefore = () => out.hits;
+    upstream.on("data", (chunk: Buffer) => out.write(chunk));
+    upstream.once("end", () => {
+      out.flush();
+      masked += hitsBefore();
+      finish();
+    });
+  });
+}
+
+/** A success body other than JSON, on a connection that can only mask JSON (a HEAD or 204 carries none). */
+function raw2xxBody(status: number, upstream: IncomingMessage): boolean {
+  if (status === 204 || status === 304 || upstream.method === "HEAD") return false;
+  return upstream.headers["content-length"] !== "0";
+}
+
+function withoutLength(h: ReturnType<typeof returnedHeaders>): ReturnType<typeof returnedHeaders> {
+  const { "content-length": _drop, ...rest } = h;
+  return rest;
+}
+
+/**
+ * Newline-delimited JSON documents, each masked whole and sent with its newline; a partial document waits for the
+ * rest. Returns a problem (and stops) when a document is too large or does not parse: it cannot be masked.
+ */
+class JsonDocumentLines {
+  #held: Buffer[] = [];
+  #heldBytes = 0;
+  #failed = false;
+
+  constructor(
+    private readonly mask: (doc: unknown) => unknown,
+    private readonly emit: (bytes: Buffer) => void,
+  ) {}
+
+  write(chunk: Buffer): string | undefined {
+    if (this.#failed) return undefined;
+    let from = 0;
+    for (let nl = chunk.indexOf(0x0a); nl >= 0; nl = chunk.indexOf(0x0a, from)) {
+      const line = this.#held.length > 0 ? Buffer.concat([...this.#held, chunk.subarray(from, nl)]) : chunk.subarray(from, nl);
+      this.#held = [];
+      this.#heldBytes = 0;
+      from = nl + 1;
+      const problem = this.#document(line);
+      if (problem) return this.#fail(problem);
+    }
+    const rest = chunk.subarray(from);
+    if (rest.length > 0) {
+      this.#held.push(Buffer.from(rest));
+      this.#heldBytes += rest.length;
+      if (this.#heldBytes > MAX_JSON_LINE_BYTES) return this.#fail("a streamed JSON document is larger than the gateway masks");
+    }
+    return undefined;
+  }
+
+  end(): string | undefined {
+    if (this.#failed || this.#held.length === 0) return undefined;
+    const line = Buffer.concat(this.#held);
+    this.#held = [];
+    return this.#document(line);
+  }
+
+  #document(line: Buffer): string | undefined {
+    if (line.toString("latin1").trim() === "") {
+      this.emit(Buffer.from([...line, 0x0a]));
+      return undefined;
+    }
+    let doc: unknown;
+    try {
+      doc = JSON.parse(line.toString("utf8"));
+    } catch {
+      return "a streamed JSON document does not parse, so it cannot be masked";
+    }
+    this.emit(Buffer.from(`${JSON.stringify(this.mask(doc))}\n`));
+    return undefined;
+  }
+
+  #fail(problem: string): string {
+    this.#failed = true;
+    return problem;
+  }
+}

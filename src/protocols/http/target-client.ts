@@ -1,0 +1,163 @@
+import { Agent, request as httpRequest, type ClientRequest, type IncomingHttpHeaders, type OutgoingHttpHeaders } from "node:http";
+import { connect as tlsConnect } from "node:tls";
+import type { Duplex } from "node:stream";
+import type { TargetConnector } from "../../core/adapter/index.js";
+import type { HttpFamilyConnection } from "./router.js";
+
+/** Where a connection's requests go, and what the gateway adds to each (the held credential). */
+export interface TargetSpec {
+  url: URL;
+  /** Headers the gateway sets on every request (the held credential among them). */
+  headers: Record<string, string>;
+  tls: { ca?: string | undefined; cert?: string | undefined; key?: string | undefined; rejectUnauthorized: boolean };
+}
+
+export function targetSpec(c: HttpFamilyConnection): TargetSpec {
+  const t = c.target;
+  const headers: Record<string, string> = {};
+  let base: string;
+  if (c.type === "kubernetes") {
+    base = c.target.server;
+    if (c.target.token !== undefined) headers.authorization = `Bearer ${c.target.token}`;
+  } else {
+    base = c.target.url;
+    for (const [k, v] of Object.entries(c.target.headers ?? {})) headers[k.toLowerCase()] = v;
+    if (c.target.bearer !== undefined) headers.authorization = `Bearer ${c.target.bearer}`;
+    if (c.target.basic !== undefined) {
+      const { user, password } = c.target.basic;
+      headers.authorization = `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}`;
+    }
+  }
+  return {
+    url: new URL(base),
+    headers,
+    tls: { ca: t.ca, cert: t.client_cert, key: t.client_key, rejectUnauthorized: !t.insecure_skip_tls_verify },
+  };
+}
+
+/** Hop-by-hop headers (RFC 9110 7.6.1) and the client's own credential: never forwarded either way. */
+const HOP_BY_HOP = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-authenticate",
+  "proxy-authorization",
+  "proxy-connection",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+]);
+
+/**
+ * The headers the target gets: the client's, minus hop-by-hop ones, the headers `Connection` names, the client's
+ * bearer token (Authorization) and Host; plus the held credential and headers the connection configures.
+ */
+export function forwardedHeaders(incoming: IncomingHttpHeaders, spec: TargetSpec, host: string): OutgoingHttpHeaders {
+  const named = new Set(
+    String(incoming.connection ?? "")
+      .split(",")
+      .map((h) => h.trim().toLowerCase())
+      .filter(Boolean),
+  );
+  const out: OutgoingHttpHeaders = {};
+  for (const [name, value] of Object.entries(incoming)) {
+    if (value === undefined || HOP_BY_HOP.has(name) || named.has(name)) continue;
+    if (name === "authorization" || name === "host") continue;
+    out[name] = value;
+  }
+  out.host = host;
+  for (const [name, value] of Object.entries(spec.headers)) out[name] = value;
+  return out;
+}
+
+/** Response headers for the client: the target's, minus hop-by-hop ones. */
+export function returnedHeaders(incoming: IncomingHttpHeaders): OutgoingHttpHeaders {
+  const named = new Set(
+    String(incoming.connection ?? "")
+      .split(",")
+      .map((h) => h.trim().toLowerCase())
+      .filter(Boolean),
+  );
+  const out: OutgoingHttpHeaders = {};
+  for (const [name, value] of Object.entries(incoming)) {
+    if (value === undefined || HOP_BY_HOP.has(name) || named.has(name)) continue;
+    out[name] = value;
+  }
+  return out;
+}
+
+/**
+ * One connection's way to its target: a keep-alive pool whose sockets come from the target connector (never a
+ * direct dial), with TLS to an https target made over that stream.
+ */
+export class TargetClient {
+  readonly spec: TargetSpec;
+  readonly #agent: Agent;
+  readonly #port: number;
+  readonly #host: string;
+
+  constructor(connection: HttpFamilyConnection, connector: TargetConnector) {
+    this.spec = targetSpec(connection);
+    const url = this.spec.url;
+    const secure = url.protocol === "https:";
+    this.#host = url.hostname.replace(/^\[|\]$/g, "");
+    this.#port = url.port ? Number(url.port) : secure ? 443 : 80;
+    const endpoint = { host: this.#host, port: this.#port };
+    const tls = this.spec.tls;
+    const servername = /^[\d.]+$|:/.test(this.#host) ? undefined : this.#host;
+    const agent = new Agent({ keepAlive: true, maxFreeSockets: 64, scheduling: "lifo" });
+    // the async form: Node's agent accepts a callback instead of a returned socket
+    (agent as unknown as { createConnection: unknown }).createConnection = (
+      _opts: unknown,
+      done: (err: Error | null, socket?: Duplex) => void,
+    ) => {
+      this.openStream()
+        .then((s) => done(null, s))
+        .catch((err: unknown) => done(err instanceof Error ? err : new Error(String(err))));
+      return undefined;
+    };
+    this.#agent = agent;
+    this.openStream = async () => {
+      const raw = await connector.open(connection, endpoint, "session");
+      if (!secure) return raw;
+      return tlsConnect({
+        socket: raw,
+        ...(servername ? { servername } : {}),
+        ...(tls.ca ? { ca: tls.ca } : {}),
+        ...(tls.cert && tls.key ? { cert: tls.cert, key: tls.key } : {}),
+        rejectUnauthorized: tls.rejectUnauthorized,
+        ALPNProtocols: ["http/1.1"],
+      });
+    };
+  }
+
+  /** A fresh byte stream to the target (TLS made when https), for upgrades that leave the pool. */
+  openStream: () => Promise<Duplex>;
+
+  /** The Host header the target expects. */
+  get host(): string {
+    return this.spec.url.host;
+  }
+
+  /** The target's path for a request path: the connection URL's own path prefix, then the request's. */
+  path(requestPath: string): string {
+    const base = this.spec.url.pathname.replace(/\/+$/, "");
+    return `${base}${requestPath}`;
+  }
+
+  request(method: string, path: string, headers: OutgoingHttpHeaders): ClientRequest {
+    return httpRequest({
+      agent: this.#agent,
+      host: this.#host,
+      port: this.#port,
+      method,
+      path: this.path(path),
+      headers,
+      setHost: false,
+    });
+  }
+
+  close(): void {
+    this.#agent.destroy();
+  }
+}
