@@ -131,7 +131,7 @@ export async function startKubeApiServer(opts: KubeApiServerOptions = {}): Promi
     wss.handleUpgrade(req, socket, head, (ws) => {
       rec.status = 101;
       execs.push(exec);
-      serveExec(ws, execRequest(rec.params), exec);
+      serveExec(ws, exec);
     });
   });
 

@@ -71,7 +71,8 @@ export function exitStatus(code: number): Status | { metadata: Record<string, ne
 const shellQuote = (s: string) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
 
 /** Runs the exec session on an open WebSocket until the command ends or the client goes away. */
-export function serveExec(ws: WebSocket, req: ExecRequest, record: ExecRecord): void {
+export function serveExec(ws: WebSocket, record: ExecRecord): void {
+  const req: ExecRequest = record;
   const v5 = ws.protocol === "v5.channel.k8s.io";
   const send = (channel: number, data: Buffer | string) => {
     if (ws.readyState !== ws.OPEN) return;
