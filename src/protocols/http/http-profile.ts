@@ -29,11 +29,5 @@ export function httpProfile(connection: HttpConnectionConfig, masker: Masker | u
 export function jsonMasking(paths: readonly string[] | undefined, masker: Masker | undefined): BodyMasking {
   const compiled = paths && paths.length > 0 ? compileJsonPaths([...paths]) : undefined;
   if (!compiled && !masker) return {};
-  return {
-    json: (doc) => {
-      const m = maskJson(doc, { ...(compiled ? { paths: compiled } : {}), ...(masker ? { masker } : {}) });
-      return { value: m.value, hits: m.hits.length };
-    },
-    text: masker,
-  };
+  return { json: (doc) => maskJson(doc, { paths: compiled, masker }), text: masker };
 }

@@ -1,11 +1,12 @@
 import type { ShellAnalyzer } from "../../core/inspect/shell/index.js";
-import { execCommand, kubernetesRequestFacts, shellLine } from "../../core/inspect/kubernetes/index.js";
+import { execCommand, execShellLine, kubernetesRequestFacts } from "../../core/inspect/kubernetes/index.js";
 import type { Masker } from "../../core/masking/index.js";
 import type { RequestFacts } from "../../core/policy/facts.js";
 import type { KubernetesConnectionConfig } from "../../core/policy/schema.js";
 import { jsonMasking } from "./http-profile.js";
 import { kubernetesTerminalRelay } from "./kubernetes-exec.js";
-import { jsonOnlyAccept, maskKubernetesSecrets } from "./kubernetes-secrets.js";
+import { jsonOnlyAccept } from "./kubernetes-media-type.js";
+import { maskKubernetesSecrets } from "./kubernetes-secret-mask.js";
 import type { ConnectionProfile } from "./profile.js";
 import { kubernetesStatusBody } from "./refusals.js";
 import type { BodyMasking } from "./response-masking.js";
@@ -25,7 +26,7 @@ export function kubernetesProfile(
     json: (doc) => {
       const secrets = maskKubernetesSecrets(doc);
       const more = configured.json?.(secrets.value);
-      return { value: more ? more.value : secrets.value, hits: secrets.hits.length + (more?.hits ?? 0) };
+      return { value: more ? more.value : secrets.value, hits: [...secrets.hits, ...(more?.hits ?? [])] };
     },
     text: masker,
   };
@@ -44,10 +45,14 @@ export function kubernetesProfile(
       if (call.verb === "exec") {
         const argv = execCommand(query) ?? [];
         data.command = argv;
-        const analysis = analyzer.analyze(shellLine(argv));
-        facts.commands = analysis.facts.commands;
-        facts.pipelines = analysis.facts.pipelines;
-        if (analysis.facts.unparseable) facts.unparseable = analysis.facts.unparseable;
+        const line = execShellLine(argv);
+        if ("unparseable" in line) facts.unparseable = { reason: line.unparseable };
+        else {
+          const analysis = analyzer.analyze(line.line);
+          facts.commands = analysis.facts.commands;
+          facts.pipelines = analysis.facts.pipelines;
+          if (analysis.facts.unparseable) facts.unparseable = analysis.facts.unparseable;
+        }
       }
       return {
         facts,

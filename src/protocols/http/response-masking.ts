@@ -1,9 +1,10 @@
+import { maskDocumentText, type DocumentMask } from "../../core/masking/json-mask.js";
 import type { Masker } from "../../core/masking/index.js";
 
 /** How a connection's responses (and recorded request bodies) are masked. */
 export interface BodyMasking {
   /** Masks one parsed JSON document (Kubernetes Secrets, json_paths, detectors over its strings). */
-  json?: ((doc: unknown) => { value: unknown; hits: number }) | undefined;
+  json?: DocumentMask | undefined;
   /** Content detectors for bytes that are not JSON (text, logs, event streams). */
   text?: Masker | undefined;
   /**
@@ -44,13 +45,9 @@ export function maskWholeBody(
   contentType: string | undefined,
 ): Buffer | undefined {
   if (masking.json && (isJsonContentType(contentType) || looksLikeJson(bytes))) {
-    try {
-      const doc: unknown = JSON.parse(bytes.toString("utf8"));
-      const masked = masking.json(doc);
-      return masked.hits > 0 ? Buffer.from(JSON.stringify(masked.value)) : bytes;
-    } catch {
-      // not JSON after all: the detectors below
-    }
+    const masked = maskDocumentText(bytes.toString("utf8"), masking.json);
+    if (masked) return masked.hits.length > 0 ? Buffer.from(masked.text) : bytes;
+    // not JSON after all: the detectors below
   }
   if (masking.jsonRequired && bytes.length > 0) return undefined;
   return masking.text?.maskBytes(bytes)?.bytes ?? bytes;

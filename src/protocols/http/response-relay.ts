@@ -1,4 +1,6 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { JsonLinesMasker } from "../../core/masking/json-lines.js";
+import { maskDocumentText } from "../../core/masking/json-mask.js";
 import { OutputMasker } from "../../core/terminal/index.js";
 import { BodyEvidence } from "./body-evidence.js";
 import { isJsonContentType, isJsonStream, masksAnything, type BodyMasking } from "./response-masking.js";
@@ -90,30 +92,42 @@ export function relayResponse(upstream: IncomingMessage, res: ServerResponse, op
       return;
     }
     const json = isJsonContentType(contentType);
-    if (json && masking.json && (opts.stream || isJsonStream(contentType))) {
+    const maskJson = masking.json;
+    if (json && maskJson && (opts.stream || isJsonStream(contentType))) {
       res.writeHead(status, withoutLength(headers));
-      const lines = new JsonDocumentLines((doc) => {
-        const m = (masking.json as NonNullable<BodyMasking["json"]>)(doc);
-        masked += m.hits;
-        return m.value;
-      }, send);
+      const lines = new JsonLinesMasker(
+        (doc) => {
+          const m = maskJson(doc);
+          masked += m.hits.length;
+          return m;
+        },
+        send,
+        MAX_JSON_LINE_BYTES,
+      );
       upstream.on("data", (chunk: Buffer) => {
-        const problem = lines.write(chunk);
-        if (problem) refuse(problem);
+        try {
+          lines.write(chunk);
+        } catch (err) {
+          refuse(`a streamed JSON document cannot be masked: ${errorText(err)}`);
+        }
       });
       upstream.once("end", () => {
-        const problem = lines.end();
-        if (problem) refuse(problem);
-        else finish();
+        try {
+          lines.end();
+          finish();
+        } catch (err) {
+          refuse(`a streamed JSON document cannot be masked: ${errorText(err)}`);
+        }
       });
       return;
     }
-    if (json && masking.json) {
+    if (json && maskJson) {
       const parts: Buffer[] = [];
       let size = 0;
       upstream.on("data", (chunk: Buffer) => {
         size += chunk.length;
-        if (size > MAX_MASKED_JSON_BYTES) return refuse(`the target's JSON response is larger than the gateway masks (${MAX_MASKED_JSON_BYTES} bytes)`);
+        if (size > MAX_MASKED_JSON_BYTES)
+          return refuse(`the target's JSON response is larger than the gateway masks (${MAX_MASKED_JSON_BYTES} bytes)`);
         parts.push(chunk);
       });
       upstream.once("end", () => {
@@ -121,17 +135,21 @@ export function relayResponse(upstream: IncomingMessage, res: ServerResponse, op
         const raw = Buffer.concat(parts);
         let out: Buffer = raw;
         if (raw.length > 0) {
-          let doc: unknown;
+          const text = raw.toString("utf8");
+          let doc;
           try {
-            doc = JSON.parse(raw.toString("utf8"));
-          } catch {
-            if (masking.jsonRequired) return refuse("the target's response claims to be JSON but does not parse, so it cannot be masked");
-            out = masking.text?.maskBytes(raw)?.bytes ?? raw;
+            doc = maskDocumentText(text, maskJson);
+          } catch (err) {
+            return refuse(`the target's JSON response cannot be masked: ${errorText(err)}`);
           }
-          if (doc !== undefined) {
-            const m = (masking.json as NonNullable<BodyMasking["json"]>)(doc);
-            masked += m.hits;
-            if (m.hits > 0) out = Buffer.from(JSON.stringify(m.value));
+          if (doc) {
+            masked += doc.hits.length;
+            // re-serialized only when masking changed it (or duplicate keys made it unsafe to pass as sent)
+            if (doc.text !== text) out = Buffer.from(doc.text);
+          } else if (masking.jsonRequired) {
+            return refuse("the target's response claims to be JSON but does not parse, so it cannot be masked");
+          } else {
+            out = masking.text?.maskBytes(raw)?.bytes ?? raw;
           }
         }
         res.writeHead(status, { ...withoutLength(headers), "content-length": String(out.length) });
@@ -176,64 +194,6 @@ function withoutLength(h: ReturnType<typeof returnedHeaders>): ReturnType<typeof
   return rest;
 }
 
-/**
- * Newline-delimited JSON documents, each masked whole and sent with its newline; a partial document waits for the
- * rest. Returns a problem (and stops) when a document is too large or does not parse: it cannot be masked.
- */
-class JsonDocumentLines {
-  #held: Buffer[] = [];
-  #heldBytes = 0;
-  #failed = false;
-
-  constructor(
-    private readonly mask: (doc: unknown) => unknown,
-    private readonly emit: (bytes: Buffer) => void,
-  ) {}
-
-  write(chunk: Buffer): string | undefined {
-    if (this.#failed) return undefined;
-    let from = 0;
-    for (let nl = chunk.indexOf(0x0a); nl >= 0; nl = chunk.indexOf(0x0a, from)) {
-      const line = this.#held.length > 0 ? Buffer.concat([...this.#held, chunk.subarray(from, nl)]) : chunk.subarray(from, nl);
-      this.#held = [];
-      this.#heldBytes = 0;
-      from = nl + 1;
-      const problem = this.#document(line);
-      if (problem) return this.#fail(problem);
-    }
-    const rest = chunk.subarray(from);
-    if (rest.length > 0) {
-      this.#held.push(Buffer.from(rest));
-      this.#heldBytes += rest.length;
-      if (this.#heldBytes > MAX_JSON_LINE_BYTES) return this.#fail("a streamed JSON document is larger than the gateway masks");
-    }
-    return undefined;
-  }
-
-  end(): string | undefined {
-    if (this.#failed || this.#held.length === 0) return undefined;
-    const line = Buffer.concat(this.#held);
-    this.#held = [];
-    return this.#document(line);
-  }
-
-  #document(line: Buffer): string | undefined {
-    if (line.toString("latin1").trim() === "") {
-      this.emit(Buffer.from([...line, 0x0a]));
-      return undefined;
-    }
-    let doc: unknown;
-    try {
-      doc = JSON.parse(line.toString("utf8"));
-    } catch {
-      return "a streamed JSON document does not parse, so it cannot be masked";
-    }
-    this.emit(Buffer.from(`${JSON.stringify(this.mask(doc))}\n`));
-    return undefined;
-  }
-
-  #fail(problem: string): string {
-    this.#failed = true;
-    return problem;
-  }
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }

@@ -1,6 +1,7 @@
 import type { IncomingMessage } from "node:http";
 import type { Socket } from "node:net";
 import WebSocket, { WebSocketServer, type RawData } from "ws";
+import { maskDocumentText } from "../../core/masking/json-mask.js";
 import type { GatedSession } from "../../core/session/gate.js";
 import type { ClientSessions } from "./client-sessions.js";
 import { prepareRequest, type ExchangeDeps, type Prepared } from "./exchange.js";
@@ -120,15 +121,8 @@ export const relayMessages: WebSocketRelay = (p, client, target) =>
   new Promise((resolve) => {
     const masking = p.masking;
     const maskText = (text: string): string => {
-      if (masking.json) {
-        try {
-          const m = masking.json(JSON.parse(text));
-          if (m.hits > 0) return JSON.stringify(m.value);
-          return text;
-        } catch {
-          // not JSON: the detectors
-        }
-      }
+      const json = masking.json ? maskDocumentText(text, masking.json) : undefined;
+      if (json) return json.text;
       return masking.text?.maskText(text)?.text ?? text;
     };
     const pass = (from: WebSocket, to: WebSocket, direction: "input" | "output") => {
