@@ -140,7 +140,7 @@ async function accessLogLine(env: ServicesEnv, uri: string): Promise<AccessLine 
  * benchmarked URL answers nginx's /bench text. Throws what went wrong.
  */
 async function checkPath(env: ServicesEnv, base: string, token: string, gateway: boolean): Promise<void> {
-  /** `what` names the request in errors without the marker, so a skipped row's name stays short. */
+  /** `what` names the request in errors without its marker. */
   const get = async (path: string, what: string) => {
     let res: Response;
     try {
@@ -215,7 +215,9 @@ interface Path {
   label: string;
   /** Base URL; undefined when the path is not available (then `skip` says why). */
   base?: string;
+  /** Why the path's rows are skipped, short (it goes into the row's name); `detail` says more, on stderr. */
   skip?: string;
+  detail?: string;
   pid?: number;
   gateway?: boolean;
 }
@@ -246,7 +248,8 @@ try {
       gateways.push(gw);
       paths.push({ row, label, base: gw.base, pid: gw.process.pid, gateway: true });
     } catch (err) {
-      paths.push({ row, label, gateway: true, skip: `the gateway did not start: ${(err as Error).message}` });
+      const detail = `the gateway did not start: ${(err as Error).message}`;
+      paths.push({ row, label, gateway: true, skip: detail.slice(0, 100), detail });
     }
   }
 
@@ -263,13 +266,18 @@ try {
         .find((l) => l.trim().startsWith("http:"))
         ?.split(";")[0]
         ?.trim();
-      p.skip =
-        `the gateway did not answer on its http listener ${p.base}: ${(err as Error).message}` +
+      const message = (err as Error).message;
+      const why = /failed: (\S+)$/.exec(message)?.[1] ?? /answered (\d{3})/.exec(message)?.[0] ?? "a wrong answer";
+      // "http: not built yet (127.0.0.1:PORT)": the listener's state without its address
+      const state = listener?.replace(/\s*\(.*\)\s*$/, "");
+      p.skip = `gateway's http listener: ${why}${state ? `; serve says "${state}"` : ""}`;
+      p.detail =
+        `the gateway did not answer on its http listener ${p.base}: ${message}` +
         (listener ? `; serve said "${listener}"` : "");
       p.base = undefined;
     }
   }
-  for (const p of paths) if (p.skip) process.stderr.write(`bench: ${p.label} rows skipped: ${p.skip}\n`);
+  for (const p of paths) if (p.skip) process.stderr.write(`bench: ${p.label} rows skipped: ${p.detail ?? p.skip}\n`);
 
   for (const c of args.connections.split(",").filter(Boolean)) {
     const name = `HTTP GET, wrk ${c} connections`;
