@@ -2,32 +2,23 @@
  * Shared by the PostgreSQL benchmarks: brings up the test PostgreSQL (test/services.sh, as the e2e tests do) and a
  * gateway in front of it with full evidence on (audit log with group commit, session recordings).
  */
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { once } from "node:events";
-import { chmodSync, chownSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { connect, createServer } from "node:net";
+import { execFileSync, spawn } from "node:child_process";
+import { chownSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
 import { generateStaticToken } from "../src/core/identity/static-tokens.js";
 import { parseConfig } from "../src/core/policy/loader.js";
 import { Gateway } from "../src/server/gateway.js";
-import { gatewayYaml, pgConnectionYaml, testPgTarget } from "../test/support/gateway-config.js";
-import { parseServicesEnv, type ServicesEnv } from "../test/support/services-env.js";
-
-const script = join(import.meta.dirname, "..", "test", "services.sh");
-
-export function servicesUp(): { env: ServicesEnv; down: () => void } {
-  const run = (...args: string[]) =>
-    execFileSync("bash", [script, ...args], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
-  const holder = String(process.pid);
-  run("up", "--holder", holder);
-  const env = parseServicesEnv(run("env"));
-  return {
-    env,
-    down: () => (process.env.GH_TEST_KEEP_SERVICES === "1" ? undefined : void run("down", "--holder", holder)),
-  };
-}
+import { freePort, gatewayYaml, pgConnectionYaml, testPgTarget } from "../test/support/gateway-config.js";
+import type { ServicesEnv } from "../test/support/services-env.js";
+import {
+  ensureDebianPackage,
+  isRoot,
+  killChildrenOnSignal,
+  listeningChild,
+  onPath,
+  type ProxyChild,
+} from "./_common.js";
 
 export interface BenchGateway {
   gateway: Gateway;
@@ -95,75 +86,6 @@ export async function startBenchGateway(env: ServicesEnv, extra = ""): Promise<B
   };
 }
 
-export interface ProxyChild {
-  port: number;
-  /** The proxy's own process, for its CPU time (bench/_cpu.ts). */
-  pid: number;
-  stop(): void;
-}
-
-const proxyChildren = new Set<ChildProcess>();
-let killOnSignal = false;
-
-/**
- * The bare pass-through proxy (bench/_passthrough-proxy.ts) in a child process, with its own event loop like a
- * separate proxy: the ceiling row of the PostgreSQL benchmarks. Killed on stop() and on SIGINT/SIGTERM.
- */
-function killChildrenOnSignal(): void {
-  if (!killOnSignal) {
-    killOnSignal = true;
-    for (const [signal, code] of [
-      ["SIGINT", 130],
-      ["SIGTERM", 143],
-    ] as const) {
-      process.once(signal, () => {
-        for (const c of proxyChildren) c.kill("SIGTERM");
-        process.exit(code);
-      });
-    }
-  }
-}
-
-export async function startProxyChild(host: string, port: string): Promise<ProxyChild> {
-  killChildrenOnSignal();
-  const child = spawn(process.execPath, ["--import", "tsx", join("bench", "_passthrough-proxy.ts"), host, port], {
-    cwd: join(import.meta.dirname, ".."),
-    stdio: ["pipe", "pipe", "inherit"],
-  });
-  proxyChildren.add(child);
-  const stop = () => {
-    proxyChildren.delete(child);
-    if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
-  };
-  const lines = createInterface({ input: child.stdout! });
-  try {
-    const first = await Promise.race([
-      once(lines, "line").then(([line]) => String(line)),
-      once(child, "exit").then(([code, signal]) => {
-        throw new Error(`pass-through proxy exited before listening (${code ?? signal})`);
-      }),
-    ]);
-    const proxyPort = (JSON.parse(first) as { port?: unknown }).port;
-    if (typeof proxyPort !== "number" || proxyPort <= 0) throw new Error(`pass-through proxy said: ${first}`);
-    // spawned without a shell: child.pid is the node process that relays
-    return { port: proxyPort, pid: child.pid!, stop };
-  } catch (err) {
-    stop();
-    throw err;
-  } finally {
-    lines.close();
-  }
-}
-
-function onPath(program: string): boolean {
-  try {
-    execFileSync("sh", ["-c", `command -v ${program}`], { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /**
  * HAProxy in TCP mode, when it is installed (`apt-get install haproxy`): a native pass-through proxy, the most any
  * proxy with an extra hop reaches on this machine. Undefined when haproxy is not on PATH (the row is skipped).
@@ -174,7 +96,7 @@ export async function startNativeProxy(host: string, port: string): Promise<Prox
     return undefined;
   }
   killChildrenOnSignal();
-  const listen = await freeLowPort();
+  const listen = await freePort();
   const dir = mkdtempSync(join(tmpdir(), "gatehouse-haproxy-"));
   const config = join(dir, "haproxy.cfg");
   writeFileSync(
@@ -199,97 +121,6 @@ export async function startNativeProxy(host: string, port: string): Promise<Prox
   return listeningChild(child, listen, "haproxy", () => rmSync(dir, { recursive: true, force: true }));
 }
 
-/** Resolves once `child` accepts connections on 127.0.0.1:`port` (polled for 5 s); stop() also runs `cleanup`. */
-async function listeningChild(
-  child: ChildProcess,
-  port: number,
-  what: string,
-  cleanup: () => void,
-): Promise<ProxyChild> {
-  proxyChildren.add(child);
-  const stop = () => {
-    proxyChildren.delete(child);
-    if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
-    cleanup();
-  };
-  for (let attempt = 0; ; attempt++) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = connect({ host: "127.0.0.1", port }, () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.on("error", () => resolve(false));
-    });
-    if (ok) return { port, pid: child.pid!, stop };
-    if (attempt === 50 || child.exitCode !== null || child.signalCode !== null) {
-      stop();
-      throw new Error(`${what} did not start listening on 127.0.0.1:${port}`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-/**
- * A free TCP port on 127.0.0.1 below 32768 (outside Linux's ephemeral range, so no outgoing connection of another
- * process on this machine takes it between this check and the proxy's bind), for proxies that want their port in
- * a config file.
- */
-async function freeLowPort(): Promise<number> {
-  for (let attempt = 0; attempt < 200; attempt++) {
-    const port = 20000 + Math.floor(Math.random() * 12000);
-    const free = await new Promise<boolean>((resolve) => {
-      const server = createServer();
-      server.once("error", () => resolve(false));
-      server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
-    });
-    if (free) return port;
-  }
-  throw new Error("no free port in 20000-31999");
-}
-
-const isRoot = process.getuid?.() === 0;
-
-/**
- * Makes sure a Debian package's program is there, the way test/services.sh does for the test servers: as root,
- * `apt-get install -y --no-install-recommends PACKAGE` (with apt-get update only when the first try cannot find it;
- * the package's own service is not started, /usr/sbin/policy-rc.d says no while it installs); otherwise prints the
- * command to run and returns false, and the caller skips its row.
- */
-export function ensureDebianPackage(pkg: string, program: string): boolean {
-  const found = () => onPath(program) || existsSync(join("/usr/sbin", program));
-  if (found()) return true;
-  const command = `apt-get install -y --no-install-recommends ${pkg}`;
-  if (!isRoot) {
-    process.stderr.write(`bench: ${pkg} is not installed; its row is skipped. To get it, run:\n  sudo ${command}\n`);
-    return false;
-  }
-  process.stderr.write(`bench: installing ${pkg} (${command})\n`);
-  const policy = "/usr/sbin/policy-rc.d";
-  const madePolicy = !existsSync(policy);
-  if (madePolicy) {
-    writeFileSync(policy, "#!/bin/sh\nexit 101\n");
-    chmodSync(policy, 0o755);
-  }
-  const apt = (...args: string[]) =>
-    execFileSync("apt-get", args, {
-      stdio: ["ignore", "ignore", "pipe"],
-      env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
-    });
-  try {
-    try {
-      apt("install", "-y", "-qq", "--no-install-recommends", pkg);
-    } catch {
-      apt("update", "-qq");
-      apt("install", "-y", "-qq", "--no-install-recommends", pkg);
-    }
-  } catch (err) {
-    process.stderr.write(`bench: ${command} failed, ${pkg} row skipped: ${(err as Error).message.split("\n")[0]}\n`);
-  } finally {
-    if (madePolicy) rmSync(policy, { force: true });
-  }
-  return found();
-}
-
 /** Where startPgBouncer sends the bench's clients, and as whom it logs in to the target. */
 export interface PgBouncerTarget {
   host: string;
@@ -311,7 +142,7 @@ export async function startPgBouncer(target: PgBouncerTarget): Promise<ProxyChil
   if (!ensureDebianPackage("pgbouncer", "pgbouncer")) return undefined;
   killChildrenOnSignal();
   const program = onPath("pgbouncer") ? "pgbouncer" : "/usr/sbin/pgbouncer";
-  const listen = await freeLowPort();
+  const listen = await freePort();
   const dir = mkdtempSync(join(tmpdir(), "gatehouse-pgbouncer-"));
   const quote = (v: string) => `"${v.replaceAll('"', '""')}"`;
   writeFileSync(join(dir, "userlist.txt"), `${quote(target.user)} ${quote(target.password)}\n`);

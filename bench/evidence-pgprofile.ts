@@ -12,7 +12,8 @@ import { readdirSync, readFileSync } from "node:fs";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { parseArgs, promisify } from "node:util";
 import { clockTicksPerSecond, processCpuTicks } from "./_cpu.js";
-import { servicesUp, startBenchGateway } from "./_pg-common.js";
+import { servicesUp } from "./_common.js";
+import { startBenchGateway } from "./_pg-common.js";
 
 /** CPU ticks of each thread of this process, keyed by "tid name". */
 function threadTicks(): Map<string, number> {

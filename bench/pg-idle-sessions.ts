@@ -10,7 +10,7 @@
  * loopback, no durability). Without root it falls back to the test server and measures the largest N it allows.
  * "direct" is left empty: a direct connection costs the client nothing to hold, so there is no ratio to report.
  */
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -25,13 +25,12 @@ import {
   testPgTarget,
   type PgTarget,
 } from "../test/support/gateway-config.js";
-import { servicesUp } from "./_pg-common.js";
+import { servicesUp, startGatewayProcess } from "./_common.js";
 
 const { values: args } = parseArgs({
   options: { sessions: { type: "string", default: "1000" }, concurrency: { type: "string", default: "50" } },
 });
 const PG_BIN = "/usr/lib/postgresql/15/bin";
-const root = join(import.meta.dirname, "..");
 const work = mkdtempSync(join(tmpdir(), "gatehouse-idle-"));
 const cleanups: (() => void | Promise<void>)[] = [() => rmSync(work, { recursive: true, force: true })];
 
@@ -113,18 +112,9 @@ try {
       connections: [pgConnectionYaml(target.server, { group: "bench" })],
     }),
   );
-  const gw = spawn(process.execPath, [join(root, "bin", "gatehouse.js"), "serve", "--config", config], {
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  cleanups.unshift(async () => {
-    gw.kill("SIGTERM");
-    await new Promise((r) => gw.once("exit", r));
-  });
-  await new Promise<void>((resolve, reject) => {
-    gw.stdout.on("data", (d: Buffer) => (d.toString().includes("postgres:") ? resolve() : undefined));
-    gw.once("exit", (code) => reject(new Error(`gateway exited with ${code} (did you run npm run build?)`)));
-  });
-  const pid = gw.pid ?? -1;
+  const gw = await startGatewayProcess(config);
+  cleanups.unshift(() => gw.stop());
+  const pid = gw.pid;
 
   // one session opened and closed first, so lazily loaded code (SQL analyzer, SCRAM, TLS) is in the baseline
   const open = async () => {

@@ -15,7 +15,8 @@ import { fileURLToPath } from "node:url";
 import { parseArgs, promisify } from "node:util";
 import { connectTarget, type PostgresTarget } from "../src/protocols/postgres/target.js";
 import { query } from "../src/protocols/postgres/wire.js";
-import { servicesUp, startBenchGateway, startNativeProxy, startProxyChild } from "./_pg-common.js";
+import { servicesUp, startProxyChild } from "./_common.js";
+import { startBenchGateway, startNativeProxy } from "./_pg-common.js";
 
 const { values: args } = parseArgs({
   options: {

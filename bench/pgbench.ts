@@ -28,15 +28,13 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
 import { parseArgs } from "node:util";
 import { cpuMeter } from "./_cpu.js";
+import { servicesUp, startProxyChild, type ProxyChild } from "./_common.js";
 import {
   pgBouncerVersion,
-  servicesUp,
   startBenchGateway,
   startNativeProxy,
   startPgBouncer,
-  startProxyChild,
   type BenchGateway,
-  type ProxyChild,
 } from "./_pg-common.js";
 
 const { values: args } = parseArgs({

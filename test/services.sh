@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Real target servers for Gatehouse's end-to-end tests: PostgreSQL 15, MariaDB and OpenSSH on loopback.
+# Real target servers for Gatehouse's end-to-end tests: PostgreSQL 15, MariaDB, OpenSSH and nginx on loopback.
 #
 #   test/services.sh install            apt-get the Debian packages that are missing (root; else prints the command)
 #   test/services.sh up [--holder PID]  start everything (reuses servers that are already up: ~0.1 s, cold ~2 s)
 #   test/services.sh down [--holder PID] stop everything; with --holder, only when no other live holder remains
 #   test/services.sh env                print the connection facts as KEY=VALUE (what tests read, see docs/testing.md)
-#   test/services.sh status             exit 0 when all three servers answer
+#   test/services.sh status             exit 0 when all four servers answer
 #
 # Several test runs may share one machine (engineers in one tree, CI), so `up`/`down` are serialised by a lock
 # and `down --holder` is reference-counted: one run's teardown must not pull the servers from under another's.
@@ -16,6 +16,7 @@ LOCK="$S.lock" # outside $S: a cold `up` wipes $S
 PG_PORT=${GH_TEST_PG_PORT:-24432}
 MY_PORT=${GH_TEST_MY_PORT:-24306}
 SSH_PORT=${GH_TEST_SSH_PORT:-24022}
+HTTP_PORT=${GH_TEST_HTTP_PORT:-24080}
 PG_BIN=/usr/lib/postgresql/15/bin
 AS_POSTGRES=(setpriv --reuid=postgres --regid=postgres --clear-groups --)
 
@@ -32,6 +33,7 @@ missing_packages() {
   [ -x /usr/sbin/mariadbd ] || need+=(mariadb-server)
   command -v mariadb >/dev/null || need+=(mariadb-client)
   [ -x /usr/sbin/sshd ] || need+=(openssh-server)
+  [ -x /usr/sbin/nginx ] || need+=(nginx-light)
   command -v ssh-agent >/dev/null || need+=(openssh-client) # -A forwarding tests
   command -v openssl >/dev/null || need+=(openssl)          # the TLS target's CA and certificates
   command -v ip >/dev/null || need+=(iproute2)              # a non-loopback client address
@@ -81,7 +83,9 @@ pid_alive() { [ -f "$1" ] && running "$(cat "$1")"; }
 pg_ready() { "${AS_POSTGRES[@]}" "$PG_BIN/pg_ctl" -D "$S/pg/data" status >/dev/null 2>&1 && tcp_open "$PG_PORT"; }
 my_ready() { pid_alive "$S/my/pid" && mariadb-admin --no-defaults -S "$S/my/sock" -uroot ping >/dev/null 2>&1; }
 ssh_ready() { pid_alive "$S/ssh/sshd.pid" && tcp_open "$SSH_PORT"; }
-all_ready() { [ -f "$S/ready" ] && pg_ready && my_ready && ssh_ready; }
+http_ready() { pid_alive "$S/nginx/nginx.pid" && tcp_open "$HTTP_PORT"; }
+core_ready() { [ -f "$S/ready" ] && pg_ready && my_ready && ssh_ready; }
+all_ready() { core_ready && http_ready; }
 
 start_postgres() {
   mkdir -p "$S/pg/data" "$S/pg/sock"
@@ -155,23 +159,74 @@ start_sshd() {
   echo "[127.0.0.1]:$SSH_PORT $(cut -d' ' -f1,2 "$d/host_ed25519.pub")" >"$d/known_hosts"
 }
 
+start_nginx() {
+  local d="$S/nginx"
+  stop_pidfile "$d/nginx.pid"
+  rm -rf "$d"
+  mkdir -p "$d/www" "$d/tmp"
+  tcp_open "$HTTP_PORT" && die "127.0.0.1:$HTTP_PORT is taken by another process (an nginx of an older services.sh?)"
+  # Workers run as nobody: they read www/ and may spool request bodies to tmp/.
+  chown nobody "$d/tmp"
+  printf '{"service":"gatehouse-test","items":[{"id":1,"name":"alpha"},{"id":2,"name":"beta"}],"ok":true}\n' \
+    >"$d/www/doc.json"
+  head -c 1048576 /dev/urandom >"$d/www/big.bin"
+  # One JSON line per request in access.log: tests read what really reached the target, Authorization included.
+  # /bench (not logged) is the benchmarks' small answer, so a run does not write a million log lines.
+  cat >"$d/nginx.conf" <<EOF
+worker_processes 1;
+user nobody nogroup;
+pid $d/nginx.pid;
+error_log $d/error.log;
+events { worker_connections 1024; }
+http {
+  log_format gh escape=json '{"time":"\$time_iso8601","remote_addr":"\$remote_addr","method":"\$request_method",'
+    '"uri":"\$request_uri","protocol":"\$server_protocol","status":\$status,"host":"\$http_host",'
+    '"authorization":"\$http_authorization","request_length":\$request_length,"body_bytes_sent":\$body_bytes_sent}';
+  access_log $d/access.log gh;
+  client_body_temp_path $d/tmp/body;
+  proxy_temp_path $d/tmp/proxy;
+  fastcgi_temp_path $d/tmp/fastcgi;
+  uwsgi_temp_path $d/tmp/uwsgi;
+  scgi_temp_path $d/tmp/scgi;
+  keepalive_requests 1000000;
+  server {
+    listen 127.0.0.1:$HTTP_PORT;
+    server_tokens off;
+    location / { default_type text/plain; return 200 "ok \$request_method \$request_uri\n"; }
+    location = /json { default_type application/json; alias $d/www/doc.json; }
+    location = /big { default_type application/octet-stream; alias $d/www/big.bin; }
+    location = /bench { access_log off; default_type text/plain; return 200 "gatehouse bench target\n"; }
+  }
+}
+EOF
+  # Without "daemon off" nginx forks its master, which writes the pid file; the launcher exits.
+  /usr/sbin/nginx -p "$d" -c "$d/nginx.conf" -e "$d/error.log" </dev/null >/dev/null 2>&1 9>&- ||
+    die "nginx failed to start, see $d/error.log"
+  wait_until nginx http_ready
+}
+
+stop_pidfile() { # stop_pidfile FILE: TERM the daemon (and its children), KILL it after 10 s
+  local p
+  [ -f "$1" ] || return 0
+  p=$(cat "$1")
+  # sshd leaves one child per open session, nginx its workers: end those too, by parent pid.
+  pkill -TERM -P "$p" 2>/dev/null || true
+  kill -TERM "$p" 2>/dev/null || true
+  for _ in $(seq 1 200); do
+    running "$p" || break
+    sleep 0.05
+  done
+  kill -KILL "$p" 2>/dev/null || true
+  rm -f "$1"
+}
+
 stop_all() {
-  local f p
+  local f
   if [ -f "$S/pg/data/postmaster.pid" ]; then
     "${AS_POSTGRES[@]}" "$PG_BIN/pg_ctl" -D "$S/pg/data" -s -m immediate -w stop >/dev/null 2>&1 || true
   fi
-  for f in "$S/my/pid" "$S/ssh/sshd.pid"; do
-    [ -f "$f" ] || continue
-    p=$(cat "$f")
-    # sshd leaves one child per open session: end those too, by parent pid.
-    pkill -TERM -P "$p" 2>/dev/null || true
-    kill -TERM "$p" 2>/dev/null || true
-    for _ in $(seq 1 200); do
-      running "$p" || break
-      sleep 0.05
-    done
-    kill -KILL "$p" 2>/dev/null || true
-    rm -f "$f"
+  for f in "$S/my/pid" "$S/ssh/sshd.pid" "$S/nginx/nginx.pid"; do
+    stop_pidfile "$f"
   done
   rm -f "$S/ready"
 }
@@ -188,7 +243,7 @@ prune_holders() {
 cmd_up() {
   [ "$(id -u)" = 0 ] || die "up must run as root (PostgreSQL runs as the postgres user via setpriv)"
   [ -z "$(missing_packages)" ] || die "missing packages; run: $0 install"
-  if ! all_ready; then
+  if ! core_ready; then
     stop_all
     rm -rf "$S"
     mkdir -p "$S/holders"
@@ -200,10 +255,15 @@ cmd_up() {
     local my_job=$!
     start_postgres
     start_sshd
+    start_nginx
     wait "$my_job" || die "MariaDB failed to start"
     touch "$S/ready"
     trap - ERR EXIT
     log "up in $((SECONDS - t0))s (state in $S)"
+  elif ! http_ready; then
+    # The other servers are up (perhaps held by another run): nginx alone is (re)started, in ~0.1 s.
+    start_nginx
+    log "nginx up (state in $S/nginx)"
   fi
   mkdir -p "$S/holders"
   [ -n "$HOLDER" ] && touch "$S/holders/$HOLDER"
@@ -259,6 +319,11 @@ GH_TEST_SSH_USER_CA_PUB=$S/ssh/user_ca.pub
 GH_TEST_SSH_HOST_KEY_PUB=$S/ssh/host_ed25519.pub
 GH_TEST_SSH_KNOWN_HOSTS=$S/ssh/known_hosts
 GH_TEST_SSH_LOG=$S/ssh/sshd.log
+GH_TEST_HTTP_HOST=127.0.0.1
+GH_TEST_HTTP_PORT=$HTTP_PORT
+GH_TEST_HTTP_ROOT=$S/nginx/www
+GH_TEST_HTTP_ACCESS_LOG=$S/nginx/access.log
+GH_TEST_HTTP_ERROR_LOG=$S/nginx/error.log
 EOF
 }
 

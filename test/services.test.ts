@@ -2,8 +2,9 @@
  * Proves each real server works with its stock client, the way later e2e tests will use it as a gateway target.
  */
 import { execFile } from "node:child_process";
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import { readFile } from "node:fs/promises";
+import { join } from "node:path";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { services } from "./support/services.js";
@@ -91,6 +92,22 @@ async function waitForLogLine(path: string, marker: string): Promise<string> {
   throw new Error(`${marker} never appeared in ${path}`);
 }
 
+/** curl as the stock HTTP client (-sS: no progress, errors still shown; --fail: an HTTP error fails). */
+async function curl(...args: string[]): Promise<string> {
+  const { stdout } = await exec("curl", ["-sS", "--fail", "--max-time", "5", ...args], { encoding: "utf8" });
+  return stdout;
+}
+
+const http = `http://${svc.GH_TEST_HTTP_HOST}:${svc.GH_TEST_HTTP_PORT}`;
+
+/** One access-log line of nginx (log_format gh in test/services.sh). */
+interface AccessLine {
+  method: string;
+  uri: string;
+  status: number;
+  authorization: string;
+}
+
 describe("real test servers", () => {
   it("PostgreSQL 15 accepts SCRAM-SHA-256 and md5 logins", async () => {
     expect(await psql(svc.GH_TEST_PG_SCRAM_USER, svc.GH_TEST_PG_SCRAM_PASSWORD, "select current_user")).toBe(
@@ -128,5 +145,27 @@ describe("real test servers", () => {
     await expect(ssh(svc.GH_TEST_SSH_CERT_KEY, "true", ["-o", "CertificateFile=/dev/null"])).rejects.toThrow(
       /Permission denied/,
     );
+  });
+
+  it("nginx answers with method and URI, serves /json and /big, and logs each request with its Authorization", async () => {
+    const marker = `/marker-${randomUUID()}`;
+    expect(await curl("-X", "PUT", "-H", "Authorization: Bearer held-by-target", `${http}${marker}?a=1`)).toBe(
+      `ok PUT ${marker}?a=1\n`,
+    );
+    const line = JSON.parse(await waitForLogLine(svc.GH_TEST_HTTP_ACCESS_LOG, marker)) as AccessLine;
+    expect(line).toMatchObject({ method: "PUT", uri: `${marker}?a=1`, status: 200 });
+    expect(line.authorization).toBe("Bearer held-by-target");
+
+    const doc = JSON.parse(await curl(`${http}/json`)) as { ok?: boolean };
+    expect(doc.ok).toBe(true);
+
+    const big = Buffer.from(await (await fetch(`${http}/big`)).arrayBuffer());
+    expect(big.length).toBe(1024 * 1024);
+    const onDisk = await readFile(join(svc.GH_TEST_HTTP_ROOT, "big.bin"));
+    const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
+    expect(sha(big)).toBe(sha(onDisk));
+
+    // /bench is the benchmarks' answer and is not logged
+    expect(await curl(`${http}/bench`)).toBe("gatehouse bench target\n");
   });
 });

@@ -1,6 +1,7 @@
 /**
  * Gateway config YAML for tests and benchmarks that run against the test servers (test/services.sh): identities
- * plus connections to the test PostgreSQL / OpenSSH. No vitest imports, so bench/ can use it too.
+ * plus connections to the test PostgreSQL / OpenSSH / nginx (or an HTTP target of the test's own). No vitest
+ * imports, so bench/ can use it too.
  */
 import { readFileSync } from "node:fs";
 import { randomInt } from "node:crypto";
@@ -26,8 +27,14 @@ export interface SshTarget {
   host_key: string;
 }
 
+/** An HTTP connection's `target:`: the base URL requests go to, and headers the gateway adds (its credential). */
+export interface HttpConnectionTarget {
+  url: string;
+  headers?: Record<string, string>;
+}
+
 export interface ConnectionOptions {
-  /** Default: app-db for PostgreSQL, app-host for SSH. */
+  /** Default: app-db for PostgreSQL, app-host for SSH, web for HTTP. */
   name?: string;
   /** The one group given access (`access: [group:G]`). */
   group: string;
@@ -37,12 +44,12 @@ export interface ConnectionOptions {
 
 export interface GatewayYamlOptions {
   data: string;
-  /** Ports on 127.0.0.1 by listener (api, postgres, ssh): `gatehouse serve` needs them in the file. */
+  /** Ports on 127.0.0.1 by listener (api, postgres, ssh, http): `gatehouse serve` needs them in the file. */
   listen?: Record<string, number>;
   /** Static-token identities; sha256 as generateStaticToken() returns it. */
   tokens?: { name: string; sha256: string; groups: string[] }[];
   sshKeys?: { name: string; key: string; groups: string[] }[];
-  /** Blocks from pgConnectionYaml / sshConnectionYaml (or list items at column 2). */
+  /** Blocks from pgConnectionYaml / sshConnectionYaml / httpConnectionYaml (or list items at column 2). */
   connections: string[];
   /** More top-level YAML (audit:, approvals:...). */
   top?: string;
@@ -102,6 +109,15 @@ export function pgConnectionYaml(target: PgTarget, o: ConnectionOptions): string
 
 export function sshConnectionYaml(target: SshTarget, o: ConnectionOptions): string {
   return connectionYaml("ssh", o.name ?? "app-host", target, o);
+}
+
+/** The test nginx (test/services.sh) as an HTTP target. */
+export function testHttpTarget(env: ServicesEnv): HttpConnectionTarget {
+  return { url: `http://${env.GH_TEST_HTTP_HOST}:${env.GH_TEST_HTTP_PORT}` };
+}
+
+export function httpConnectionYaml(target: HttpConnectionTarget, o: ConnectionOptions): string {
+  return connectionYaml("http", o.name ?? "web", target, o);
 }
 
 /** A whole gateway config. */

@@ -37,6 +37,11 @@ export const SERVICE_KEYS = [
   "GH_TEST_SSH_HOST_KEY_PUB",
   "GH_TEST_SSH_KNOWN_HOSTS",
   "GH_TEST_SSH_LOG",
+  "GH_TEST_HTTP_HOST",
+  "GH_TEST_HTTP_PORT",
+  "GH_TEST_HTTP_ROOT",
+  "GH_TEST_HTTP_ACCESS_LOG",
+  "GH_TEST_HTTP_ERROR_LOG",
 ] as const;
 
 export type ServiceKey = (typeof SERVICE_KEYS)[number];
