@@ -1,3 +1,4 @@
+import { JsonPathError, parseJsonPath } from "../masking/json-path.js";
 import { compileGlob, hasGlobChars } from "./glob.js";
 import { HTTP_METHODS, KUBERNETES_VERBS, STATEMENT_KINDS } from "./vocabulary.js";
 
@@ -73,13 +74,14 @@ export function checkPathPattern(pattern: string): string | undefined {
 
 /**
  * A JSON path for masking: `$` then `.name`, `["name"]`, `[N]`, `[*]`, `.*` or `..name` (any depth) steps, e.g.
- * `$.users[*].email` or `$..password`.
+ * `$.users[*].email` or `$..password`. The masker's own parser decides, so the schema accepts exactly what it reads.
  */
-const JSON_PATH_STEP = String.raw`(?:\.\.?(?:[A-Za-z_$][A-Za-z0-9_$-]*|\*)|\[(?:\*|\d+|"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')\])`;
-const JSON_PATH = new RegExp(`^\\$(?:${JSON_PATH_STEP})+$`);
-
 export function checkJsonPathPattern(pattern: string): string | undefined {
-  return JSON_PATH.test(pattern)
-    ? undefined
-    : `invalid JSON path ${JSON.stringify(pattern)} (expected e.g. $.users[*].email, $..password or $.data["api-key"])`;
+  try {
+    parseJsonPath(pattern);
+    return undefined;
+  } catch (err) {
+    const why = err instanceof JsonPathError ? `: ${err.message}` : "";
+    return `invalid JSON path ${JSON.stringify(pattern)}${why} (expected e.g. $.users[*].email, $..password or $.data["api-key"])`;
+  }
 }
