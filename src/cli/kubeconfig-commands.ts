@@ -20,7 +20,10 @@ export function registerKubeconfigCommands(program: Command): void {
     .option("-c, --config <file>", "gateway configuration (env GATEHOUSE_CONFIG)", DEFAULT_CONFIG_PATH)
     .option("--server <url>", "the gateway's address as kubectl reaches it (default: from listen.http)")
     .addOption(new Option("--token <token>", "the bearer token kubectl presents").env("GATEHOUSE_TOKEN"))
-    .option("--exec", "no token in the file: kubectl runs `gatehouse kubeconfig-credential`, which reads GATEHOUSE_TOKEN")
+    .option(
+      "--exec",
+      "no token in the file: kubectl runs `gatehouse kubeconfig-credential`, which reads GATEHOUSE_TOKEN",
+    )
     .action(async (connection: string, opts: KubeconfigOptions) => {
       process.stdout.write(await kubeconfig(connection, opts));
     });
@@ -40,14 +43,16 @@ async function kubeconfig(connection: string, opts: KubeconfigOptions): Promise<
   const config = await loadCliConfig(opts.config);
   const conn = config.connections.find((c) => c.name === connection);
   if (!conn) throw new CliError(`no connection named "${connection}" in ${opts.config}`);
-  if (conn.type !== "kubernetes") throw new CliError(`connection "${connection}" is a ${conn.type} connection, not kubernetes`);
+  if (conn.type !== "kubernetes")
+    throw new CliError(`connection "${connection}" is a ${conn.type} connection, not kubernetes`);
   const listen = config.listen.http;
   if (!listen && !opts.server) throw new CliError(`${opts.config} has no listen.http (or pass --server)`);
   const tls = config.http.tls;
   let server = opts.server;
   if (!server) {
     const at = listen as NonNullable<typeof listen>;
-    if (at.host === "0.0.0.0" || at.host === "::") throw new CliError("listen.http binds every address: pass --server with the address kubectl should use");
+    if (at.host === "0.0.0.0" || at.host === "::")
+      throw new CliError("listen.http binds every address: pass --server with the address kubectl should use");
     const host = at.host.includes(":") ? `[${at.host}]` : at.host;
     server = `${tls.enabled ? "https" : "http"}://${host}:${at.port}`;
   }
@@ -85,6 +90,8 @@ async function kubeconfig(connection: string, opts: KubeconfigOptions): Promise<
 
 function readGenerated(path: string): string {
   if (!existsSync(path))
-    throw new CliError(`${path} does not exist yet: start the gateway once (it generates the certificate), or configure http.tls.cert`);
+    throw new CliError(
+      `${path} does not exist yet: start the gateway once (it generates the certificate), or configure http.tls.cert`,
+    );
   return readFileSync(path, "utf8");
 }

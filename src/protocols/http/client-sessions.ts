@@ -47,8 +47,11 @@ export class ClientSessions {
       });
       this.#sessions.set(key, session);
       // a refused session is not kept: the next request is judged (and recorded) again
-      session.catch(() => this.#sessions.delete(key));
-      if (this.#closed) void this.close("client closed");
+      session.catch(() => {
+        this.#sessions.delete(key);
+      });
+      // the client connection closed while the session was opening: it ends too (close() tracks its work)
+      if (this.#closed) this.close("client closed").catch(() => undefined);
     }
     return session;
   }
@@ -58,7 +61,9 @@ export class ClientSessions {
     if (!pending) {
       pending = this.deps.verifier.verify(token);
       this.#identities.set(token, pending);
-      pending.catch(() => this.#identities.delete(token));
+      pending.catch(() => {
+        this.#identities.delete(token);
+      });
     }
     const identity = await pending;
     if (identity.expiresAt && identity.expiresAt.getTime() <= Date.now()) {
@@ -80,7 +85,8 @@ export class ClientSessions {
       }),
     ).then((results) => {
       for (const r of results)
-        if (r.status === "rejected") this.deps.log("http: a session's end could not be recorded", { err: String(r.reason) });
+        if (r.status === "rejected")
+          this.deps.log("http: a session's end could not be recorded", { err: String(r.reason) });
     });
     this.deps.track(work);
     return work;

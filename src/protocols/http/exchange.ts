@@ -70,7 +70,10 @@ export async function prepareRequest(
         own?.profile,
       );
     } else {
-      answer({ status: 503, kind: "unavailable", message: `the session could not start: ${String(err)}` }, own?.profile);
+      answer(
+        { status: 503, kind: "unavailable", message: `the session could not start: ${String(err)}` },
+        own?.profile,
+      );
     }
     return undefined;
   }
@@ -88,7 +91,14 @@ export async function prepareRequest(
   const header = profile.refusedHeader?.(req.headers);
   if (header) return refuse(header, 403);
   const reading = profile.read(method, path.path, new URLSearchParams(path.query.slice(1)));
-  const base = { session, profile, target, method, path: path.path + path.query, config: config as HttpFamilyConnection };
+  const base = {
+    session,
+    profile,
+    target,
+    method,
+    path: path.path + path.query,
+    config: config as HttpFamilyConnection,
+  };
   if ("unparseable" in reading) {
     return {
       ...base,
@@ -138,7 +148,10 @@ export function sendRefusal(res: ServerResponse, r: Refusal, profile?: Connectio
     return;
   }
   const { contentType, body } = (profile?.refusalBody ?? problemBody)(r);
-  const headers: Record<string, string> = { "content-type": contentType, "content-length": String(Buffer.byteLength(body)) };
+  const headers: Record<string, string> = {
+    "content-type": contentType,
+    "content-length": String(Buffer.byteLength(body)),
+  };
   if (r.status === 401) headers["www-authenticate"] = 'Bearer realm="gatehouse"';
   res.writeHead(r.status, headers);
   res.end(body);
@@ -208,13 +221,19 @@ async function forward(deps: ExchangeDeps, p: Prepared, req: IncomingMessage, re
   req.pipe(upstream);
   const recordRequestBody = () => {
     if (requestBody.bytes === 0) return;
-    if (!masksAnything(masking) && !masking.jsonRequired) return record(p.session, "request_body", requestBody.summary());
+    if (!masksAnything(masking) && !masking.jsonRequired)
+      return record(p.session, "request_body", requestBody.summary());
     // the body reached the target as sent; the recording keeps it masked whole, or its size and hash alone
-    const safe = requestBody.complete ? maskWholeBody(requestBody.head(), masking, req.headers["content-type"]) : undefined;
+    let safe: Buffer | undefined;
+    try {
+      safe = requestBody.complete ? maskWholeBody(requestBody.head(), masking, req.headers["content-type"]) : undefined;
+    } catch {
+      // too deeply nested to mask: kept by size and hash
+    }
     record(p.session, "request_body", requestBody.summary(safe ?? null));
   };
 
-  const response = await new Promise<import("node:http").IncomingMessage | Error>((resolve) => {
+  const response = await new Promise<IncomingMessage | Error>((resolve) => {
     upstream.once("response", resolve);
     upstream.once("error", resolve);
   });
@@ -223,13 +242,18 @@ async function forward(deps: ExchangeDeps, p: Prepared, req: IncomingMessage, re
     recordRequestBody();
     record(p.session, "response", { error: response.message });
     deps.log("http: the target failed", { connection: p.config.name, err: response.message });
-    sendRefusal(res, { status: 502, kind: "target-unreachable", message: `the target failed: ${response.message}` }, p.profile);
+    sendRefusal(
+      res,
+      { status: 502, kind: "target-unreachable", message: `the target failed: ${response.message}` },
+      p.profile,
+    );
     return;
   }
   const result = await relayResponse(response, res, {
     masking,
     stream: p.stream,
     recordBodyBytes: recordBytes,
+    held: p.target.held,
     refuse: (status, message) => sendRefusal(res, { status, kind: "unmaskable", message }, p.profile),
   });
   recordRequestBody();
@@ -241,4 +265,3 @@ async function forward(deps: ExchangeDeps, p: Prepared, req: IncomingMessage, re
     ...(result.incomplete ? { incomplete: result.incomplete } : {}),
   });
 }
-

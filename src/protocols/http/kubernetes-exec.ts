@@ -69,8 +69,8 @@ class TerminalRelay {
     const argv = query.getAll("command");
     this.#tee = new RecordingTee(p.session.recording);
     const masker = p.masking.text;
-    this.#out = new OutputMasker(masker, (b) => this.#toClient(STDOUT, b, "stdout"));
-    this.#err = new OutputMasker(masker, (b) => this.#toClient(STDERR, b, "stderr"));
+    this.#out = new OutputMasker(masker, (b) => this.#toClient(STDOUT, p.target.held.scrub(b), "stdout"));
+    this.#err = new OutputMasker(masker, (b) => this.#toClient(STDERR, p.target.held.scrub(b), "stderr"));
     const lines = flag("stdin") && (call.verb === "attach" || isInteractiveShell(argv));
     this.#input = lines
       ? new ShellInput({

@@ -22,16 +22,17 @@ export function kubernetesProfile(
   analyzer: ShellAnalyzer,
 ): ConnectionProfile {
   const configured = jsonMasking(connection.masking?.json_paths, masker);
-  const masking: BodyMasking = {
-    json: (doc) => {
-      const secrets = maskKubernetesSecrets(doc);
+  const secretsMask =
+    (secretsRequest: boolean): BodyMasking["json"] =>
+    (doc) => {
+      const secrets = maskKubernetesSecrets(doc, { secretsRequest });
       const more = configured.json?.(secrets.value);
       return { value: more ? more.value : secrets.value, hits: [...secrets.hits, ...(more?.hits ?? [])] };
-    },
-    text: masker,
-  };
-  // a Secret in a form the gateway cannot read (protobuf, YAML) could not be masked: refused instead
-  const secretsMasking: BodyMasking = { ...masking, jsonRequired: true };
+    };
+  const masking: BodyMasking = { json: secretsMask(false), text: masker };
+  // a request for Secrets: an object without `kind` in a Secret's place is one; and a Secret in a form the gateway
+  // cannot read (protobuf, YAML) could not be masked, so such a response is refused
+  const secretsMasking: BodyMasking = { json: secretsMask(true), text: masker, jsonRequired: true };
 
   return {
     read(method, path, query) {
@@ -58,7 +59,7 @@ export function kubernetesProfile(
         facts,
         data,
         stream: call.verb === "watch",
-        masking: call.resource === "secrets" ? secretsMasking : masking,
+        masking: call.group === "" && call.resource === "secrets" ? secretsMasking : masking,
       };
     },
     refusedHeader(headers) {

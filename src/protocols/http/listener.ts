@@ -60,7 +60,9 @@ export function newHttpServer(): HttpServer {
   const server = createHttpServer({ keepAliveTimeout: 60_000, headersTimeout: 30_000, requestTimeout: 0 });
   server.on("clientError", (err: NodeJS.ErrnoException, socket) => {
     if (socket.writable && !socket.destroyed) {
-      socket.end(`HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\nmalformed request: ${err.code ?? "bad request"}\n`);
+      socket.end(
+        `HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\nmalformed request: ${err.code ?? "bad request"}\n`,
+      );
     } else socket.destroy();
   });
   return server;

@@ -3,6 +3,7 @@ import { JsonLinesMasker } from "../../core/masking/json-lines.js";
 import { maskDocumentText } from "../../core/masking/json-mask.js";
 import { OutputMasker } from "../../core/terminal/index.js";
 import { BodyEvidence } from "./body-evidence.js";
+import type { HeldSecrets } from "./held-secrets.js";
 import { isJsonContentType, isJsonStream, masksAnything, type BodyMasking } from "./response-masking.js";
 import { returnedHeaders } from "./target-client.js";
 
@@ -16,6 +17,8 @@ export interface RelayOptions {
   /** The client asked for a stream (a Kubernetes watch): JSON arrives as one document per line. */
   stream: boolean;
   recordBodyBytes: number;
+  /** The target's held credentials: scrubbed from the body whatever else masks it. */
+  held: HeldSecrets;
   /** Answers the client with a refusal instead of the target's response (nothing of it was sent yet). */
   refuse(status: number, message: string): void;
 }
@@ -34,7 +37,11 @@ export interface RelayResult {
  * by document, anything else through the content detectors line by line. A body that masking needs but cannot
  * read (compressed, too large, not JSON where JSON is required) is refused: nothing unmasked leaves.
  */
-export function relayResponse(upstream: IncomingMessage, res: ServerResponse, opts: RelayOptions): Promise<RelayResult> {
+export function relayResponse(
+  upstream: IncomingMessage,
+  res: ServerResponse,
+  opts: RelayOptions,
+): Promise<RelayResult> {
   const status = upstream.statusCode ?? 502;
   const evidence = new BodyEvidence(opts.recordBodyBytes);
   const contentType = upstream.headers["content-type"];
@@ -68,21 +75,26 @@ export function relayResponse(upstream: IncomingMessage, res: ServerResponse, op
       done(`the target's response failed: ${err.message}`);
     });
 
-    const send = (chunk: Buffer) => {
+    const deliver = (chunk: Buffer) => {
       evidence.add(chunk);
       if (!res.write(chunk)) {
         upstream.pause();
         res.once("drain", () => upstream.resume());
       }
     };
+    const scrubber = opts.held.empty ? undefined : opts.held.stream(deliver);
+    const send = scrubber ? (chunk: Buffer) => scrubber.write(chunk) : deliver;
     const finish = () => {
+      scrubber?.end();
       res.end();
       done();
     };
+    // scrubbing can change a body's length
+    const headersFor = (h: typeof headers) => (scrubber ? withoutLength(h) : h);
 
     const masking = opts.masking;
     if (!masksAnything(masking)) {
-      res.writeHead(status, headers);
+      res.writeHead(status, headersFor(headers));
       upstream.on("data", send);
       upstream.once("end", finish);
       return;
@@ -152,18 +164,22 @@ export function relayResponse(upstream: IncomingMessage, res: ServerResponse, op
             out = masking.text?.maskBytes(raw)?.bytes ?? raw;
           }
         }
+        out = opts.held.scrub(out);
         res.writeHead(status, { ...withoutLength(headers), "content-length": String(out.length) });
-        send(out);
-        finish();
+        deliver(out);
+        res.end();
+        done();
       });
       return;
     }
     if (masking.jsonRequired && raw2xxBody(status, upstream)) {
-      refuse(`the target answered ${contentType ?? "without a content type"}, which the gateway cannot mask (it masks JSON)`);
+      refuse(
+        `the target answered ${contentType ?? "without a content type"}, which the gateway cannot mask (it masks JSON)`,
+      );
       return;
     }
     if (!masking.text) {
-      res.writeHead(status, headers);
+      res.writeHead(status, headersFor(headers));
       upstream.on("data", send);
       upstream.once("end", finish);
       return;

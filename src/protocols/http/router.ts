@@ -3,9 +3,7 @@ import type { ConnectionConfig, HttpConnectionConfig, KubernetesConnectionConfig
 export type HttpFamilyConnection = HttpConnectionConfig | KubernetesConnectionConfig;
 
 /** Where a request goes: the connection it names, and the request target (path + query) the target sees. */
-export type Route =
-  | { connection: string; config?: HttpFamilyConnection | undefined; path: string }
-  | { error: string };
+export type Route = { connection: string; config?: HttpFamilyConnection | undefined; path: string } | { error: string };
 
 /**
  * Finds the connection a request is for. A connection with `host:` gets every request whose Host header names it,

@@ -1,12 +1,21 @@
-import { Agent, request as httpRequest, type ClientRequest, type IncomingHttpHeaders, type OutgoingHttpHeaders } from "node:http";
+import {
+  Agent,
+  request as httpRequest,
+  type ClientRequest,
+  type IncomingHttpHeaders,
+  type OutgoingHttpHeaders,
+} from "node:http";
 import { connect as tlsConnect } from "node:tls";
 import type { Duplex } from "node:stream";
 import type { TargetConnector } from "../../core/adapter/index.js";
+import { HeldSecrets } from "./held-secrets.js";
 import type { HttpFamilyConnection } from "./router.js";
 
 /** Where a connection's requests go, and what the gateway adds to each (the held credential). */
 export interface TargetSpec {
   url: URL;
+  /** The credential values the gateway holds for this target, scrubbed from whatever the target sends back. */
+  secrets: string[];
   /** Headers the gateway sets on every request (the held credential among them). */
   headers: Record<string, string>;
   tls: { ca?: string | undefined; cert?: string | undefined; key?: string | undefined; rejectUnauthorized: boolean };
@@ -28,8 +37,12 @@ export function targetSpec(c: HttpFamilyConnection): TargetSpec {
       headers.authorization = `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}`;
     }
   }
+  const secrets = Object.values(headers).flatMap((v) => [v, v.replace(/^(?:Bearer|Basic) +/i, "")]);
+  if (c.type === "http" && c.target.basic) secrets.push(c.target.basic.password);
+  if (t.client_key) secrets.push(t.client_key);
   return {
     url: new URL(base),
+    secrets,
     headers,
     tls: { ca: t.ca, cert: t.client_cert, key: t.client_key, rejectUnauthorized: !t.insecure_skip_tls_verify },
   };
@@ -92,12 +105,14 @@ export function returnedHeaders(incoming: IncomingHttpHeaders): OutgoingHttpHead
  */
 export class TargetClient {
   readonly spec: TargetSpec;
+  readonly held: HeldSecrets;
   readonly #agent: Agent;
   readonly #port: number;
   readonly #host: string;
 
   constructor(connection: HttpFamilyConnection, connector: TargetConnector) {
     this.spec = targetSpec(connection);
+    this.held = new HeldSecrets(this.spec.secrets);
     const url = this.spec.url;
     const secure = url.protocol === "https:";
     this.#host = url.hostname.replace(/^\[|\]$/g, "");

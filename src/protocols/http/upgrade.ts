@@ -51,7 +51,12 @@ export async function handleUpgrade(
   if (!p) return;
   const aborted = new AbortController();
   socket.once("close", () => aborted.abort());
-  const admission = await p.session.admit({ text: p.text, facts: p.facts, data: { ...p.data, upgrade: "websocket" }, signal: aborted.signal });
+  const admission = await p.session.admit({
+    text: p.text,
+    facts: p.facts,
+    data: { ...p.data, upgrade: "websocket" },
+    signal: aborted.signal,
+  });
   if (!admission.forward) {
     answer(
       {
@@ -95,7 +100,11 @@ export async function handleUpgrade(
       const chunks: Buffer[] = [];
       res.on("data", (c: Buffer) => chunks.push(c));
       res.once("end", () =>
-        resolve({ status: res.statusCode ?? 502, kind: "target-refused", message: Buffer.concat(chunks).toString("utf8").slice(0, 2000) }),
+        resolve({
+          status: res.statusCode ?? 502,
+          kind: "target-refused",
+          message: Buffer.concat(chunks).toString("utf8").slice(0, 2000),
+        }),
       );
     });
     target.once("error", (err) => resolve({ status: 502, kind: "target-unreachable", message: err.message }));
@@ -107,7 +116,11 @@ export async function handleUpgrade(
     return;
   }
   if (target.protocol) chosenProtocol.set(req, target.protocol);
-  record(p.session, "response", { status: 101, upgrade: "websocket", ...(target.protocol ? { subprotocol: target.protocol } : {}) });
+  record(p.session, "response", {
+    status: 101,
+    upgrade: "websocket",
+    ...(target.protocol ? { subprotocol: target.protocol } : {}),
+  });
   const clientWs = await new Promise<WebSocket>((resolve) => wss.handleUpgrade(req, socket, head, resolve));
   const relay = p.profile.webSocketRelay?.(p) ?? relayMessages;
   await relay(p, clientWs, target);
@@ -121,7 +134,12 @@ export const relayMessages: WebSocketRelay = (p, client, target) =>
   new Promise((resolve) => {
     const masking = p.masking;
     const maskText = (text: string): string => {
-      const json = masking.json ? maskDocumentText(text, masking.json) : undefined;
+      let json;
+      try {
+        json = masking.json ? maskDocumentText(text, masking.json) : undefined;
+      } catch {
+        return "[a message too deeply nested to mask]";
+      }
       if (json) return json.text;
       return masking.text?.maskText(text)?.text ?? text;
     };
@@ -130,11 +148,12 @@ export const relayMessages: WebSocketRelay = (p, client, target) =>
         const bytes = toBuffer(data);
         if (isBinary) {
           record(p.session, direction, { binary_bytes: bytes.length });
-          if (to.readyState === WebSocket.OPEN) to.send(bytes, { binary: true });
+          const out = direction === "output" ? p.target.held.scrub(bytes) : bytes;
+          if (to.readyState === WebSocket.OPEN) to.send(out, { binary: true });
           return;
         }
         const text = bytes.toString("utf8");
-        const shown = direction === "output" ? maskText(text) : text;
+        const shown = direction === "output" ? p.target.held.scrub(Buffer.from(maskText(text))).toString("utf8") : text;
         record(p.session, direction, { data: direction === "output" ? shown : maskText(text) });
         if (to.readyState === WebSocket.OPEN) to.send(shown, { binary: false });
       });

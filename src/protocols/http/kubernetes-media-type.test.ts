@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { isMaskableContentType, jsonOnlyAccept, wantsUnmaskableForm } from "./media-type.js";
+import { isMaskableContentType, jsonOnlyAccept, wantsUnmaskableForm } from "./kubernetes-media-type.js";
 
 // Accept headers kubectl and client-go send
 const KUBECTL_GET_TABLE =

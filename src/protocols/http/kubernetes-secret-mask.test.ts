@@ -9,10 +9,11 @@ import {
   MAX_SECRET_WALK_DEPTH,
   SecretMaskError,
   maskKubernetesSecrets,
-} from "./secret-mask.js";
+} from "./kubernetes-secret-mask.js";
 
 // Bodies as the API server sends them (kubectl get secret -o json, list, watch, Table for `kubectl get secrets`).
-const fixture = (name: string): string => readFileSync(new URL(`./fixtures/${name}`, import.meta.url), "utf8");
+const fixture = (name: string): string =>
+  readFileSync(new URL(`./testdata/kubernetes/${name}`, import.meta.url), "utf8");
 const load = (name: string): unknown => JSON.parse(fixture(name));
 
 // Every secret value in the fixtures, encoded and decoded: none may survive masking.
