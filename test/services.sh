@@ -37,6 +37,7 @@ missing_packages() {
   command -v ssh-agent >/dev/null || need+=(openssh-client) # -A forwarding tests
   command -v openssl >/dev/null || need+=(openssl)          # the TLS target's CA and certificates
   command -v ip >/dev/null || need+=(iproute2)              # a non-loopback client address
+  command -v curl >/dev/null || need+=(curl)                # the HTTP e2e tests drive curl
   echo "${need[@]}"
 }
 

@@ -1,0 +1,171 @@
+/**
+ * The real kubectl through the gateway's HTTP listener to the stand-in API server (test/support/kube-apiserver.ts),
+ * with a kubeconfig written by `gatehouse kubeconfig`. The stand-in logs every request it got, so each refusal is
+ * also shown never to have reached it.
+ */
+import { spawn } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { renderAsciicast } from "../../../src/core/evidence/replay.js";
+import { readRecording } from "../../../src/core/evidence/recorder.js";
+import { generateStaticToken } from "../../../src/core/identity/static-tokens.js";
+import { parseConfig } from "../../../src/core/policy/loader.js";
+import { Gateway } from "../../../src/server/gateway.js";
+import { freePorts, gatewayYaml } from "../../support/gateway-config.js";
+import { startKubeApiServer, SEED_SECRET_VALUES, type KubeApiServer } from "../../support/kube-apiserver.js";
+import { kubectlPath, runKubectl, spawnKubectl } from "../../support/kubectl.js";
+
+const CLI = new URL("../approvals/cli.ts", import.meta.url).pathname;
+
+let dir: string;
+let api: KubeApiServer;
+let gateway: Gateway;
+let kubeconfig: string;
+const ci = generateStaticToken();
+const b64 = (s: string) => Buffer.from(s).toString("base64");
+
+function gatehouse(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ["--import", "tsx", CLI, ...args], {
+      env: { ...process.env, GATEHOUSE_TOKEN: ci.token },
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+}
+
+const kubectl = (args: string[], o: { stdin?: string; config?: string } = {}) =>
+  runKubectl(args, { kubeconfig: o.config ?? kubeconfig, ...(o.stdin !== undefined ? { stdin: o.stdin } : {}) });
+
+beforeAll(async () => {
+  await kubectlPath();
+  dir = mkdtempSync(join(tmpdir(), "gatehouse-kube-"));
+  const [apiPort, httpPort, gwApiPort] = await freePorts(3);
+  api = await startKubeApiServer({ port: apiPort });
+  const caFile = join(dir, "cluster-ca.pem");
+  writeFileSync(caFile, api.caPem);
+  const yaml = gatewayYaml({
+    data: dir,
+    listen: { api: gwApiPort as number, http: httpPort as number },
+    tokens: [{ name: "ci-bot", sha256: ci.sha256, groups: ["ci"] }],
+    connections: [
+      `  - name: cluster
+    type: kubernetes
+    target: { server: "${api.url}", token: "${api.token}", ca: "\${file:${caFile}}" }
+    access: [group:ci]
+    guardrails:
+      - deny: { verbs: [delete], resources: [namespaces] }
+      - deny: { commands: [rm] }`,
+    ],
+  });
+  const configFile = join(dir, "gatehouse.yaml");
+  writeFileSync(configFile, yaml);
+  gateway = await Gateway.start(parseConfig(yaml, { source: configFile, baseDir: dir }), { log: () => undefined });
+  const printed = await gatehouse(["kubeconfig", "cluster", "--config", configFile]);
+  expect(printed.stderr).toBe("");
+  kubeconfig = join(dir, "kubeconfig");
+  writeFileSync(kubeconfig, printed.stdout);
+}, 120_000);
+
+afterAll(async () => {
+  await gateway?.stop();
+  await api?.close();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+describe("kubectl through the gateway", () => {
+  it("lists pods of every namespace with the held token; the client's token never reaches the cluster", async () => {
+    const r = await kubectl(["get", "pods", "-A"]);
+    expect(r.stderr).toBe("");
+    expect(r.stdout).toMatch(/^prod\s+api-6c7d9\s+1\/1\s+Running/m);
+    expect(r.stdout).toMatch(/^kube-system\s+coredns/m);
+    const sent = api.requests.filter((q) => q.path === "/api/v1/pods");
+    expect(sent.length).toBeGreaterThan(0);
+    for (const q of api.requests) expect(q.headers.authorization).toBe(`Bearer ${api.token}`);
+    expect(JSON.stringify(api.requests)).not.toContain(ci.token);
+  });
+
+  it("masks a Secret's values in get -o yaml", async () => {
+    const r = await kubectl(["get", "secret", "-o", "yaml", "-A"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain("password:");
+    for (const value of Object.values(SEED_SECRET_VALUES)) {
+      expect(r.stdout).not.toContain(value);
+      expect(r.stdout).not.toContain(b64(value));
+    }
+    expect(r.stdout).toContain(b64("********"));
+  });
+
+  it("refuses delete ns prod with a Kubernetes Status kubectl prints; the cluster never sees it", async () => {
+    const r = await kubectl(["delete", "ns", "prod"]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/Forbidden.*gatehouse:.*connections\[0\]\.guardrails\[0\]/s);
+    expect(api.requests.some((q) => q.method === "DELETE")).toBe(false);
+    const ns = await kubectl(["get", "ns", "prod"]);
+    expect(ns.code).toBe(0);
+  });
+
+  it("streams kubectl logs -f", async () => {
+    const p = await spawnKubectl(["logs", "-f", "web-7f9c4"], { kubeconfig });
+    try {
+      await p.waitFor(/log line 9\n/);
+    } finally {
+      p.kill();
+    }
+  });
+
+  it("runs exec -it as a recorded terminal session, refusing a denied line like SSH", async () => {
+    // the stand-in runs a real shell on this machine: a refused line would have removed this file
+    const canary = join(dir, "canary");
+    writeFileSync(canary, "still here");
+    const p = await spawnKubectl(["exec", "-it", "web-7f9c4", "--", "sh"], { kubeconfig, wrapInPty: true });
+    try {
+      await p.waitFor(/[#$] $/);
+      p.stdin?.write("echo $((6*7))\n");
+      await p.waitFor(/\r\n42\r\n/);
+      p.stdin?.write(`rm -f ${canary}\n`);
+      await p.waitFor(/gatehouse: .*connections\[0\]\.guardrails\[1\]/);
+      p.stdin?.write("exit\n");
+      await p.result;
+    } finally {
+      p.kill();
+    }
+    expect(existsSync(canary)).toBe(true);
+    const records = await gateway.store.readAudit({ limit: 100_000 });
+    const start = records.filter((a) => a.type === "request" && (a.data as { verb?: string }).verb === "exec").at(-1);
+    expect(start?.session_id).toBeDefined();
+    const blocked = records.find(
+      (a) => a.type === "request.blocked" && (a.data as { text?: string }).text === `rm -f ${canary}`,
+    );
+    expect(blocked).toMatchObject({ decision: "deny", rule: "connections[0].guardrails[1]" });
+    const session = await gateway.store.getSession(start?.session_id as string);
+    const cast = await renderAsciicast(
+      session as NonNullable<typeof session>,
+      readRecording(gateway.store, start?.session_id as string),
+    );
+    expect(cast).toContain("42");
+  });
+
+  it("answers a wrong token with kubectl's Unauthorized error and forwards nothing", async () => {
+    const before = api.requests.length;
+    const bad = join(dir, "bad-kubeconfig");
+    const printed = await gatehouse([
+      "kubeconfig",
+      "cluster",
+      "--config",
+      join(dir, "gatehouse.yaml"),
+      "--token",
+      "wrong",
+    ]);
+    writeFileSync(bad, printed.stdout);
+    const r = await kubectl(["get", "pods"], { config: bad });
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/Unauthorized|logged in/);
+    expect(api.requests.length).toBe(before);
+  });
+});
