@@ -58,10 +58,16 @@ export class ChannelPipe {
       if (signal) ch.exit(signal, false, "");
       else ch.exit(code ?? 0);
     });
-    tch.on("close", () => {
+    // The target's channel can close while its streams, paused for a slow client, still hold output: the client's
+    // channel ends only once both have delivered everything (their "end"), or the tail of the output would be lost.
+    const drained = Promise.all([streamEnded(tch), streamEnded(tch.stderr)]);
+    const finish = () => {
       out.flush();
       err.flush();
       endChannel(ch);
+    };
+    tch.on("close", () => {
+      drained.then(finish, finish);
     });
     ch.on("close", () => tch.close());
   }
@@ -115,4 +121,13 @@ export class ChannelPipe {
       }
     };
   }
+}
+
+/** Resolves once a readable stream has emitted all its data ("end"), or was destroyed without it ("close"). */
+function streamEnded(stream: NodeJS.ReadableStream & { readableEnded?: boolean }): Promise<void> {
+  if (stream.readableEnded) return Promise.resolve();
+  return new Promise((resolve) => {
+    stream.once("end", () => resolve());
+    stream.once("close", () => resolve());
+  });
 }
