@@ -4,6 +4,7 @@ import type { ApiCallFact } from "../../core/policy/facts.js";
 import { OutputMasker, RecordingTee, ShellInput } from "../../core/terminal/index.js";
 import type { Prepared } from "./exchange.js";
 import { record, relayMessages, toBuffer, validCloseCode, type WebSocketRelay } from "./upgrade.js";
+import { WsFlow } from "./ws-flow.js";
 
 // The streams of the Kubernetes remote command protocol: each binary message starts with its channel.
 const STDIN = 0;
@@ -54,6 +55,9 @@ class TerminalRelay {
   readonly #out: OutputMasker;
   readonly #err: OutputMasker;
   readonly #input: ShellInput | undefined;
+  /** What the client sends, towards the target; what the target sends, towards the client. */
+  readonly #up: WsFlow;
+  readonly #down: WsFlow;
   #failed = false;
 
   constructor(
@@ -68,6 +72,8 @@ class TerminalRelay {
     const tty = flag("tty");
     const argv = query.getAll("command");
     this.#tee = new RecordingTee(p.session.recording);
+    this.#up = new WsFlow(client);
+    this.#down = new WsFlow(target);
     const masker = p.masking.text;
     this.#out = new OutputMasker(masker, (b) => this.#toClient(STDOUT, p.target.held.scrub(b), "stdout"));
     this.#err = new OutputMasker(masker, (b) => this.#toClient(STDERR, p.target.held.scrub(b), "stderr"));
@@ -84,8 +90,8 @@ class TerminalRelay {
             });
             return admission.forward ? { forward: true } : { forward: false, message: admission.message };
           },
-          toTarget: (b) => this.#send(target, STDIN, b),
-          toClient: (b) => this.#send(client, STDOUT, b),
+          toTarget: (b) => this.#up.send(target, frame(STDIN, b), true),
+          toClient: (b) => this.#down.send(client, frame(STDOUT, b), true),
           onError: (err) => this.#fail(`terminal input failed: ${err instanceof Error ? err.message : String(err)}`),
         })
       : undefined;
@@ -118,7 +124,7 @@ class TerminalRelay {
         // the typed lines' audit records carry them too
       }
       if (this.#input) this.#input.push(payload);
-      else this.target.send(msg);
+      else this.#up.send(this.target, msg, true);
       return;
     }
     if (channel === RESIZE) {
@@ -132,12 +138,12 @@ class TerminalRelay {
     if (channel === CLOSE && payload[0] === STDIN && this.#input) {
       // the client's stdin ended: its last line is judged before the target hears of the end
       this.#input.end().then(
-        () => this.target.send(msg),
+        () => this.#up.send(this.target, msg, true),
         () => this.target.close(1000),
       );
       return;
     }
-    this.target.send(msg);
+    this.#up.send(this.target, msg, true);
   }
 
   #fromTarget(msg: Buffer): void {
@@ -157,31 +163,36 @@ class TerminalRelay {
     this.#out.flush();
     this.#err.flush();
     if (channel === STATUS) record(this.p.session, "notice", { status: payload.toString("utf8").slice(0, 4096) });
-    this.client.send(msg);
+    this.#down.send(this.client, msg, true);
   }
 
   #toClient(channel: number, bytes: Buffer, stream: "stdout" | "stderr"): void {
+    const lost = (err: unknown) =>
+      this.#fail(`evidence unavailable, session ended: ${err instanceof Error ? err.message : String(err)}`);
     try {
-      this.#tee.record("output", bytes, stream);
+      // the recorder is behind: the target is held until it caught up
+      if (!this.#tee.record("output", bytes, stream)) {
+        this.#down.hold();
+        this.p.session.recording.drain().then(() => this.#down.release(), lost);
+      }
     } catch (err) {
       // no unrecorded output is shown
-      this.#fail(`evidence unavailable, session ended: ${err instanceof Error ? err.message : String(err)}`);
+      lost(err);
       return;
     }
-    this.#send(this.client, channel, bytes);
-  }
-
-  #send(ws: WebSocket, channel: number, bytes: Buffer): void {
-    if (ws.readyState !== WebSocket.OPEN) return;
-    ws.send(Buffer.concat([Buffer.from([channel]), bytes]), { binary: true });
+    this.#down.send(this.client, frame(channel, bytes), true);
   }
 
   #fail(message: string): void {
     if (this.#failed) return;
-    this.#send(this.client, STDERR, Buffer.from(`\r\ngatehouse: ${message}\r\n`));
+    this.#down.send(this.client, frame(STDERR, Buffer.from(`\r\ngatehouse: ${message}\r\n`)), true);
     this.#failed = true;
     record(this.p.session, "notice", { refused: message });
     this.client.close(1011, "gatehouse: session ended");
     this.target.close(1000);
   }
+}
+
+function frame(channel: number, bytes: Buffer): Buffer {
+  return Buffer.concat([Buffer.from([channel]), bytes]);
 }

@@ -8,6 +8,7 @@ import { prepareRequest, type ExchangeDeps, type Prepared } from "./exchange.js"
 import type { ConnectionProfile } from "./profile.js";
 import { HTTP_REFUSALS, problemBody, type Refusal } from "./refusals.js";
 import { forwardedHeaders } from "./target-client.js";
+import { recordRelayed, WsFlow } from "./ws-flow.js";
 
 /** The subprotocol the target chose, per upgrade request: the client is offered exactly that one. */
 const chosenProtocol = new WeakMap<IncomingMessage, string>();
@@ -143,19 +144,34 @@ export const relayMessages: WebSocketRelay = (p, client, target) =>
       if (json) return json.text;
       return masking.text?.maskText(text)?.text ?? text;
     };
+    let lost = false;
+    // evidence is gone: the relay ends rather than pass anything unrecorded
+    const evidenceLost = (err: unknown) => {
+      if (lost) return;
+      lost = true;
+      const reason = `gatehouse: evidence unavailable: ${err instanceof Error ? err.message : String(err)}`.slice(
+        0,
+        120,
+      );
+      client.close(1011, reason);
+      target.close(1011, "gatehouse: evidence unavailable");
+    };
     const pass = (from: WebSocket, to: WebSocket, direction: "input" | "output") => {
+      const flow = new WsFlow(from);
       from.on("message", (data: RawData, isBinary: boolean) => {
+        if (lost) return;
         const bytes = toBuffer(data);
         if (isBinary) {
-          record(p.session, direction, { binary_bytes: bytes.length });
-          const out = direction === "output" ? p.target.held.scrub(bytes) : bytes;
-          if (to.readyState === WebSocket.OPEN) to.send(out, { binary: true });
+          if (!recordRelayed(p.session.recording, flow, direction, { binary_bytes: bytes.length }, evidenceLost))
+            return;
+          flow.send(to, direction === "output" ? p.target.held.scrub(bytes) : bytes, true);
           return;
         }
         const text = bytes.toString("utf8");
         const shown = direction === "output" ? p.target.held.scrub(Buffer.from(maskText(text))).toString("utf8") : text;
-        record(p.session, direction, { data: direction === "output" ? shown : maskText(text) });
-        if (to.readyState === WebSocket.OPEN) to.send(shown, { binary: false });
+        const kept = direction === "output" ? shown : maskText(text);
+        if (!recordRelayed(p.session.recording, flow, direction, { data: kept }, evidenceLost)) return;
+        flow.send(to, shown, false);
       });
     };
     pass(client, target, "input");

@@ -3,7 +3,8 @@
  * with a kubeconfig written by `gatehouse kubeconfig`. The stand-in logs every request it got, so each refusal is
  * also shown never to have reached it.
  */
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
+import { createHash } from "node:crypto";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -149,6 +150,29 @@ describe("kubectl through the gateway", () => {
       readRecording(gateway.store, start?.session_id as string),
     );
     expect(cast).toContain("42");
+  });
+
+  it("delivers a large exec output exactly once to a client that reads slowly", async () => {
+    const expected = execFileSync("seq", ["1", "400000"], { maxBuffer: 64 << 20 });
+    const child = spawn(
+      await kubectlPath(),
+      ["--kubeconfig", kubeconfig, "exec", "web-7f9c4", "--", "seq", "1", "400000"],
+      {
+        env: { ...process.env, HOME: dir, KUBECACHEDIR: join(dir, "kube-cache") },
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
+    child.stdout.pause();
+    // kubectl stops reading its WebSocket while its stdout is full; the gateway must hold the target, not drop
+    await new Promise((r) => setTimeout(r, 1500));
+    const chunks: Buffer[] = [];
+    child.stdout.on("data", (d: Buffer) => chunks.push(d));
+    child.stdout.resume();
+    const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
+    expect(code).toBe(0);
+    const got = Buffer.concat(chunks);
+    expect(got.length).toBe(expected.length);
+    expect(createHash("sha256").update(got).digest("hex")).toBe(createHash("sha256").update(expected).digest("hex"));
   });
 
   it("answers a wrong token with kubectl's Unauthorized error and forwards nothing", async () => {
