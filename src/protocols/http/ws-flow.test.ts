@@ -12,7 +12,7 @@ afterEach(() => {
 
 function server(onConnection: (ws: WebSocket) => void): Promise<number> {
   return new Promise((resolve) => {
-    const s = new WebSocketServer({ host: "127.0.0.1", port: 0 }, () =>
+    const s: WebSocketServer = new WebSocketServer({ host: "127.0.0.1", port: 0 }, () =>
       resolve((s.address() as { port: number }).port),
     );
     s.on("connection", onConnection);
