@@ -26,8 +26,18 @@ export interface ConformanceDriver {
    * held credential (`badSecret`).
    */
   connectionsYaml(): string;
-  /** Top-level YAML the adapter needs (its listener's settings), if any. */
+  /**
+   * Top-level YAML the adapter needs (its listener's settings), if any. Read after `start()`. Drivers whose adapters
+   * share a listener (HTTP and Kubernetes) give the same text, which the suite writes once.
+   */
   topYaml?: string;
+  /**
+   * Starts what the driver's connections point at when that is a server of the test's own (an HTTP service, a
+   * stand-in Kubernetes API server) rather than one of test/services.sh; called before `connectionsYaml` and
+   * `topYaml` are read. `stop()` ends it after the gateway has stopped.
+   */
+  start?(): Promise<void>;
+  stop?(): Promise<void>;
   /** A request the target visibly carries out (the marker shows up in `targetSaw`). */
   allowed(marker: string): string;
   /** A request the connection's guardrail denies. */

@@ -38,6 +38,7 @@ export function describeConformance(drivers: ConformanceDriver[]): void {
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), "gatehouse-conformance-"));
+    for (const d of drivers) await d.start?.();
     const yaml = gatewayYaml({
       data: dir,
       tokens: [
@@ -45,7 +46,8 @@ export function describeConformance(drivers: ConformanceDriver[]): void {
         { name: "stranger", sha256: stranger.sha256, groups: ["web"] },
       ],
       connections: drivers.map((d) => d.connectionsYaml()),
-      top: drivers.map((d) => d.topYaml ?? "").join("\n"),
+      // adapters that share a listener share its settings: each text once
+      top: [...new Set(drivers.map((d) => d.topYaml ?? ""))].join("\n"),
     });
     gateway = await Gateway.start(parseConfig(yaml, { source: "conformance.yaml", baseDir: dir }), {
       apiListen: { host: "127.0.0.1", port: 0 },
@@ -56,6 +58,7 @@ export function describeConformance(drivers: ConformanceDriver[]): void {
 
   afterAll(async () => {
     await gateway?.stop("test");
+    for (const d of drivers) await d.stop?.();
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -115,7 +118,8 @@ export function describeConformance(drivers: ConformanceDriver[]): void {
     it("fails closed while audit records cannot be written, and resumes in the same session afterwards", async () => {
       const session = await d.open(port(d), d.connection, bot.token);
       try {
-        seen(await session.run(d.allowed(marker("warm"))));
+        const warm = marker("warm");
+        seen(await session.run(d.allowed(warm)));
         const fault = failAuditCommits(gateway.store);
         try {
           const m = marker("outage");
@@ -135,6 +139,11 @@ export function describeConformance(drivers: ConformanceDriver[]): void {
         const after = seen(await session.run(d.allowed(m)));
         expect(after.ok, after.shown).toBe(true);
         expect(await d.targetSaw(m)).toBe(true);
+        // the same session: a client that quietly reconnected (a new session) would not show it resumes
+        const [before] = await auditWith(warm);
+        const [resumed] = await auditWith(m);
+        expect(before?.session_id).toBeDefined();
+        expect(resumed?.session_id).toBe(before?.session_id);
       } finally {
         await session.close();
       }
