@@ -5,7 +5,7 @@ import { SessionRefusedError, type GatedSession } from "../../core/session/gate.
 import { BodyEvidence } from "./body-evidence.js";
 import type { ClientSessions } from "./client-sessions.js";
 import type { ConnectionProfile } from "./profile.js";
-import { HTTP_REFUSALS, problemBody, type Refusal } from "./refusals.js";
+import { HTTP_REFUSALS, kubernetesStatusBody, problemBody, type Refusal } from "./refusals.js";
 import { normalizeRequestPath } from "./request-path.js";
 import { masksAnything, maskWholeBody, type BodyMasking } from "./response-masking.js";
 import { relayResponse } from "./response-relay.js";
@@ -20,6 +20,18 @@ export interface ExchangeDeps {
   connection(config: HttpFamilyConnection): { profile: ConnectionProfile; target: TargetClient };
   authFailed(client: ClientSessions, code: string, message: string, connection?: string): Promise<void>;
   log(msg: string, fields?: Record<string, unknown>): void;
+}
+
+/** How a refusal is worded: a connection's profile, or a guess before the connection is known. */
+export type RefusalWording = Pick<ConnectionProfile, "refusalBody">;
+
+const KUBERNETES_WORDING: RefusalWording = { refusalBody: kubernetesStatusBody };
+
+/** A request that looks like one to a Kubernetes API server (its paths, or kubectl) is answered with a Status. */
+function guessWording(path: string, userAgent: string | undefined): RefusalWording | undefined {
+  if (/^\/(?:api|apis|version|openapi)(?:[/?]|$)/.test(path) || /^kubectl\//.test(userAgent ?? ""))
+    return KUBERNETES_WORDING;
+  return undefined;
 }
 
 /** The bearer token of an `Authorization: Bearer` header, or undefined. */
@@ -37,17 +49,19 @@ export async function prepareRequest(
   deps: ExchangeDeps,
   client: ClientSessions,
   req: IncomingMessage,
-  answer: (r: Refusal, profile?: ConnectionProfile) => void,
+  answer: (r: Refusal, wording?: RefusalWording) => void,
 ): Promise<Prepared | undefined> {
   const token = bearerToken(req.headers.authorization);
   const route = deps.router.route(req.url ?? "/", req.headers.host);
   const named = "error" in route ? undefined : route.connection;
+  // before the connection is known (no token, unknown name), a Kubernetes client still gets a Status it can print
+  const guessed = "error" in route ? undefined : guessWording(route.path, req.headers["user-agent"]);
   if (token === undefined) {
     const message = req.headers.authorization
       ? "the Authorization header is not a bearer token"
       : "no bearer token: send Authorization: Bearer <token>";
     await deps.authFailed(client, "missing_token", message, named);
-    answer({ status: 401, kind: "unauthorized", message });
+    answer({ status: 401, kind: "unauthorized", message }, guessed);
     return undefined;
   }
   if ("error" in route) {
@@ -57,23 +71,21 @@ export async function prepareRequest(
   const config = route.config;
   const protocol = config?.type ?? "http";
   const own = config ? deps.connection(config) : undefined;
+  const wording = own?.profile ?? guessed;
   let session: GatedSession;
   try {
     session = await client.session(token, route.connection, protocol);
   } catch (err) {
     if (isAuthError(err)) {
       await deps.authFailed(client, err.code, err.message, route.connection);
-      answer({ status: 401, kind: "unauthorized", message: err.message }, own?.profile);
+      answer({ status: 401, kind: "unauthorized", message: err.message }, wording);
     } else if (err instanceof SessionRefusedError) {
       answer(
         { status: HTTP_REFUSALS.session[err.code], kind: err.code, message: err.message, rule: err.rule?.path },
-        own?.profile,
+        wording,
       );
     } else {
-      answer(
-        { status: 503, kind: "unavailable", message: `the session could not start: ${String(err)}` },
-        own?.profile,
-      );
+      answer({ status: 503, kind: "unavailable", message: `the session could not start: ${String(err)}` }, wording);
     }
     return undefined;
   }
@@ -142,7 +154,7 @@ export interface Prepared {
 }
 
 /** Sends a refusal as the connection's type words it (problem document, Kubernetes Status). */
-export function sendRefusal(res: ServerResponse, r: Refusal, profile?: ConnectionProfile): void {
+export function sendRefusal(res: ServerResponse, r: Refusal, profile?: RefusalWording): void {
   if (res.headersSent) {
     res.destroy();
     return;
@@ -164,7 +176,7 @@ export async function handleExchange(
   req: IncomingMessage,
   res: ServerResponse,
 ): Promise<void> {
-  const answer = (r: Refusal, profile?: ConnectionProfile) => {
+  const answer = (r: Refusal, profile?: RefusalWording) => {
     // a refused request's body is never read: the connection closes after the answer rather than parse it
     if (!req.complete) res.shouldKeepAlive = false;
     sendRefusal(res, r, profile);

@@ -4,8 +4,7 @@ import WebSocket, { WebSocketServer, type RawData } from "ws";
 import { maskDocumentText } from "../../core/masking/json-mask.js";
 import type { GatedSession } from "../../core/session/gate.js";
 import type { ClientSessions } from "./client-sessions.js";
-import { prepareRequest, type ExchangeDeps, type Prepared } from "./exchange.js";
-import type { ConnectionProfile } from "./profile.js";
+import { prepareRequest, type ExchangeDeps, type Prepared, type RefusalWording } from "./exchange.js";
 import { HTTP_REFUSALS, problemBody, type Refusal } from "./refusals.js";
 import { forwardedHeaders } from "./target-client.js";
 import { recordRelayed, WsFlow } from "./ws-flow.js";
@@ -39,7 +38,7 @@ export async function handleUpgrade(
   socket: Socket,
   head: Buffer,
 ): Promise<void> {
-  const answer = (r: Refusal, profile?: ConnectionProfile) => writeRefusal(socket, r, profile);
+  const answer = (r: Refusal, profile?: RefusalWording) => writeRefusal(socket, r, profile);
   if ((req.headers.upgrade ?? "").toLowerCase() !== "websocket") {
     answer({
       status: 400,
@@ -207,7 +206,7 @@ export function record(session: GatedSession, kind: string, data: Record<string,
 }
 
 /** An HTTP response written on the raw socket of an upgrade request, then the socket closes. */
-function writeRefusal(socket: Socket, r: Refusal, profile?: ConnectionProfile): void {
+function writeRefusal(socket: Socket, r: Refusal, profile?: RefusalWording): void {
   const { contentType, body } = (profile?.refusalBody ?? problemBody)(r);
   const extra = r.status === 401 ? 'www-authenticate: Bearer realm="gatehouse"\r\n' : "";
   socket.end(

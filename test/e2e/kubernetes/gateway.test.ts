@@ -175,6 +175,12 @@ describe("kubectl through the gateway", () => {
     expect(createHash("sha256").update(got).digest("hex")).toBe(createHash("sha256").update(expected).digest("hex"));
   });
 
+  it("answers kubectl on an unknown connection with a Status it prints", async () => {
+    const r = await kubectl(["get", "--raw", "/no-such-cluster/api/v1/pods"]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/NotFound.*gatehouse: no connection named "no-such-cluster"/s);
+  });
+
   it("answers a wrong token with kubectl's Unauthorized error and forwards nothing", async () => {
     const before = api.requests.length;
     const bad = join(dir, "bad-kubeconfig");
