@@ -1,4 +1,4 @@
-import { createHash, type Hash } from "node:crypto";
+import { createHash, hash, type Hash } from "node:crypto";
 
 /**
  * What the recording keeps of one body: its size and SHA-256 always, and its first `limit` bytes (the connection's
@@ -8,7 +8,8 @@ export class BodyEvidence {
   #head: Buffer[] = [];
   #headBytes = 0;
   #total = 0;
-  readonly #hash: Hash = createHash("sha256");
+  /** Made once the body outgrows its head: most bodies are small, and one-shot hashing is cheaper. */
+  #hash: Hash | undefined;
 
   constructor(private readonly limit: number) {}
 
@@ -18,12 +19,20 @@ export class BodyEvidence {
 
   add(chunk: Buffer): void {
     this.#total += chunk.length;
-    this.#hash.update(chunk);
+    let inHead = 0;
     if (this.#headBytes < this.limit) {
       const part = chunk.subarray(0, this.limit - this.#headBytes);
       this.#head.push(part);
       this.#headBytes += part.length;
+      inHead = part.length;
     }
+    // still all in the head: hashed in one go at the end
+    if (this.#total <= this.limit) return;
+    if (!this.#hash) {
+      this.#hash = createHash("sha256");
+      for (const part of this.#head) this.#hash.update(part);
+    }
+    this.#hash.update(chunk.subarray(inHead));
   }
 
   /** The body's first `limit` bytes. */
@@ -41,7 +50,8 @@ export class BodyEvidence {
    * nothing more when `content` is null (what travelled could not be made safe to keep).
    */
   summary(content: Buffer | null = this.head()): Record<string, unknown> {
-    const out: Record<string, unknown> = { bytes: this.#total, sha256: this.#hash.digest("hex") };
+    const sha256 = this.#hash ? this.#hash.digest("hex") : hash("sha256", this.head(), "hex");
+    const out: Record<string, unknown> = { bytes: this.#total, sha256 };
     if (content === null || content.length === 0) return out;
     Object.assign(out, bodyContent(content));
     if (!this.complete) out.truncated = true;

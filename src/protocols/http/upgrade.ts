@@ -4,7 +4,7 @@ import WebSocket, { WebSocketServer, type RawData } from "ws";
 import { maskDocumentText } from "../../core/masking/json-mask.js";
 import type { GatedSession } from "../../core/session/gate.js";
 import type { ClientSessions } from "./client-sessions.js";
-import { prepareRequest, type ExchangeDeps, type Prepared, type RefusalWording } from "./exchange.js";
+import { clientGone, prepareRequest, type ExchangeDeps, type Prepared, type RefusalWording } from "./exchange.js";
 import { HTTP_REFUSALS, problemBody, type Refusal } from "./refusals.js";
 import { forwardedHeaders } from "./target-client.js";
 import { recordRelayed, WsFlow } from "./ws-flow.js";
@@ -49,13 +49,12 @@ export async function handleUpgrade(
   }
   const p = await prepareRequest(deps, client, req, answer);
   if (!p) return;
-  const aborted = new AbortController();
-  socket.once("close", () => aborted.abort());
+  const gone = clientGone(socket, p.session);
   const admission = await p.session.admit({
     text: p.text,
     facts: p.facts,
     data: { ...p.data, upgrade: "websocket" },
-    signal: aborted.signal,
+    ...(gone.signal ? { signal: gone.signal } : {}),
   });
   if (!admission.forward) {
     answer(
@@ -70,7 +69,8 @@ export async function handleUpgrade(
     );
     return;
   }
-  if (aborted.signal.aborted) return;
+  gone.detach();
+  if (gone.happened) return;
 
   let stream;
   try {

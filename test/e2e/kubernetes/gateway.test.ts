@@ -61,7 +61,11 @@ beforeAll(async () => {
     access: [group:ci]
     guardrails:
       - deny: { verbs: [delete], resources: [namespaces] }
-      - deny: { commands: [rm] }`,
+      - deny: { commands: [rm] }
+    approvals:
+      - require: { verbs: [delete], resources: [pods] }
+        approvers: [group:ops]
+        hold: 30s`,
     ],
   });
   const configFile = join(dir, "gatehouse.yaml");
@@ -173,6 +177,47 @@ describe("kubectl through the gateway", () => {
     const got = Buffer.concat(chunks);
     expect(got.length).toBe(expected.length);
     expect(createHash("sha256").update(got).digest("hex")).toBe(createHash("sha256").update(expected).digest("hex"));
+  });
+
+  it("watches: kubectl get pods -w prints a pod created afterwards, and Secret watch events stay masked", async () => {
+    const p = await spawnKubectl(["get", "pods", "-w"], { kubeconfig });
+    const secrets = await spawnKubectl(["get", "secrets", "-w", "-o", "json"], { kubeconfig });
+    try {
+      await p.waitFor(/worker-5d8b2/);
+      await secrets.waitFor(/"kind": "Secret"/);
+      api.create("pods", { apiVersion: "v1", kind: "Pod", metadata: { name: "late-pod", namespace: "default" } });
+      api.create("secrets", {
+        apiVersion: "v1",
+        kind: "Secret",
+        metadata: { name: "late-secret", namespace: "default" },
+        data: { token: b64("late-secret-value-1234") },
+      });
+      await p.waitFor(/^late-pod\s/m);
+      await secrets.waitFor(/late-secret/);
+    } finally {
+      p.kill();
+      secrets.kill();
+    }
+    await secrets.result;
+    expect(secrets.stdout).not.toContain(b64("late-secret-value-1234"));
+    for (const value of Object.values(SEED_SECRET_VALUES)) expect(secrets.stdout).not.toContain(b64(value));
+  });
+
+  it("holds kubectl delete pod for approval; the cluster sees the DELETE only after another identity approves", async () => {
+    const deleting = runKubectl(["delete", "pod", "worker-5d8b2", "--wait=false"], { kubeconfig });
+    let approvalId: string | undefined;
+    for (let i = 0; i < 200 && !approvalId; i++) {
+      approvalId = (await gateway.approvals.service.list({ statuses: ["pending"] }))[0]?.id;
+      if (!approvalId) await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(approvalId).toBeDefined();
+    expect(api.requests.some((q) => q.method === "DELETE")).toBe(false);
+    const ops = { subject: "ops-human", kind: "human" as const, groups: ["ops"], issuer: "test", tokenId: "t1" };
+    await gateway.approvals.service.vote(approvalId as string, ops, "approve");
+    const r = await deleting;
+    expect(r.stderr).toBe("");
+    expect(r.stdout).toContain("deleted");
+    expect(api.requests.some((q) => q.method === "DELETE" && q.path.endsWith("/pods/worker-5d8b2"))).toBe(true);
   });
 
   it("answers kubectl on an unknown connection with a Status it prints", async () => {
