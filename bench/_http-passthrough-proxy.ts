@@ -16,8 +16,7 @@
 import { once } from "node:events";
 import { Agent, createServer, request, type IncomingHttpHeaders, type OutgoingHttpHeaders } from "node:http";
 import type { Socket } from "node:net";
-import { resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { runAsProxyProcess } from "./_proxy-process.js";
 
 export interface HttpPassthroughProxy {
   port: number;
@@ -89,19 +88,4 @@ export async function startHttpPassthroughProxy(targetHost: string, targetPort: 
   };
 }
 
-const isMain = process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(import.meta.url);
-if (isMain) {
-  const [host, port] = process.argv.slice(2);
-  if (!host || !port) {
-    process.stderr.write("usage: node --import tsx bench/_http-passthrough-proxy.ts TARGET_HOST TARGET_PORT\n");
-    process.exit(2);
-  }
-  const proxy = await startHttpPassthroughProxy(host, Number(port));
-  const stop = () => void proxy.close().finally(() => process.exit(0));
-  process.on("SIGTERM", stop);
-  process.on("SIGINT", stop);
-  process.stdin.on("end", stop);
-  process.stdin.on("error", stop);
-  process.stdin.resume();
-  process.stdout.write(JSON.stringify({ port: proxy.port }) + "\n");
-}
+await runAsProxyProcess(import.meta.url, startHttpPassthroughProxy);

@@ -13,8 +13,7 @@
  */
 import { createServer, connect, type Server, type Socket } from "node:net";
 import { once } from "node:events";
-import { resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { runAsProxyProcess } from "./_proxy-process.js";
 
 export interface PassthroughProxy {
   port: number;
@@ -53,19 +52,4 @@ export async function startPassthroughProxy(targetHost: string, targetPort: numb
   };
 }
 
-const isMain = process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(import.meta.url);
-if (isMain) {
-  const [host, port] = process.argv.slice(2);
-  if (!host || !port) {
-    process.stderr.write("usage: node --import tsx bench/_passthrough-proxy.ts TARGET_HOST TARGET_PORT\n");
-    process.exit(2);
-  }
-  const proxy = await startPassthroughProxy(host, Number(port));
-  const stop = () => void proxy.close().finally(() => process.exit(0));
-  process.on("SIGTERM", stop);
-  process.on("SIGINT", stop);
-  process.stdin.on("end", stop);
-  process.stdin.on("error", stop);
-  process.stdin.resume();
-  process.stdout.write(JSON.stringify({ port: proxy.port }) + "\n");
-}
+await runAsProxyProcess(import.meta.url, startPassthroughProxy);

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { isAuthError } from "../../core/identity/errors.js";
-import type { RequestFacts } from "../../core/policy/facts.js";
-import { SessionRefusedError, type GatedSession } from "../../core/session/gate.js";
+import { emptyFacts, type RequestFacts } from "../../core/policy/facts.js";
+import { SessionRefusedError, type Admission, type GatedSession } from "../../core/session/gate.js";
 import { BodyEvidence } from "./body-evidence.js";
 import type { ClientSessions } from "./client-sessions.js";
 import type { ConnectionProfile } from "./profile.js";
@@ -115,14 +115,7 @@ export async function prepareRequest(
     return {
       ...base,
       text,
-      facts: {
-        statements: [],
-        commands: [],
-        pipelines: [],
-        apiCalls: [],
-        httpCalls: [],
-        unparseable: { reason: reading.unparseable },
-      },
+      facts: { ...emptyFacts(), unparseable: { reason: reading.unparseable } },
       data: { method },
       stream: false,
       masking: profile.masking,
@@ -151,6 +144,17 @@ export interface Prepared {
   data: Record<string, unknown>;
   stream: boolean;
   masking: BodyMasking;
+}
+
+/** A refused admission, as the client is told. */
+export function admissionRefusal(admission: Extract<Admission, { forward: false }>): Refusal {
+  return {
+    status: HTTP_REFUSALS.request[admission.kind],
+    kind: admission.kind,
+    message: admission.message,
+    rule: admission.rule?.path,
+    approvalId: admission.approvalId,
+  };
 }
 
 /** Sends a refusal as the connection's type words it (problem document, Kubernetes Status). */
@@ -192,16 +196,7 @@ export async function handleExchange(
   });
   gone.detach();
   if (!admission.forward) {
-    answer(
-      {
-        status: HTTP_REFUSALS.request[admission.kind],
-        kind: admission.kind,
-        message: admission.message,
-        rule: admission.rule?.path,
-        approvalId: admission.approvalId,
-      },
-      p.profile,
-    );
+    answer(admissionRefusal(admission), p.profile);
     return;
   }
   if (gone.happened) return;

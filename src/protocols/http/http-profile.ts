@@ -1,6 +1,6 @@
 import { compileJsonPaths, maskJson } from "../../core/masking/json-mask.js";
 import type { Masker } from "../../core/masking/index.js";
-import type { RequestFacts } from "../../core/policy/facts.js";
+import { emptyFacts, type RequestFacts } from "../../core/policy/facts.js";
 import type { HttpConnectionConfig } from "../../core/policy/schema.js";
 import type { ConnectionProfile } from "./profile.js";
 import { problemBody } from "./refusals.js";
@@ -10,13 +10,7 @@ import type { BodyMasking } from "./response-masking.js";
 export function httpProfile(connection: HttpConnectionConfig, masker: Masker | undefined): ConnectionProfile {
   return {
     read(method, path, query) {
-      const facts: RequestFacts = {
-        statements: [],
-        commands: [],
-        pipelines: [],
-        apiCalls: [],
-        httpCalls: [{ method, path }],
-      };
+      const facts: RequestFacts = { ...emptyFacts(), httpCalls: [{ method, path }] };
       const q = query.toString();
       return { facts, data: { method, path, ...(q ? { query: q } : {}) } };
     },

@@ -1,7 +1,7 @@
 import type { ShellAnalyzer } from "../../core/inspect/shell/index.js";
 import { execCommand, execShellLine, kubernetesRequestFacts } from "../../core/inspect/kubernetes/index.js";
 import type { Masker } from "../../core/masking/index.js";
-import type { RequestFacts } from "../../core/policy/facts.js";
+import { emptyFacts, type RequestFacts } from "../../core/policy/facts.js";
 import type { KubernetesConnectionConfig } from "../../core/policy/schema.js";
 import { jsonMasking } from "./http-profile.js";
 import { kubernetesTerminalRelay } from "./kubernetes-exec.js";
@@ -39,7 +39,7 @@ export function kubernetesProfile(
       const parsed = kubernetesRequestFacts(method, path, query);
       if ("unparseable" in parsed) return parsed;
       const call = parsed.call;
-      const facts: RequestFacts = { statements: [], commands: [], pipelines: [], apiCalls: [call], httpCalls: [] };
+      const facts: RequestFacts = { ...emptyFacts(), apiCalls: [call] };
       const data: Record<string, unknown> = { method, ...call };
       const q = query.toString();
       if (q) data.query = q;

@@ -61,17 +61,22 @@ const HOP_BY_HOP = new Set([
   "upgrade",
 ]);
 
+/** The headers a message's `Connection` header names: hop-by-hop for this message alone. */
+function connectionNamed(headers: IncomingHttpHeaders): Set<string> {
+  return new Set(
+    String(headers.connection ?? "")
+      .split(",")
+      .map((h) => h.trim().toLowerCase())
+      .filter(Boolean),
+  );
+}
+
 /**
  * The headers the target gets: the client's, minus hop-by-hop ones, the headers `Connection` names, the client's
  * bearer token (Authorization) and Host; plus the held credential and headers the connection configures.
  */
 export function forwardedHeaders(incoming: IncomingHttpHeaders, spec: TargetSpec, host: string): OutgoingHttpHeaders {
-  const named = new Set(
-    String(incoming.connection ?? "")
-      .split(",")
-      .map((h) => h.trim().toLowerCase())
-      .filter(Boolean),
-  );
+  const named = connectionNamed(incoming);
   const out: OutgoingHttpHeaders = {};
   for (const [name, value] of Object.entries(incoming)) {
     if (value === undefined || HOP_BY_HOP.has(name) || named.has(name)) continue;
@@ -85,12 +90,7 @@ export function forwardedHeaders(incoming: IncomingHttpHeaders, spec: TargetSpec
 
 /** Response headers for the client: the target's, minus hop-by-hop ones. */
 export function returnedHeaders(incoming: IncomingHttpHeaders): OutgoingHttpHeaders {
-  const named = new Set(
-    String(incoming.connection ?? "")
-      .split(",")
-      .map((h) => h.trim().toLowerCase())
-      .filter(Boolean),
-  );
+  const named = connectionNamed(incoming);
   const out: OutgoingHttpHeaders = {};
   for (const [name, value] of Object.entries(incoming)) {
     if (value === undefined || HOP_BY_HOP.has(name) || named.has(name)) continue;

@@ -4,8 +4,15 @@ import WebSocket, { WebSocketServer, type RawData } from "ws";
 import { maskDocumentText } from "../../core/masking/json-mask.js";
 import type { GatedSession } from "../../core/session/gate.js";
 import type { ClientSessions } from "./client-sessions.js";
-import { clientGone, prepareRequest, type ExchangeDeps, type Prepared, type RefusalWording } from "./exchange.js";
-import { HTTP_REFUSALS, problemBody, type Refusal } from "./refusals.js";
+import {
+  admissionRefusal,
+  clientGone,
+  prepareRequest,
+  type ExchangeDeps,
+  type Prepared,
+  type RefusalWording,
+} from "./exchange.js";
+import { problemBody, type Refusal } from "./refusals.js";
 import { forwardedHeaders } from "./target-client.js";
 import { recordRelayed, WsFlow } from "./ws-flow.js";
 
@@ -57,16 +64,7 @@ export async function handleUpgrade(
     ...(gone.signal ? { signal: gone.signal } : {}),
   });
   if (!admission.forward) {
-    answer(
-      {
-        status: HTTP_REFUSALS.request[admission.kind],
-        kind: admission.kind,
-        message: admission.message,
-        rule: admission.rule?.path,
-        approvalId: admission.approvalId,
-      },
-      p.profile,
-    );
+    answer(admissionRefusal(admission), p.profile);
     return;
   }
   gone.detach();
