@@ -108,6 +108,20 @@ function describeEvent(e: RecordingEvent): string[] {
     case "input":
     case "output":
       return [`${at} ${e.kind.padEnd(9)} ${JSON.stringify(terminalText(e) ?? "")}`];
+    case "response":
+    case "request_body": {
+      // an HTTP-family exchange: status, size and what was masked, then the recorded (masked) body's first line
+      const what = e.kind === "response" ? "response " : "body     ";
+      const head = [
+        d["status"] !== undefined ? String(d["status"]) : undefined,
+        str(d["content_type"]),
+        typeof d["bytes"] === "number" ? `${d["bytes"]} bytes` : undefined,
+        typeof d["masked"] === "number" ? `${d["masked"]} values masked` : undefined,
+        str(d["incomplete"]) ?? str(d["error"]),
+      ].filter((x) => x !== undefined);
+      const body = str(d["body"]);
+      return [`${at} ${what} ${head.join(", ")}`, ...(body ? [`${" ".repeat(21)}${oneLine(body).slice(0, 200)}`] : [])];
+    }
     default:
       return [`${at} ${e.kind.padEnd(9)} ${oneLine(JSON.stringify(e.data ?? null))}`];
   }

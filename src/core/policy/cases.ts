@@ -30,10 +30,14 @@ const command = z.union([
 const apiCall = z
   .object({
     verb: z.string().min(1),
-    resource: z.string().min(1),
+    group: z.string().optional(),
+    version: z.string().optional(),
+    // "" for a non-resource request, which names its `path`
+    resource: z.string(),
     namespace: z.string().optional(),
     name: z.string().optional(),
     subresource: z.string().optional(),
+    path: z.string().optional(),
   })
   .strict();
 const httpCall = z.object({ method: z.string().min(1), path: z.string().min(1) }).strict();
@@ -45,6 +49,7 @@ const request = z
     pipelines: z.array(z.string()).optional(),
     apiCalls: z.array(apiCall).optional(),
     httpCalls: z.array(httpCall).optional(),
+    within: z.array(apiCall).optional(),
     unparseable: z.object({ reason: z.string() }).strict().optional(),
   })
   .strict();

@@ -12,6 +12,7 @@ import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AuditRecord } from "../../../src/core/evidence/audit-event.js";
 import { readRecording } from "../../../src/core/evidence/recorder.js";
+import { renderText } from "../../../src/core/evidence/replay.js";
 import { generateStaticToken } from "../../../src/core/identity/static-tokens.js";
 import { parseConfig } from "../../../src/core/policy/loader.js";
 import { Gateway } from "../../../src/server/gateway.js";
@@ -151,6 +152,16 @@ describe("HTTP connections through the gateway", () => {
     // wait for the /users response event (its masked body) to be in the recording
     const recorded = await recordingsWhen((json) => json.includes("Grace Hopper"));
     for (const p of passwords) expect(recorded).not.toContain(p);
+    // `gatehouse replay` shows the exchange: the request, then the response with what was masked
+    const request = (await auditRecords()).find((a) => (a.data as { text?: string }).text === "GET /users");
+    const session = await gateway.store.getSession(request?.session_id ?? "");
+    const text = await renderText(
+      session as NonNullable<typeof session>,
+      readRecording(gateway.store, request?.session_id ?? ""),
+    );
+    expect(text).toMatch(
+      /request\s+GET \/users\n.*\n.*response\s+200, application\/json[^,]*, \d+ bytes, \d+ values masked/,
+    );
   });
 
   it("never lets the held credential out, even when the target echoes it", async () => {
