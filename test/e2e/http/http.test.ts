@@ -5,6 +5,7 @@
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -244,6 +245,28 @@ describe("HTTP connections through the gateway", () => {
     const r = await pending;
     expect(r.status).toBe(200);
     expect(target.requests.some((q) => q.path === "/deploy/v2")).toBe(true);
+  });
+
+  it("answers malformed requests and broken TLS clearly, and keeps serving", async () => {
+    const { hostname: host, port } = new URL(base);
+    const raw = (bytes: Buffer) =>
+      new Promise<string>((resolve) => {
+        // written, not ended: a client that has not closed its side waits for the answer
+        const socket = connect({ host, port: Number(port) }, () => socket.write(bytes));
+        setTimeout(() => socket.destroy(), 5000);
+        let got = "";
+        socket.on("data", (d: Buffer) => (got += d.toString("latin1")));
+        socket.on("close", () => resolve(got));
+        socket.on("error", () => resolve(got));
+      });
+    expect(await raw(Buffer.from("NOT AN HTTP REQUEST\r\n\r\n"))).toMatch(/^HTTP\/1\.1 400/);
+    expect(await raw(Buffer.from("GET /web/echo HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n"))).toMatch(
+      /^HTTP\/1\.1 400/,
+    );
+    // a TLS record header followed by garbage: a TLS alert (record type 21), then the connection closes
+    const alert = await raw(Buffer.concat([Buffer.from([0x16, 0x03, 0x01, 0x00, 0x05]), Buffer.from("junkjunk")]));
+    expect(alert.charCodeAt(0)).toBe(0x15);
+    expect((await curl([`${base}/web/echo`])).status).toBe(200);
   });
 
   it("passes a WebSocket through (echo), after admitting the upgrade", async () => {
