@@ -5,7 +5,7 @@
  */
 import { execFileSync, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -218,6 +218,17 @@ describe("kubectl through the gateway", () => {
     expect(r.stderr).toBe("");
     expect(r.stdout).toContain("deleted");
     expect(api.requests.some((q) => q.method === "DELETE" && q.path.endsWith("/pods/worker-5d8b2"))).toBe(true);
+  });
+
+  it("copies a file out with kubectl cp (exec of tar: binary stdout passes intact)", async () => {
+    // the stand-in's containers are this machine: the file is read by a real tar
+    const source = join(dir, "cp-source.bin");
+    const bytes = Buffer.from(Array.from({ length: 70_000 }, (_, i) => (i * 7919) % 256));
+    writeFileSync(source, bytes);
+    const copied = join(dir, "cp-copied.bin");
+    const r = await kubectl(["cp", `default/web-7f9c4:${source}`, copied]);
+    expect(r.code).toBe(0);
+    expect(readFileSync(copied).equals(bytes)).toBe(true);
   });
 
   it("answers kubectl on an unknown connection with a Status it prints", async () => {
