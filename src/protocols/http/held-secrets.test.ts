@@ -27,4 +27,19 @@ describe("HeldSecrets", () => {
     s.write(Buffer.from("plain text\n"));
     expect(out).toEqual(["plain text\n"]);
   });
+
+  it("replaces held credentials in response headers", () => {
+    const held = new HeldSecrets([SECRET]);
+    expect(
+      held.scrubHeaders({
+        "x-debug": `auth=Bearer ${SECRET}`,
+        "set-cookie": [`a=${SECRET}`, "b=1"],
+        "content-length": "5",
+      }),
+    ).toEqual({
+      "x-debug": "auth=Bearer ********",
+      "set-cookie": ["a=********", "b=1"],
+      "content-length": "5",
+    });
+  });
 });

@@ -23,6 +23,17 @@ export class HeldSecrets {
     return this.#secrets.length === 0;
   }
 
+  /** Response headers with every held credential replaced (a target may echo one in a header too). */
+  scrubHeaders<T extends Record<string, number | string | string[] | undefined>>(headers: T): T {
+    if (this.empty) return headers;
+    const out: Record<string, number | string | string[] | undefined> = {};
+    const clean = (v: string) =>
+      this.#secrets.some((s) => v.includes(s.toString())) ? this.scrub(Buffer.from(v)).toString() : v;
+    for (const [name, value] of Object.entries(headers))
+      out[name] = typeof value === "string" ? clean(value) : Array.isArray(value) ? value.map(clean) : value;
+    return out as T;
+  }
+
   /** Every occurrence in a whole body replaced. */
   scrub(bytes: Buffer): Buffer {
     let out = bytes;

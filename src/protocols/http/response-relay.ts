@@ -46,7 +46,7 @@ export function relayResponse(
   const evidence = new BodyEvidence(opts.recordBodyBytes);
   const contentType = upstream.headers["content-type"];
   const encoding = (upstream.headers["content-encoding"] ?? "identity").toLowerCase();
-  const headers = returnedHeaders(upstream.headers);
+  const headers = opts.held.scrubHeaders(returnedHeaders(upstream.headers));
   let masked = 0;
 
   return new Promise((resolve) => {
