@@ -5,3 +5,4 @@
  */
 export { MAX_HELD_LINE_BYTES, OutputMasker, PARTIAL_LINE_FLUSH_MS, RecordingTee } from "./output.js";
 export { ShellInput, type LineVerdict, type ShellInputOptions } from "./shell-input.js";
+export { readsCommandsFromStdin } from "./stdin-commands.js";

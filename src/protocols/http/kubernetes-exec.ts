@@ -1,7 +1,7 @@
 import WebSocket, { type RawData } from "ws";
 import type { ShellAnalyzer } from "../../core/inspect/shell/index.js";
 import type { ApiCallFact } from "../../core/policy/facts.js";
-import { OutputMasker, RecordingTee, ShellInput } from "../../core/terminal/index.js";
+import { OutputMasker, readsCommandsFromStdin, RecordingTee, ShellInput } from "../../core/terminal/index.js";
 import type { Prepared } from "./exchange.js";
 import { record, relayMessages, toBuffer, validCloseCode, type WebSocketRelay } from "./upgrade.js";
 import { WsFlow } from "./ws-flow.js";
@@ -16,17 +16,6 @@ const STATUS = 3;
 const RESIZE = 4;
 /** v5: the sender closed one of its streams (the payload names which). */
 const CLOSE = 255;
-
-/** Shells whose stdin is typed command lines (with flags only, no `-c`): their lines are admitted one by one. */
-const SHELLS = new Set(["sh", "bash", "zsh", "ash", "dash", "ksh", "mksh", "busybox"]);
-
-function isInteractiveShell(argv: readonly string[]): boolean {
-  const [cmd, ...args] = argv;
-  if (cmd === undefined) return false;
-  const name = cmd.slice(cmd.lastIndexOf("/") + 1);
-  if (!SHELLS.has(name)) return false;
-  return args.every((a) => (name === "busybox" ? a === "sh" || /^-[il]+$/.test(a) : /^-[il]+$|^--login$/.test(a)));
-}
 
 /**
  * exec and attach over WebSocket (`v5.channel.k8s.io`, v4 and older channel protocols) as terminal sessions, like
@@ -70,14 +59,14 @@ class TerminalRelay {
     const query = new URLSearchParams(p.path.includes("?") ? p.path.slice(p.path.indexOf("?") + 1) : "");
     const flag = (name: string) => ["true", "1"].includes(query.get(name) ?? "");
     const tty = flag("tty");
-    const argv = query.getAll("command");
     this.#tee = new RecordingTee(p.session.recording);
     this.#up = new WsFlow(client);
     this.#down = new WsFlow(target);
     const masker = p.masking.text;
     this.#out = new OutputMasker(masker, (b) => this.#toClient(STDOUT, p.target.held.scrub(b), "stdout"));
     this.#err = new OutputMasker(masker, (b) => this.#toClient(STDERR, p.target.held.scrub(b), "stderr"));
-    const lines = flag("stdin") && (call.verb === "attach" || isInteractiveShell(argv));
+    // a shell reading its commands from stdin (`sh`, `sh -c sh`), or an attach: typed lines are judged one by one
+    const lines = flag("stdin") && (call.verb === "attach" || readsCommandsFromStdin(p.facts.commands));
     this.#input = lines
       ? new ShellInput({
           pty: tty,

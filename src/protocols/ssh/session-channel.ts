@@ -3,7 +3,8 @@ import type { Log } from "../../core/adapter/index.js";
 import type { ShellAnalyzer } from "../../core/inspect/shell/index.js";
 import type { Masker } from "../../core/masking/index.js";
 import type { SshConnectionConfig } from "../../core/policy/schema.js";
-import { ShellInput } from "../../core/terminal/index.js";
+import { readsCommandsFromStdin, ShellInput } from "../../core/terminal/index.js";
+import type { GatedSession } from "../../core/session/gate.js";
 import { admitOnChannel, errorText, failChannel, refuseChannel, serveChannel } from "./channel.js";
 import { ChannelPipe } from "./channel-pipe.js";
 import { sshConfig, type ClientSession } from "./client-session.js";
@@ -50,6 +51,19 @@ export function serveSessionChannel(deps: SessionChannelDeps, channel: ssh2.Sess
       // recording full: the session is ended by the output path
     }
   };
+  /** The typed lines of a shell (or of an exec that runs one), each admitted before its Enter reaches the target. */
+  const shellInput = (session: GatedSession, ch: ssh2.ServerChannel, channelName: "shell" | "exec") =>
+    new ShellInput({
+      pty: pty !== undefined,
+      analyze: (text) => analyzer.analyze(text),
+      submit: (text, facts) => admitOnChannel(session, { text, facts, data: { channel: channelName } }, ch),
+      toTarget: (b) => live?.write(b),
+      toClient: (b) => ch.write(b),
+      onError: (err) => {
+        failChannel(ch, `shell input failed: ${errorText(err)}`);
+        live?.close();
+      },
+    });
   const serve = (ch: ssh2.ServerChannel, run: () => Promise<void>) =>
     serveChannel(ch, run, log, () => clientSession.session?.id);
 
@@ -100,10 +114,12 @@ export function serveSessionChannel(deps: SessionChannelDeps, channel: ssh2.Sess
         ch,
       );
       if (!verdict.forward) return refuseChannel(ch, verdict.message, verdict.exitStatus);
+      // a shell run without a command string reads its commands from stdin: they are judged line by line
+      const input = readsCommandsFromStdin(analysis.facts.commands) ? shellInput(ok.session, ch, "exec") : undefined;
       ok.target.exec(e.command, { pty: pty ? ptyOptions(pty) : false, env }, (err, tch) => {
         if (err) return failChannel(ch, `target refused the command channel: ${err.message}`);
         live = tch;
-        new ChannelPipe(ok.session, ch, tch, deps.maskerFor(sshConfig(ok.session)));
+        new ChannelPipe(ok.session, ch, tch, deps.maskerFor(sshConfig(ok.session)), input);
       });
     });
   });
@@ -114,17 +130,7 @@ export function serveSessionChannel(deps: SessionChannelDeps, channel: ssh2.Sess
       const ok = await clientSession.usable(ch);
       if (!ok) return;
       if (pty) resize(pty);
-      const input = new ShellInput({
-        pty: pty !== undefined,
-        analyze: (text) => analyzer.analyze(text),
-        submit: (text, facts) => admitOnChannel(ok.session, { text, facts, data: { channel: "shell" } }, ch),
-        toTarget: (b) => live?.write(b),
-        toClient: (b) => ch.write(b),
-        onError: (err) => {
-          failChannel(ch, `shell input failed: ${errorText(err)}`);
-          live?.close();
-        },
-      });
+      const input = shellInput(ok.session, ch, "shell");
       ok.target.shell(pty ? ptyOptions(pty) : false, { env }, (err, tch) => {
         if (err) return failChannel(ch, `target refused the shell: ${err.message}`);
         live = tch;

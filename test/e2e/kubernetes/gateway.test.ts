@@ -156,6 +156,18 @@ describe("kubectl through the gateway", () => {
     expect(cast).toContain("42");
   });
 
+  it("judges the stdin of a shell run without a command string line by line (exec -i -- sh -c sh)", async () => {
+    const canary = join(dir, "stdin-canary");
+    writeFileSync(canary, "still here");
+    const r = await kubectl(["exec", "-i", "web-7f9c4", "--", "sh", "-c", "sh"], {
+      stdin: `echo first\nrm -f ${canary}\necho after\n`,
+    });
+    expect(r.stdout).toContain("first");
+    expect(r.stdout).toContain("after");
+    expect(r.stdout).toMatch(/gatehouse: .*connections\[0\]\.guardrails\[1\]/);
+    expect(existsSync(canary)).toBe(true);
+  });
+
   it("delivers a large exec output exactly once to a client that reads slowly", async () => {
     const expected = execFileSync("seq", ["1", "400000"], { maxBuffer: 64 << 20 });
     const child = spawn(

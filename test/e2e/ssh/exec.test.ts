@@ -1,6 +1,6 @@
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, rmSync } from "node:fs";
+import { existsSync, rmSync, writeFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startSshHarness, type SshHarness } from "./harness.js";
 
@@ -39,6 +39,23 @@ describe("ssh exec through the gateway", () => {
     expect(allowed.stdout).toBe("made\n");
     expect(existsSync(marker)).toBe(true);
     rmSync(marker, { force: true });
+  });
+
+  it("a shell run as the exec command has its stdin judged line by line (ssh host bash < script)", async () => {
+    // the target shares this machine's /tmp: a line that ran would have made or removed these
+    const canary = `/tmp/gatehouse-ssh-canary-${process.pid}-${Date.now()}`;
+    const made = `${canary}.made`;
+    writeFileSync(canary, "still here");
+    for (const command of ["bash", "sh -c sh"]) {
+      const r = await h.ssh("app-host", command, { input: `echo first\nrm -rf ${canary}\ntouch ${made}\n` });
+      expect(r.stdout).toContain("first");
+      expect(r.stdout).toMatch(/gatehouse: .*guardrails\[1\]/);
+      expect(existsSync(canary)).toBe(true);
+      // the lines after a refused one still run
+      expect(existsSync(made)).toBe(true);
+      rmSync(made, { force: true });
+    }
+    rmSync(canary, { force: true });
   });
 
   it("a wrong token is refused at login", async () => {
