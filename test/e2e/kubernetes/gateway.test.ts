@@ -249,6 +249,22 @@ describe("kubectl through the gateway", () => {
     expect(r.stderr).toMatch(/NotFound.*gatehouse: no connection named "no-such-cluster"/s);
   });
 
+  it("kubeconfig --exec keeps the token out of the file: kubectl gets it from the credential plugin", async () => {
+    const config = join(dir, "gatehouse.yaml");
+    const printed = await gatehouse(["kubeconfig", "cluster", "--config", config, "--exec"]);
+    expect(printed.stdout).not.toContain(ci.token);
+    expect(printed.stdout).toMatch(/command: gatehouse\n\s+args:\n\s+- kubeconfig-credential/);
+    const credential = await gatehouse(["kubeconfig-credential"]);
+    expect(JSON.parse(credential.stdout)).toEqual({
+      apiVersion: "client.authentication.k8s.io/v1",
+      kind: "ExecCredential",
+      status: { token: ci.token },
+    });
+    const wrongType = await gatehouse(["kubeconfig", "nope", "--config", config]);
+    expect(wrongType.code).toBe(1);
+    expect(wrongType.stderr).toMatch(/no connection named "nope"/);
+  });
+
   it("answers a wrong token with kubectl's Unauthorized error and forwards nothing", async () => {
     const before = api.requests.length;
     const bad = join(dir, "bad-kubeconfig");
