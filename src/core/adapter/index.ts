@@ -8,4 +8,5 @@ export {
   type TargetEndpoint,
 } from "./connector.js";
 export { bindServer, LiveSockets, PendingWork, stopAccepting } from "./listener.js";
-export { loadTlsMaterial, secureContextFor, type TlsMaterial } from "./tls.js";
+export { clientMustUseTls, loadTlsMaterial, secureContextFor, type TlsMaterial } from "./tls.js";
+export { errorText } from "./errors.js";

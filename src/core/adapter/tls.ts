@@ -3,6 +3,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync } fr
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { createSecureContext, type SecureContext } from "node:tls";
+import { isLoopbackHost } from "../policy/schema.js";
 
 export interface TlsMaterial {
   cert: string;
@@ -74,4 +75,13 @@ export function loadTlsMaterial(
 
 export function secureContextFor(material: TlsMaterial): SecureContext {
   return createSecureContext({ cert: material.cert, key: material.key, minVersion: "TLSv1.2" });
+}
+
+/**
+ * Whether a client at `remote` must use TLS under a listener's `tls.require`: `remote` asks it of every client that
+ * is not on loopback (an IPv4-mapped IPv6 loopback address counts as loopback).
+ */
+export function clientMustUseTls(require: "remote" | "always" | "never", remote: string | undefined): boolean {
+  if (require !== "remote") return require === "always";
+  return !(remote !== undefined && isLoopbackHost(remote.replace(/^::ffff:/, "")));
 }

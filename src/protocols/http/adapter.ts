@@ -1,6 +1,7 @@
 import type { Socket } from "node:net";
 import {
   bindServer,
+  clientMustUseTls,
   LiveSockets,
   loadTlsMaterial,
   PendingWork,
@@ -10,15 +11,18 @@ import {
   type ProtocolAdapter,
   type RunningAdapter,
 } from "../../core/adapter/index.js";
-import { loadShellAnalyzer } from "../../core/inspect/shell/index.js";
+import { loadShellAnalyzer, type ShellAnalyzer } from "../../core/inspect/shell/index.js";
+import type { Masker } from "../../core/masking/index.js";
+import type { KubernetesConnectionConfig } from "../../core/policy/schema.js";
 import { ClientSessions } from "./client-sessions.js";
 import { handleExchange, type ExchangeDeps } from "./exchange.js";
 import { httpProfile } from "./http-profile.js";
-import { isLoopbackRemote, newHttpServer, sniffingListener } from "./listener.js";
+import { newHttpServer, sniffingListener } from "./listener.js";
 import type { ConnectionProfile } from "./profile.js";
 import { HTTP_REFUSALS } from "./refusals.js";
 import { Router, type HttpFamilyConnection } from "./router.js";
 import { TargetClient } from "./target-client.js";
+import type { kubernetesProfile as KubernetesProfileFn } from "./kubernetes-profile.js";
 import { handleUpgrade } from "./upgrade.js";
 
 /**
@@ -50,7 +54,7 @@ export const httpAdapter: ProtocolAdapter<number> = {
           const masker = ctx.maskers.for(config);
           const profile =
             config.type === "kubernetes"
-              ? kubernetesOnly(kubernetes).kubernetesProfile(config, masker, kubernetesOnly(kubernetes).analyzer)
+              ? kubernetesProfileFor(kubernetes, config, masker)
               : httpProfile(config, masker);
           c = { profile, target: new TargetClient(config, ctx.connector) };
           compiled.set(config, c);
@@ -96,8 +100,7 @@ export const httpAdapter: ProtocolAdapter<number> = {
     });
     const server = sniffingListener(http, {
       secureContext,
-      tlsRequired: (remote) =>
-        tlsConfig.require === "always" || (tlsConfig.require === "remote" && !isLoopbackRemote(remote)),
+      tlsRequired: (remote) => clientMustUseTls(tlsConfig.require, remote),
       onSocket: (s) => sockets.add(s),
     });
     const address = await bindServer(server, ctx.listen);
@@ -116,8 +119,12 @@ export const httpAdapter: ProtocolAdapter<number> = {
   },
 };
 
-function kubernetesOnly<T>(loaded: T | undefined): T {
+function kubernetesProfileFor(
+  loaded: { kubernetesProfile: typeof KubernetesProfileFn; analyzer: ShellAnalyzer } | undefined,
+  config: KubernetesConnectionConfig,
+  masker: Masker | undefined,
+): ConnectionProfile {
   // loaded whenever the config has a kubernetes connection, and only those reach here
   if (!loaded) throw new Error("kubernetes support was not loaded");
-  return loaded;
+  return loaded.kubernetesProfile(config, masker, loaded.analyzer);
 }

@@ -55,13 +55,13 @@ export async function prepareRequest(
   const route = deps.router.route(req.url ?? "/", req.headers.host);
   const named = "error" in route ? undefined : route.connection;
   // before the connection is known (no token, unknown name), a Kubernetes client still gets a Status it can print
-  const guessed = "error" in route ? undefined : guessWording(route.path, req.headers["user-agent"]);
+  const guessed = () => ("error" in route ? undefined : guessWording(route.path, req.headers["user-agent"]));
   if (token === undefined) {
     const message = req.headers.authorization
       ? "the Authorization header is not a bearer token"
       : "no bearer token: send Authorization: Bearer <token>";
     await deps.authFailed(client, "missing_token", message, named);
-    answer({ status: 401, kind: "unauthorized", message }, guessed);
+    answer({ status: 401, kind: "unauthorized", message }, guessed());
     return undefined;
   }
   if ("error" in route) {
@@ -71,7 +71,7 @@ export async function prepareRequest(
   const config = route.config;
   const protocol = config?.type ?? "http";
   const own = config ? deps.connection(config) : undefined;
-  const wording = own?.profile ?? guessed;
+  const wording = own?.profile ?? guessed();
   let session: GatedSession;
   try {
     session = await client.session(token, route.connection, protocol);
@@ -102,7 +102,7 @@ export async function prepareRequest(
   if ("error" in path) return refuse(path.error);
   const header = profile.refusedHeader?.(req.headers);
   if (header) return refuse(header, 403);
-  const reading = profile.read(method, path.path, new URLSearchParams(path.query.slice(1)));
+  const reading = profile.read(method, path.path, path.query.slice(1));
   const base = {
     session,
     profile,
@@ -281,6 +281,7 @@ async function forward(deps: ExchangeDeps, p: Prepared, req: IncomingMessage, re
     return;
   }
   const result = await relayResponse(response, res, {
+    method: p.method,
     masking,
     stream: p.stream,
     recordBodyBytes: recordBytes,

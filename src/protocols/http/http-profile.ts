@@ -11,8 +11,7 @@ export function httpProfile(connection: HttpConnectionConfig, masker: Masker | u
   return {
     read(method, path, query) {
       const facts: RequestFacts = { ...emptyFacts(), httpCalls: [{ method, path }] };
-      const q = query.toString();
-      return { facts, data: { method, path, ...(q ? { query: q } : {}) } };
+      return { facts, data: { method, path, ...(query ? { query } : {}) } };
     },
     masking: jsonMasking(connection.masking?.json_paths, masker),
     refusalBody: problemBody,

@@ -1,10 +1,11 @@
 import WebSocket, { type RawData } from "ws";
+import { errorText } from "../../core/adapter/index.js";
 import type { ShellAnalyzer } from "../../core/inspect/shell/index.js";
 import type { ApiCallFact } from "../../core/policy/facts.js";
 import { OutputMasker, readsCommandsFromStdin, RecordingTee, ShellInput } from "../../core/terminal/index.js";
 import type { Prepared } from "./exchange.js";
 import { record, relayMessages, toBuffer, validCloseCode, type WebSocketRelay } from "./upgrade.js";
-import { WsFlow } from "./ws-flow.js";
+import { recordRelayed, WsFlow } from "./ws-flow.js";
 
 // The streams of the Kubernetes remote command protocol: each binary message starts with its channel.
 const STDIN = 0;
@@ -81,7 +82,7 @@ class TerminalRelay {
           },
           toTarget: (b) => this.#up.send(target, frame(STDIN, b), true),
           toClient: (b) => this.#down.send(client, frame(STDOUT, b), true),
-          onError: (err) => this.#fail(`terminal input failed: ${err instanceof Error ? err.message : String(err)}`),
+          onError: (err) => this.#fail(`terminal input failed: ${errorText(err)}`),
         })
       : undefined;
 
@@ -156,19 +157,10 @@ class TerminalRelay {
   }
 
   #toClient(channel: number, bytes: Buffer, stream: "stdout" | "stderr"): void {
-    const lost = (err: unknown) =>
-      this.#fail(`evidence unavailable, session ended: ${err instanceof Error ? err.message : String(err)}`);
-    try {
-      // the recorder is behind: the target is held until it caught up
-      if (!this.#tee.record("output", bytes, stream)) {
-        this.#down.hold();
-        this.p.session.recording.drain().then(() => this.#down.release(), lost);
-      }
-    } catch (err) {
-      // no unrecorded output is shown
-      lost(err);
-      return;
-    }
+    const lost = (err: unknown) => this.#fail(`evidence unavailable, session ended: ${errorText(err)}`);
+    // a recorder that is behind holds the target; one that failed ends the session (no unrecorded output is shown)
+    const recording = this.p.session.recording;
+    if (!recordRelayed(() => this.#tee.record("output", bytes, stream), recording, this.#down, lost)) return;
     this.#down.send(this.client, frame(channel, bytes), true);
   }
 

@@ -35,14 +35,14 @@ export function kubernetesProfile(
   const secretsMasking: BodyMasking = { json: secretsMask(true), text: masker, jsonRequired: true };
 
   return {
-    read(method, path, query) {
+    read(method, path, rawQuery) {
+      const query = new URLSearchParams(rawQuery);
       const parsed = kubernetesRequestFacts(method, path, query);
       if ("unparseable" in parsed) return parsed;
       const call = parsed.call;
       const facts: RequestFacts = { ...emptyFacts(), apiCalls: [call] };
       const data: Record<string, unknown> = { method, ...call };
-      const q = query.toString();
-      if (q) data.query = q;
+      if (rawQuery) data.query = rawQuery;
       if (call.verb === "exec") {
         const argv = execCommand(query) ?? [];
         data.command = argv;

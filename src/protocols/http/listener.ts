@@ -1,7 +1,6 @@
 import { createServer as createHttpServer, type Server as HttpServer } from "node:http";
 import { createServer, type Server, type Socket } from "node:net";
 import { TLSSocket, type SecureContext } from "node:tls";
-import { isLoopbackHost } from "../../core/policy/schema.js";
 
 export interface SniffingListenerOptions {
   /** TLS, when the listener offers it. */
@@ -66,8 +65,4 @@ export function newHttpServer(): HttpServer {
     } else socket.destroy();
   });
   return server;
-}
-
-export function isLoopbackRemote(remote: string | undefined): boolean {
-  return remote !== undefined && isLoopbackHost(remote.replace(/^::ffff:/, ""));
 }

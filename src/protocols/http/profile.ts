@@ -20,8 +20,8 @@ export interface RequestReading {
  * request is read into facts, how responses are masked, and how a refusal looks to the client.
  */
 export interface ConnectionProfile {
-  /** `path` is normalized (request-path.ts) and without the query; `query` is without its `?`. */
-  read(method: string, path: string, query: URLSearchParams): RequestReading | { unparseable: string };
+  /** `path` is normalized (request-path.ts); `query` is the raw query string as sent, without its `?`. */
+  read(method: string, path: string, query: string): RequestReading | { unparseable: string };
   /** Headers the client sent that the gateway refuses to pass (with the reason), or undefined. */
   refusedHeader?(headers: Record<string, string | string[] | undefined>): string | undefined;
   /** Adjusts the headers the target gets (e.g. ask for a form the gateway can mask). */

@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { errorText } from "../../core/adapter/index.js";
 import { JsonLinesMasker } from "../../core/masking/json-lines.js";
 import { maskDocumentText } from "../../core/masking/json-mask.js";
 import { OutputMasker } from "../../core/terminal/index.js";
@@ -13,6 +14,8 @@ export const MAX_MASKED_JSON_BYTES = 32 * 1024 * 1024;
 export const MAX_JSON_LINE_BYTES = 16 * 1024 * 1024;
 
 export interface RelayOptions {
+  /** The request's method (a response object does not carry it). */
+  method: string;
   masking: BodyMasking;
   /** The client asked for a stream (a Kubernetes watch): JSON arrives as one document per line. */
   stream: boolean;
@@ -172,7 +175,7 @@ export function relayResponse(
       });
       return;
     }
-    if (masking.jsonRequired && raw2xxBody(status, upstream)) {
+    if (masking.jsonRequired && carriesBody(status, opts.method, upstream)) {
       refuse(
         `the target answered ${contentType ?? "without a content type"}, which the gateway cannot mask (it masks JSON)`,
       );
@@ -186,30 +189,23 @@ export function relayResponse(
     }
     // text, event streams, logs, anything else: the detectors line by line, partial lines held briefly
     res.writeHead(status, withoutLength(headers));
-    const out = new OutputMasker(masking.text, (bytes) => {
-      send(bytes);
-    });
-    const hitsBefore = () => out.hits;
+    const out = new OutputMasker(masking.text, send);
     upstream.on("data", (chunk: Buffer) => out.write(chunk));
     upstream.once("end", () => {
       out.flush();
-      masked += hitsBefore();
+      masked += out.hits;
       finish();
     });
   });
 }
 
-/** A success body other than JSON, on a connection that can only mask JSON (a HEAD or 204 carries none). */
-function raw2xxBody(status: number, upstream: IncomingMessage): boolean {
-  if (status === 204 || status === 304 || upstream.method === "HEAD") return false;
+/** Whether a response has a body at all (the answer to a HEAD, a 204 or a 304 carries none, nor does length 0). */
+function carriesBody(status: number, method: string, upstream: IncomingMessage): boolean {
+  if (status === 204 || status === 304 || method === "HEAD") return false;
   return upstream.headers["content-length"] !== "0";
 }
 
 function withoutLength(h: ReturnType<typeof returnedHeaders>): ReturnType<typeof returnedHeaders> {
   const { "content-length": _drop, ...rest } = h;
   return rest;
-}
-
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

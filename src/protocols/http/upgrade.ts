@@ -1,6 +1,7 @@
 import type { IncomingMessage } from "node:http";
 import type { Socket } from "node:net";
 import WebSocket, { WebSocketServer, type RawData } from "ws";
+import { errorText } from "../../core/adapter/index.js";
 import { maskDocumentText } from "../../core/masking/json-mask.js";
 import type { GatedSession } from "../../core/session/gate.js";
 import type { ClientSessions } from "./client-sessions.js";
@@ -146,20 +147,25 @@ export const relayMessages: WebSocketRelay = (p, client, target) =>
     const evidenceLost = (err: unknown) => {
       if (lost) return;
       lost = true;
-      const reason = `gatehouse: evidence unavailable: ${err instanceof Error ? err.message : String(err)}`.slice(
-        0,
-        120,
-      );
+      const reason = `gatehouse: evidence unavailable: ${errorText(err)}`.slice(0, 120);
       client.close(1011, reason);
       target.close(1011, "gatehouse: evidence unavailable");
     };
+    const recording = p.session.recording;
     const pass = (from: WebSocket, to: WebSocket, direction: "input" | "output") => {
       const flow = new WsFlow(from);
       from.on("message", (data: RawData, isBinary: boolean) => {
         if (lost) return;
         const bytes = toBuffer(data);
         if (isBinary) {
-          if (!recordRelayed(p.session.recording, flow, direction, { binary_bytes: bytes.length }, evidenceLost))
+          if (
+            !recordRelayed(
+              () => recording.record(direction, { binary_bytes: bytes.length }),
+              recording,
+              flow,
+              evidenceLost,
+            )
+          )
             return;
           flow.send(to, direction === "output" ? p.target.held.scrub(bytes) : bytes, true);
           return;
@@ -167,7 +173,7 @@ export const relayMessages: WebSocketRelay = (p, client, target) =>
         const text = bytes.toString("utf8");
         const shown = direction === "output" ? p.target.held.scrub(Buffer.from(maskText(text))).toString("utf8") : text;
         const kept = direction === "output" ? shown : maskText(text);
-        if (!recordRelayed(p.session.recording, flow, direction, { data: kept }, evidenceLost)) return;
+        if (!recordRelayed(() => recording.record(direction, { data: kept }), recording, flow, evidenceLost)) return;
         flow.send(to, shown, false);
       });
     };
@@ -220,7 +226,3 @@ const STATUS_TEXT: Record<number, string> = {
   502: "Bad Gateway",
   503: "Service Unavailable",
 };
-
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}

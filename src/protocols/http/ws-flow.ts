@@ -40,19 +40,18 @@ export class WsFlow {
 }
 
 /**
- * Records one event of a relayed stream. When the recorder asks producers to wait, the source is held until it
- * caught up; when the recording cannot take the event (its store failed), `lost` ends the relay: nothing
- * unrecorded passes.
+ * Records one event of a relayed stream (`write` records it and returns the recorder's answer). When the recorder
+ * asks producers to wait, the source is held until it caught up; when the recording cannot take the event (its
+ * store failed), `lost` ends the relay: nothing unrecorded passes.
  */
 export function recordRelayed(
-  recording: { record(kind: string, data: unknown): boolean; drain(): Promise<void> },
+  write: () => boolean,
+  recording: { drain(): Promise<void> },
   flow: WsFlow,
-  kind: string,
-  data: unknown,
   lost: (err: unknown) => void,
 ): boolean {
   try {
-    if (!recording.record(kind, data)) {
+    if (!write()) {
       flow.hold();
       recording.drain().then(
         () => flow.release(),

@@ -1,6 +1,7 @@
 import { createServer, type Server } from "node:net";
 import {
   bindServer,
+  clientMustUseTls,
   LiveSockets,
   loadTlsMaterial,
   PendingWork,
@@ -10,7 +11,7 @@ import {
   type TlsMaterial,
 } from "../../core/adapter/index.js";
 import type { IdentityVerifier } from "../../core/identity/verifier.js";
-import { isLoopbackHost, type HostPort, type PostgresConnectionConfig } from "../../core/policy/schema.js";
+import type { HostPort, PostgresConnectionConfig } from "../../core/policy/schema.js";
 import type { Gate } from "../../core/session/gate.js";
 import { CancelRegistry } from "./cancel.js";
 import { serveConnection } from "./connection.js";
@@ -76,8 +77,7 @@ export async function startPostgresListener(opts: PostgresListenerOptions): Prom
       track: (p) => closing.add(p),
       tls: (remote) => ({
         ...(secureContext ? { secureContext } : {}),
-        tlsRequired:
-          opts.tls.require === "always" || (opts.tls.require === "remote" && !(remote && isLoopbackAddress(remote))),
+        tlsRequired: clientMustUseTls(opts.tls.require, remote),
       }),
     });
     serving.add(served, (err) => log("postgres: connection failed", { err: String(err) }));
@@ -98,8 +98,4 @@ export async function startPostgresListener(opts: PostgresListenerOptions): Prom
       await closing.settled();
     },
   };
-}
-
-function isLoopbackAddress(remote: string): boolean {
-  return isLoopbackHost(remote.replace(/^::ffff:/, ""));
 }

@@ -1,5 +1,5 @@
 import type ssh2 from "ssh2";
-import type { Log } from "../../core/adapter/index.js";
+import { errorText, type Log } from "../../core/adapter/index.js";
 import type { RequestFacts } from "../../core/policy/facts.js";
 import type { GatedSession } from "../../core/session/gate.js";
 import { SSH_REFUSALS } from "./refusals.js";
@@ -81,7 +81,5 @@ export function serveChannel(
   });
 }
 
-/** An error's message for the user (its text only: no stack, no class name). */
-export function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
+// shared by the SSH modules that import it from here
+export { errorText };
