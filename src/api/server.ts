@@ -1,4 +1,5 @@
 import Fastify, { type FastifyInstance } from "fastify";
+import type { AgentStatus } from "../agent/registry.js";
 import type { ApprovalWorkflow } from "../core/approvals/index.js";
 import type { AuditLog } from "../core/evidence/audit-log.js";
 import type { IdentityVerifier } from "../core/identity/index.js";
@@ -16,6 +17,8 @@ export interface ApiDeps {
   store: Store;
   /** The approval workflow and the policy it reads access-request rules from; without them no approval routes. */
   approvals?: { workflow: ApprovalWorkflow; policy: CompiledPolicy };
+  /** The configured agents' live state (`gatehouse agents ls`). */
+  agents?: () => AgentStatus[];
 }
 
 export interface ApiServer {
@@ -45,6 +48,11 @@ export async function startApi(deps: ApiDeps): Promise<ApiServer> {
     const identity = await authenticate(deps, request, reply);
     if (!identity) return reply;
     return { identity: toAuditIdentity(identity), expires_at: identity.expiresAt?.toISOString() };
+  });
+
+  app.get("/api/agents", async (request, reply) => {
+    if (!(await authenticate(deps, request, reply))) return reply;
+    return { agents: deps.agents?.() ?? [] };
   });
 
   if (deps.approvals) {

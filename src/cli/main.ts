@@ -1,4 +1,5 @@
 import { Command, CommanderError } from "commander";
+import { registerAgentCommands } from "./agent-commands.js";
 import { registerApprovalCommands } from "./approval-commands.js";
 import { registerAuditCommands } from "./audit-commands.js";
 import { registerKubeconfigCommands } from "./kubeconfig-commands.js";
@@ -20,6 +21,7 @@ export function buildProgram(): Command {
   registerTokenCommands(program);
   registerApprovalCommands(program);
   registerKubeconfigCommands(program);
+  registerAgentCommands(program);
   return program;
 }
 

@@ -21,6 +21,8 @@ export function registerServeCommands(program: Command): void {
           `  ${l.protocol}: ${l.state}${l.address ? ` (${l.address})` : ""}; connections: ${l.connections.join(", ") || "none"}`,
         );
       }
+      if (gateway.agentEndpoint)
+        lines.push(`  agents: listening (${gateway.agentEndpoint.address}); pin: ${gateway.agentEndpoint.pin}`);
       // listen for signals before telling anyone we are up, so an immediate Ctrl-C still stops cleanly
       const stopped = untilSignal();
       process.stdout.write(`${lines.join("\n")}\n`);
@@ -65,7 +67,7 @@ async function startOrExplain<T>(start: () => Promise<T>): Promise<T> {
   }
 }
 
-function untilSignal(): Promise<NodeJS.Signals> {
+export function untilSignal(): Promise<NodeJS.Signals> {
   return new Promise((resolve) => {
     const stop = (signal: NodeJS.Signals) => {
       process.off("SIGINT", stop);

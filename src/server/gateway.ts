@@ -17,6 +17,9 @@ import { DirectConnector, type ListenKey, type RunningAdapter } from "../core/ad
 import { MaskerCache } from "../core/masking/index.js";
 import type { ConnectionType } from "../core/policy/vocabulary.js";
 import { ADAPTERS, reportListener, type ListenerReport } from "./adapters.js";
+import { startAgentEndpoint, type AgentEndpoint } from "../agent/endpoint.js";
+import { AgentRegistry } from "../agent/registry.js";
+import { RoutingConnector } from "../agent/routing-connector.js";
 
 export const VERSION = "0.1.0";
 
@@ -29,6 +32,8 @@ export interface GatewayOptions {
   apiListen?: HostPort;
   /** Override protocol listener addresses (tests pass port 0). */
   listen?: Partial<Record<ListenKey, HostPort>>;
+  /** Override the agent listener's address (tests pass port 0). */
+  agentsListen?: HostPort;
   /** Where adapters report connection-level problems (default: stderr). */
   log?: (msg: string, fields?: Record<string, unknown>) => void;
 }
@@ -51,6 +56,9 @@ export class Gateway {
     readonly sinks: SinkForwarder,
     private readonly running: RunningListener[],
     readonly approvals: ApprovalWorkflow,
+    readonly agents: AgentRegistry,
+    /** The agent listener, when `listen.agents` is set. */
+    readonly agentEndpoint: AgentEndpoint | undefined,
   ) {}
 
   /** The bound address of a protocol listener ("host:port"), if it runs. */
@@ -102,7 +110,9 @@ export class Gateway {
       await approvals.service.start(); // held requests of a previous run become cancelled
       closeOnFailure.unshift(async () => approvals.service.stop());
       const gate = new Gate({ policy, audit, recorder, approvals, grants: approvals });
+      const agents = new AgentRegistry(config);
       const api = await startApi({
+        agents: () => agents.status(),
         address: options.apiListen ?? config.listen.api,
         verifier,
         audit,
@@ -115,8 +125,24 @@ export class Gateway {
         for (const r of running) await r.close();
       });
       const listeners: ListenerReport[] = [];
-      // what every adapter shares: how targets are reached, and compiled masking rules
-      const connector = new DirectConnector();
+      // agents dial in before protocol listeners open, so a restarted gateway serves agent-routed connections as
+      // soon as their agents are back
+      const agentsListen = options.agentsListen ?? config.listen.agents;
+      let agentEndpoint: AgentEndpoint | undefined;
+      if (agentsListen) {
+        agentEndpoint = await startAgentEndpoint({
+          config,
+          listen: agentsListen,
+          registry: agents,
+          audit: (event) => audit.append(event),
+          log,
+          version: VERSION,
+        });
+        const endpoint = agentEndpoint;
+        closeOnFailure.unshift(() => endpoint.close());
+      }
+      // what every adapter shares: how targets are reached (directly or through an agent), and compiled masking rules
+      const connector = new RoutingConnector(new DirectConnector(), agents);
       const maskers = new MaskerCache();
       // protocols that share a listener (kubernetes and http) share its adapter: started once, closed once
       const started = new Map<string, RunningAdapter>();
@@ -141,6 +167,7 @@ export class Gateway {
           api: api.address,
           connections: config.connections.map((c) => ({ name: c.name, type: c.type })),
           listeners: listeners.map((l) => ({ protocol: l.protocol, address: l.address, state: l.state })),
+          ...(agentEndpoint ? { agents: { address: agentEndpoint.address, pin: agentEndpoint.pin } } : {}),
           interrupted_sessions: interrupted,
           writer: store.writer,
           ...(recovery.cutBytes > 0
@@ -167,6 +194,8 @@ export class Gateway {
         sinks,
         running,
         approvals,
+        agents,
+        agentEndpoint,
       );
     } catch (err) {
       for (const close of closeOnFailure) await close().catch(() => undefined);
@@ -184,6 +213,8 @@ export class Gateway {
     // listeners first: each close() resolves only once its sessions have ended (session.end, recording seal),
     // so those land while the evidence writers still run, and before gateway.stop
     for (const r of this.running) await r.close().catch(() => undefined);
+    // after the sessions that used them; each tunnel's agent.disconnected lands before gateway.stop
+    await this.agentEndpoint?.close().catch(() => undefined);
     await this.api.close();
     this.approvals.service.stop();
     await this.audit.append({ type: "gateway.stop", data: { reason } }).catch(() => undefined);

@@ -9,18 +9,39 @@ export interface TargetEndpoint {
 }
 
 /**
- * Why an adapter opens a stream to a target. Recorded nowhere today; the agent will use it to tell a session's
- * main stream from its side connections (PostgreSQL's cancel and catalog queries) in its own status.
+ * Why an adapter opens a stream to a target. Through an agent it is recorded in the session's `session.route`
+ * event and shown in the agent's log, telling a session's main stream from its side connections (PostgreSQL's
+ * cancel and catalog queries).
  */
 export type StreamPurpose = "session" | "cancel" | "catalog";
 
 /**
  * The only way an adapter reaches a target. Adapters never dial sockets themselves: they ask for a byte stream to
- * a connection's target and speak their protocol over it. Today that is a TCP connection from the gateway; with
- * `via: agent/NAME` it will be a stream tunnelled through that agent, and the adapter will not notice.
+ * a connection's target and speak their protocol over it: a TCP connection from the gateway, or with
+ * `via: agent/NAME` a stream tunnelled through that agent; the adapter does not notice which.
  */
 export interface TargetConnector {
-  open(connection: ConnectionConfig, endpoint: TargetEndpoint, purpose: StreamPurpose): Promise<Duplex>;
+  open(
+    connection: ConnectionConfig,
+    endpoint: TargetEndpoint,
+    purpose: StreamPurpose,
+    options?: OpenOptions,
+  ): Promise<Duplex>;
+}
+
+/** What a connector may need besides the address. */
+export interface OpenOptions {
+  /**
+   * The session the stream serves. A connector that carries the stream through something the session's evidence
+   * must name (an agent) records that in the session's audit log before handing the stream over.
+   */
+  session?: RouteEvidence;
+}
+
+/** The part of a gated session a connector uses: its id, and appending an audit event in its name. */
+export interface RouteEvidence {
+  readonly id: string;
+  audit(event: { type: string; data?: Record<string, unknown> }): Promise<unknown>;
 }
 
 /** A stream could not be opened; `message` names the endpoint and is safe to show the client (no secrets). */
@@ -37,10 +58,10 @@ export class DirectConnector implements TargetConnector {
 
   open(connection: ConnectionConfig, endpoint: TargetEndpoint): Promise<Duplex> {
     if (connection.via !== undefined) {
-      // config load refuses `via` until agents exist; this keeps a direct dial from ever ignoring it
+      // a connection behind an agent is never dialled directly, even if a direct route happens to exist
       return Promise.reject(
         new TargetUnreachableError(
-          `connection "${connection.name}" is reached via ${connection.via}, which this gateway cannot do`,
+          `connection "${connection.name}" is reached via ${connection.via}, and this connector dials only directly`,
         ),
       );
     }

@@ -3,6 +3,8 @@ export {
   DirectConnector,
   dialTcp,
   TargetUnreachableError,
+  type OpenOptions,
+  type RouteEvidence,
   type StreamPurpose,
   type TargetConnector,
   type TargetEndpoint,

@@ -28,6 +28,30 @@ function conn(extra: string, type = "postgres", target = "{ host: h, user: u }")
   return `connections:\n  - name: c\n    type: ${type}\n    target: ${target}\n    access: ["*"]\n${extra}`;
 }
 
+describe("parseConfig: agents", () => {
+  const agents = `listen: { agents: "127.0.0.1:18443" }\nagents:\n  tokens:\n    - { name: office, sha256: ${"a".repeat(64)} }\n`;
+
+  it("a connection reached via an agent names an agent that may dial in", () => {
+    const config = parseConfig(agents + conn("    via: agent/office\n"));
+    expect(config.connections[0]?.via).toBe("agent/office");
+    expect(config.agents.heartbeat).toBe(10_000);
+    expect(errorOf(agents + conn("    via: agent/other\n"))).toBe(
+      'gatehouse.yaml: connections[0].via: no agent named "other" in agents.tokens (add it with its token\'s sha256: gatehouse token new --name other)',
+    );
+    expect(errorOf(agents.replace(/^listen.*\n/, "") + conn("    via: agent/office\n"))).toBe(
+      'gatehouse.yaml: connections[0].via: "agent/office" needs listen.agents, the address agents dial in to',
+    );
+  });
+
+  it("agent names and token hashes are unique; secrets: agent needs an agent", () => {
+    const twice = agents + `    - { name: office, sha256: ${"b".repeat(64)} }\n`;
+    expect(errorOf(twice)).toMatch(/^gatehouse.yaml: agents.tokens\[1\].name: duplicate agent "office"/);
+    expect(errorOf(conn("    secrets: agent\n"))).toMatch(
+      /connections\[0\].secrets: secrets: agent needs via: agent\/NAME/,
+    );
+  });
+});
+
 describe("parseConfig: defaults", () => {
   it("fills in defaults and resolves data relative to the config directory", () => {
     const config = parseConfig(PG, { baseDir: "/etc/gatehouse", env: { APP_DB_PASSWORD: "pw" } });
@@ -137,8 +161,9 @@ describe("parseConfig: errors name file and path on one line", () => {
   });
 
   it("settings this build does not enforce are refused, naming their path, instead of being ignored", () => {
-    expect(errorOf(conn("    via: agent/office\n"))).toBe(
-      'gatehouse.yaml: connections[0].via: "agent/office": agents are not supported yet; this gateway would dial the target itself, so the setting is refused (remove via to reach the target directly)',
+    const agentOffice = `listen: { agents: "127.0.0.1:18443" }\nagents: { tokens: [{ name: office, sha256: ${"a".repeat(64)} }] }\n`;
+    expect(errorOf(agentOffice + conn("    via: agent/office\n    secrets: agent\n"))).toMatch(
+      /^gatehouse.yaml: connections\[0\].secrets: secrets: agent is not supported for postgres connections yet/,
     );
     const retention = /retention is not enforced yet: nothing would be purged, so the setting is refused/;
     expect(errorOf("audit: { retention: 400d }\n")).toMatch(

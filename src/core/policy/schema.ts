@@ -400,6 +400,8 @@ function connectionShape<T extends ConnectionType, S extends z.ZodType>(type: T,
       .string()
       .regex(/^agent\/[a-z0-9][a-z0-9._-]*$/, 'expected "agent/NAME"')
       .optional(),
+    /** Who holds the target's credentials: the gateway (sent inside the protocol, over the tunnel) or only the agent. */
+    secrets: z.enum(["gateway", "agent"]).default("gateway"),
     access: subjectList,
     guardrails: z.array(z.object({ deny: matcher(type) }).strict()).default([]),
     approvals: z.array(approvalRule(type)).default([]),
@@ -411,7 +413,7 @@ function connectionShape<T extends ConnectionType, S extends z.ZodType>(type: T,
 
 function checkConnection(type: ConnectionType) {
   return (
-    c: { on_unparseable: string; approvals: unknown[]; via?: string | undefined; target?: unknown },
+    c: { on_unparseable: string; approvals: unknown[]; via?: string | undefined; secrets: string; target?: unknown },
     ctx: z.RefinementCtx,
   ): void => {
     if (c.on_unparseable === "approve" && c.approvals.length === 0) {
@@ -421,13 +423,20 @@ function checkConnection(type: ConnectionType) {
         message: "on_unparseable: approve needs an approvals rule (the first one's approvers decide)",
       });
     }
-    if (type === "ssh" && !c.via) {
+    if (c.secrets === "agent" && !c.via) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["secrets"],
+        message: "secrets: agent needs via: agent/NAME (the agent that holds them)",
+      });
+    }
+    if (type === "ssh" && c.secrets !== "agent") {
       const t = c.target as { private_key?: string; password?: string };
       if (t.private_key === undefined && t.password === undefined) {
         ctx.addIssue({
           code: "custom",
           path: ["target"],
-          message: "an ssh target needs private_key or password (unless it is reached via an agent that holds them)",
+          message: "an ssh target needs private_key or password (or secrets: agent, when the agent holds them)",
         });
       }
     }
@@ -631,6 +640,8 @@ const listen = z
     mysql: hostPort.optional(),
     ssh: hostPort.optional(),
     http: hostPort.optional(),
+    /** Where network-resident agents dial in (TLS). */
+    agents: hostPort.optional(),
   })
   .strict();
 
@@ -665,6 +676,33 @@ const listenerTls = z
 const postgresListener = z.object({ tls: listenerTls }).strict();
 const httpListener = z.object({ tls: listenerTls }).strict();
 
+/** An agent allowed to dial in: its name (what `via: agent/NAME` says) and the SHA-256 of its token. */
+const agentToken = z
+  .object({
+    name: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/, "invalid agent name (lowercase letters, digits, '.', '_', '-')"),
+    sha256: z.string().regex(/^[0-9a-f]{64}$/, "expected the token's SHA-256 as 64 lowercase hex characters"),
+  })
+  .strict();
+
+/**
+ * The agent listener: its TLS certificate (generated into DATA/keys/agents-tls.* when absent; agents pin it), how
+ * often both ends prove they are alive, and the agents that may dial in. Agents always use TLS.
+ */
+const agentsSection = z
+  .object({
+    tls: z
+      .object({ cert: pem.optional(), key: privateKeyPem.optional() })
+      .strict()
+      .superRefine((t, ctx) => {
+        if ((t.cert === undefined) !== (t.key === undefined))
+          ctx.addIssue({ code: "custom", message: "agents.tls.cert and agents.tls.key go together" });
+      })
+      .default({}),
+    heartbeat: duration({ ms: 5 * MINUTE, text: "5m" }).default(10_000),
+    tokens: z.array(agentToken).default([]),
+  })
+  .strict();
+
 export const configSchema = z
   .object({
     listen: listen.default({ api: DEFAULT_API_LISTEN }),
@@ -683,6 +721,7 @@ export const configSchema = z
     recordings: z.object({ retention: duration().optional() }).strict().default({}),
     postgres: postgresListener.default({ tls: { enabled: true, require: "remote" } }),
     http: httpListener.default({ tls: { enabled: true, require: "remote" } }),
+    agents: agentsSection.default({ tls: {}, heartbeat: 10_000, tokens: [] }),
     approvals: approvalsWorkflow.default({ hold_zero_window: 10 * MINUTE, pending: HOUR, notify: [] }),
   })
   .strict()
@@ -693,6 +732,9 @@ export const configSchema = z
     unique(ctx, c.identity.ssh_keys, (x) => x.name, "identity.ssh_keys", "name", "key name");
     // the key blob alone: one key must not log in as two identities
     unique(ctx, c.identity.ssh_keys, (x) => x.key.split(/\s+/)[1] ?? "", "identity.ssh_keys", "key", "key");
+    unique(ctx, c.agents.tokens, (x) => x.name, "agents.tokens", "name", "agent");
+    unique(ctx, c.agents.tokens, (x) => x.sha256, "agents.tokens", "sha256", "token hash");
+    checkAgentRoutes(c, ctx);
     unique(ctx, c.identity.oidc, (x) => x.issuer.replace(/\/+$/, ""), "identity.oidc", "issuer", "issuer");
     const seen = new Map<string, string>();
     for (const [name, addr] of Object.entries(c.listen)) {
@@ -706,13 +748,44 @@ export const configSchema = z
     refuseUnenforced(c, ctx);
   });
 
+/** Protocols whose target login an agent can perform with credentials only it holds (`secrets: agent`). */
+const AGENT_LOGIN_PROTOCOLS: ReadonlySet<ConnectionType> = new Set<ConnectionType>([]);
+
+/** Every `via: agent/NAME` names an agent allowed to dial in, on a listener that runs. */
+function checkAgentRoutes(
+  c: {
+    connections: { via?: string | undefined }[];
+    agents: { tokens: { name: string }[] };
+    listen: { agents?: HostPort | undefined };
+  },
+  ctx: z.RefinementCtx,
+): void {
+  const known = new Set(c.agents.tokens.map((t) => t.name));
+  c.connections.forEach((conn, i) => {
+    if (conn.via === undefined) return;
+    const name = conn.via.slice("agent/".length);
+    if (!known.has(name))
+      ctx.addIssue({
+        code: "custom",
+        path: ["connections", i, "via"],
+        message: `no agent named "${name}" in agents.tokens (add it with its token's sha256: gatehouse token new --name ${name})`,
+      });
+    else if (!c.listen.agents)
+      ctx.addIssue({
+        code: "custom",
+        path: ["connections", i, "via"],
+        message: `"${conn.via}" needs listen.agents, the address agents dial in to`,
+      });
+  });
+}
+
 /**
  * Settings the schema knows but this build does not act on. A security setting that is accepted and then does
  * nothing is worse than an error: each is refused, naming its path, until the feature that honours it exists.
  */
 function refuseUnenforced(
   c: {
-    connections: { via?: string | undefined }[];
+    connections: { type: ConnectionType; secrets: string }[];
     audit: { retention?: unknown };
     recordings: { retention?: unknown };
     store?: string | undefined;
@@ -720,11 +793,11 @@ function refuseUnenforced(
   ctx: z.RefinementCtx,
 ): void {
   c.connections.forEach((conn, i) => {
-    if (conn.via === undefined) return;
+    if (conn.secrets !== "agent" || AGENT_LOGIN_PROTOCOLS.has(conn.type)) return;
     ctx.addIssue({
       code: "custom",
-      path: ["connections", i, "via"],
-      message: `"${conn.via}": agents are not supported yet; this gateway would dial the target itself, so the setting is refused (remove via to reach the target directly)`,
+      path: ["connections", i, "secrets"],
+      message: `secrets: agent is not supported for ${conn.type} connections yet: the gateway would have no credential to log in with, so the setting is refused (hold the credentials in the gateway's config)`,
     });
   });
   for (const path of [
@@ -795,6 +868,10 @@ export type RecordingsConfig = GatehouseConfig["recordings"];
 export type ListenConfig = GatehouseConfig["listen"];
 export type PostgresListenerConfig = GatehouseConfig["postgres"];
 export type HttpListenerConfig = GatehouseConfig["http"];
+export type AgentsConfig = GatehouseConfig["agents"];
 export type ListenerTlsConfig = PostgresListenerConfig["tls"];
 export type OnUnparseable = ConnectionConfig["on_unparseable"];
 export { CONNECTION_TYPES };
+
+/** Building blocks other config files reuse (the agent's), so the same values are spelled and checked the same way. */
+export const configFields = { duration, nonEmpty, hostname, port, pem, hostPort, resourceName } as const;

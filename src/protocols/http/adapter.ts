@@ -113,7 +113,6 @@ export const httpAdapter: ProtocolAdapter<number> = {
         await sockets.destroyAll();
         await stopped;
         await closing.settled();
-        for (const c of compiled.values()) c.target.close();
       },
     };
   },

@@ -1,8 +1,10 @@
+import type { Agent } from "node:http";
 import type { Socket } from "node:net";
 import { AuthError } from "../../core/identity/errors.js";
 import type { Identity } from "../../core/identity/identity.js";
 import type { IdentityVerifier } from "../../core/identity/verifier.js";
 import type { Gate, GatedSession } from "../../core/session/gate.js";
+import type { TargetClient } from "./target-client.js";
 
 export interface ClientSessionsDeps {
   gate: Gate;
@@ -20,6 +22,8 @@ export interface ClientSessionsDeps {
 export class ClientSessions {
   readonly #identities = new Map<string, Promise<Identity>>();
   readonly #sessions = new Map<string, Promise<GatedSession>>();
+  /** Each session's keep-alive sockets to its target, closed with it. */
+  readonly #pools = new Map<GatedSession, Agent>();
   #closed = false;
 
   constructor(
@@ -73,9 +77,18 @@ export class ClientSessions {
     return identity;
   }
 
+  /** The session's pool of target sockets (see TargetClient.pool). */
+  pool(session: GatedSession, target: TargetClient): Agent {
+    let pool = this.#pools.get(session);
+    if (!pool) this.#pools.set(session, (pool = target.pool(session)));
+    return pool;
+  }
+
   /** Ends every session of this client connection (once); their evidence is tracked until written. */
   close(reason: string): Promise<void> {
     this.#closed = true;
+    for (const pool of this.#pools.values()) pool.destroy();
+    this.#pools.clear();
     const sessions = [...this.#sessions.values()];
     this.#sessions.clear();
     const work = Promise.allSettled(

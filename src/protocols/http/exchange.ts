@@ -1,4 +1,4 @@
-import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Agent, IncomingMessage, ServerResponse } from "node:http";
 import { isAuthError } from "../../core/identity/errors.js";
 import { emptyFacts, type RequestFacts } from "../../core/policy/facts.js";
 import { SessionRefusedError, type Admission, type GatedSession } from "../../core/session/gate.js";
@@ -107,6 +107,7 @@ export async function prepareRequest(
     session,
     profile,
     target,
+    pool: client.pool(session, target),
     method,
     path: path.path + path.query,
     config: config as HttpFamilyConnection,
@@ -135,6 +136,8 @@ export interface Prepared {
   session: GatedSession;
   profile: ConnectionProfile;
   target: TargetClient;
+  /** The session's keep-alive sockets to the target. */
+  pool: Agent;
   config: HttpFamilyConnection;
   method: string;
   /** Normalized path + query, as the target gets it (below the connection URL's own path). */
@@ -246,7 +249,7 @@ async function forward(deps: ExchangeDeps, p: Prepared, req: IncomingMessage, re
   if (masksAnything(masking)) headers["accept-encoding"] = "identity";
   p.profile.adjustHeaders?.(headers, masking);
   const recordBytes = p.config.record_body_bytes;
-  const upstream = p.target.request(p.method, p.path, headers);
+  const upstream = p.target.request(p.method, p.path, headers, p.pool);
   const requestBody = new BodyEvidence(recordBytes);
   req.on("data", (chunk: Buffer) => requestBody.add(chunk));
   req.pipe(upstream);

@@ -7,7 +7,7 @@ import {
 } from "node:http";
 import { connect as tlsConnect } from "node:tls";
 import type { Duplex } from "node:stream";
-import type { TargetConnector } from "../../core/adapter/index.js";
+import type { RouteEvidence, TargetConnector } from "../../core/adapter/index.js";
 import { HeldSecrets } from "./held-secrets.js";
 import type { HttpFamilyConnection } from "./router.js";
 
@@ -100,15 +100,15 @@ export function returnedHeaders(incoming: IncomingHttpHeaders): OutgoingHttpHead
 }
 
 /**
- * One connection's way to its target: a keep-alive pool whose sockets come from the target connector (never a
- * direct dial), with TLS to an https target made over that stream.
+ * One connection's way to its target: byte streams from the target connector (never a direct dial), with TLS to an
+ * https target made over that stream, pooled per session (see `pool`).
  */
 export class TargetClient {
   readonly spec: TargetSpec;
   readonly held: HeldSecrets;
-  readonly #agent: Agent;
   readonly #port: number;
   readonly #host: string;
+  readonly #open: (session: RouteEvidence | undefined) => Promise<Duplex>;
 
   constructor(connection: HttpFamilyConnection, connector: TargetConnector) {
     this.spec = targetSpec(connection);
@@ -120,20 +120,8 @@ export class TargetClient {
     const endpoint = { host: this.#host, port: this.#port };
     const tls = this.spec.tls;
     const servername = /^[\d.]+$|:/.test(this.#host) ? undefined : this.#host;
-    const agent = new Agent({ keepAlive: true, maxFreeSockets: 64, scheduling: "lifo" });
-    // the async form: Node's agent accepts a callback instead of a returned socket
-    (agent as unknown as { createConnection: unknown }).createConnection = (
-      _opts: unknown,
-      done: (err: Error | null, socket?: Duplex) => void,
-    ) => {
-      this.openStream()
-        .then((s) => done(null, s))
-        .catch((err: unknown) => done(err instanceof Error ? err : new Error(String(err))));
-      return undefined;
-    };
-    this.#agent = agent;
-    this.openStream = async () => {
-      const raw = await connector.open(connection, endpoint, "session");
+    this.#open = async (session) => {
+      const raw = await connector.open(connection, endpoint, "session", session ? { session } : {});
       if (!secure) return raw;
       return tlsConnect({
         socket: raw,
@@ -147,7 +135,28 @@ export class TargetClient {
   }
 
   /** A fresh byte stream to the target (TLS made when https), for upgrades that leave the pool. */
-  openStream: () => Promise<Duplex>;
+  openStream(session?: RouteEvidence): Promise<Duplex> {
+    return this.#open(session);
+  }
+
+  /**
+   * A keep-alive pool for one session. Its sockets serve that session only: the session's evidence names the route
+   * each one took (an agent records it as the stream opens), and they close when the session does (destroy()).
+   */
+  pool(session: RouteEvidence): Agent {
+    const agent = new Agent({ keepAlive: true, maxFreeSockets: 16, scheduling: "lifo" });
+    // the async form: Node's agent accepts a callback instead of a returned socket
+    (agent as unknown as { createConnection: unknown }).createConnection = (
+      _opts: unknown,
+      done: (err: Error | null, socket?: Duplex) => void,
+    ) => {
+      this.#open(session)
+        .then((s) => done(null, s))
+        .catch((err: unknown) => done(err instanceof Error ? err : new Error(String(err))));
+      return undefined;
+    };
+    return agent;
+  }
 
   /** The Host header the target expects. */
   get host(): string {
@@ -160,9 +169,9 @@ export class TargetClient {
     return `${base}${requestPath}`;
   }
 
-  request(method: string, path: string, headers: OutgoingHttpHeaders): ClientRequest {
+  request(method: string, path: string, headers: OutgoingHttpHeaders, pool: Agent): ClientRequest {
     return httpRequest({
-      agent: this.#agent,
+      agent: pool,
       host: this.#host,
       port: this.#port,
       method,
@@ -170,9 +179,5 @@ export class TargetClient {
       headers,
       setHost: false,
     });
-  }
-
-  close(): void {
-    this.#agent.destroy();
   }
 }

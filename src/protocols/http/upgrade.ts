@@ -73,7 +73,7 @@ export async function handleUpgrade(
 
   let stream;
   try {
-    stream = await p.target.openStream();
+    stream = await p.target.openStream(p.session);
   } catch (err) {
     answer({ status: 502, kind: "target-unreachable", message: errorText(err) }, p.profile);
     return;

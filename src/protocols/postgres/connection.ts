@@ -153,7 +153,7 @@ async function runSession(
   deps: ConnectionDeps,
 ): Promise<void> {
   const database = otherDb ?? config.target.database ?? config.target.user;
-  const open: OpenTargetStream = (purpose) => deps.connector.open(config, config.target, purpose);
+  const open: OpenTargetStream = (purpose) => deps.connector.open(config, config.target, purpose, { session });
   const connection = await loginToTarget(client, session, config, open, database, forwardedParams(startupParams), deps);
   if (connection === undefined) return;
   new RelayedSession(client, session, { config, connection, open, database }, deps).start(pending);

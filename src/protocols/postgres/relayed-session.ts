@@ -2,6 +2,7 @@ import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import type { TLSSocket } from "node:tls";
 import type { PostgresConnectionConfig } from "../../core/policy/schema.js";
+import { TargetUnreachableError } from "../../core/adapter/index.js";
 import type { GatedSession } from "../../core/session/gate.js";
 import { BackendRelay, type ResultSummary } from "./backend.js";
 import { CatalogResolver } from "./catalog.js";
@@ -114,11 +115,16 @@ export class RelayedSession {
     const pipeline = this.#pipeline;
     greetClient(client, this.#target.connection, this.#key);
     targetSocket.on("data", (chunk: Buffer) => relay.push(chunk));
+    // a stream the connector ended on purpose (its agent went away) says why; the message is safe to show
+    let lost: TargetUnreachableError | undefined;
+    targetSocket.on("error", (err) => {
+      if (err instanceof TargetUnreachableError) lost ??= err;
+    });
     targetSocket.on("close", () => {
       if (this.#terminated) this.close("client terminated");
       else if (!this.#closing) {
-        fatal(client, SQLSTATE.adminShutdown, "gatehouse: the target closed the connection");
-        this.close("target closed");
+        fatal(client, SQLSTATE.adminShutdown, `gatehouse: ${lost?.message ?? "the target closed the connection"}`);
+        this.close(lost ? `target lost: ${lost.message}` : "target closed");
       }
     });
     client.on("data", (chunk: Buffer) => pipeline.push(chunk));

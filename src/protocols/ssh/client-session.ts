@@ -109,7 +109,7 @@ export class ClientSession {
     const config = sshConfig(session);
     const targetUser = user.targetUser ?? config.target.user;
     try {
-      const sock = await deps.connector.open(config, config.target, "session");
+      const sock = await deps.connector.open(config, config.target, "session", { session });
       const target = (this.#target = await connectTarget(config.target, targetUser, sock));
       // finished while dialling: finish() ran target?.end() before there was a target
       if (this.#closing) {
