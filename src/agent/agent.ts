@@ -32,8 +32,9 @@ type Accepted = Extract<Welcome, { ok: true }>;
 
 /** How long the agent waits for its own dial to a target. */
 const TARGET_DIAL_TIMEOUT_MS = 10_000;
-const STREAM_WINDOW = 4 * 1024 * 1024;
-const SESSION_WINDOW = 32 * 1024 * 1024;
+/** Flow-control windows, as the gateway's (endpoint.ts says why). */
+const STREAM_WINDOW = 1024 * 1024;
+const SESSION_WINDOW = 2 ** 31 - 1;
 
 /**
  * Events: `connected` (welcome accepted; the argument is the welcome), `refused` (the gateway's reason),
