@@ -56,6 +56,8 @@ export interface AgentEndpoint {
   address: string;
   /** The listener key's pin, for agents' `gateway.pin`. */
   pin: string;
+  /** Starts admitting agents; until then a tunnel waits before its handshake (the gateway's start is on record first). */
+  admit(): void;
   close(): Promise<void>;
 }
 
@@ -71,6 +73,8 @@ export async function startAgentEndpoint(deps: AgentEndpointDeps): Promise<Agent
   const pin = publicKeyPin(new X509Certificate(material.cert).publicKey.export({ type: "spki", format: "der" }));
   const tokens = config.agents.tokens.map((t) => ({ name: t.name, hash: Buffer.from(t.sha256, "hex") }));
   const tunnels = new Set<Tunnel>();
+  let startAdmitting = () => undefined as void;
+  const admitting = new Promise<void>((resolve) => (startAdmitting = resolve));
   const pending = new Set<Promise<unknown>>();
   const track = (p: Promise<unknown>) => {
     pending.add(p);
@@ -97,10 +101,12 @@ export async function startAgentEndpoint(deps: AgentEndpointDeps): Promise<Agent
       }
       const tunnel = new Tunnel(socket, address, deps, tunnels);
       track(
-        tunnel.admit(tokens).catch((err: unknown) => {
-          deps.log(`agent tunnel from ${address} failed`, { error: errorText(err) });
-          return tunnel.destroy(errorText(err));
-        }),
+        admitting
+          .then(() => tunnel.admit(tokens))
+          .catch((err: unknown) => {
+            deps.log(`agent tunnel from ${address} failed`, { error: errorText(err) });
+            return tunnel.destroy(errorText(err));
+          }),
       );
     },
   );
@@ -125,7 +131,9 @@ export async function startAgentEndpoint(deps: AgentEndpointDeps): Promise<Agent
   return {
     address,
     pin,
+    admit: () => startAdmitting(),
     async close() {
+      startAdmitting();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await Promise.allSettled([...tunnels].map((t) => t.destroy("gateway stopped")));
       await Promise.allSettled([...pending]);
@@ -141,7 +149,10 @@ class Tunnel implements AgentInstance {
   #connections: ReadonlySet<string> = new Set();
   #capabilities: readonly string[] = [];
   #tunnelVersion = 1;
+  /** In the registry: streams may be opened through it. */
   #admitted = false;
+  /** `agent.connected` was appended, so `agent.disconnected` must follow. */
+  #announced = false;
   #ended = false;
   #departure: Promise<void> | undefined;
   #heartbeat: NodeJS.Timeout | undefined;
@@ -226,7 +237,9 @@ class Tunnel implements AgentInstance {
           : `no connection named "${connection}"`,
       }));
     this.#connections = new Set(accepted);
-    // evidence before effect: the agent serves nothing until its arrival is on record
+    // evidence before effect: the agent serves nothing until its arrival is on record; from here on its departure
+    // is recorded too, whenever the tunnel ends (appends keep call order, so it lands after the arrival)
+    this.#announced = true;
     await deps.audit({
       type: "agent.connected",
       decision: "allow",
@@ -381,8 +394,8 @@ class Tunnel implements AgentInstance {
     for (const s of this.#streams) s.destroy(new TargetUnreachableError(`agent ${this.name} disconnected: ${reason}`));
     this.#session.destroy();
     this.socket.destroy();
-    if (!this.#admitted) return Promise.resolve();
-    this.deps.registry.remove(this);
+    if (this.#admitted) this.deps.registry.remove(this);
+    if (!this.#announced) return Promise.resolve();
     return this.deps
       .audit({
         type: "agent.disconnected",

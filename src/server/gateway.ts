@@ -125,8 +125,7 @@ export class Gateway {
         for (const r of running) await r.close();
       });
       const listeners: ListenerReport[] = [];
-      // agents dial in before protocol listeners open, so a restarted gateway serves agent-routed connections as
-      // soon as their agents are back
+      // agents may dial in as soon as the listener is up; they are admitted once gateway.start is on record
       const agentsListen = options.agentsListen ?? config.listen.agents;
       let agentEndpoint: AgentEndpoint | undefined;
       if (agentsListen) {
@@ -181,6 +180,7 @@ export class Gateway {
             : {}),
         },
       });
+      agentEndpoint?.admit();
       return new Gateway(
         config,
         store,

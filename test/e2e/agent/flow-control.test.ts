@@ -15,7 +15,7 @@ import { parseAgentConfig } from "../../../src/agent/config.js";
 import { generateStaticToken } from "../../../src/core/identity/static-tokens.js";
 import { parseConfig } from "../../../src/core/policy/loader.js";
 import { Gateway } from "../../../src/server/gateway.js";
-import { eventually } from "../../conformance/eventually.js";
+import { until } from "./until.js";
 import { freePort, gatewayYaml } from "../../support/gateway-config.js";
 
 const FLOOD_BYTES = 64 * 1024 * 1024;
@@ -89,7 +89,7 @@ beforeAll(async () => {
     { version: "test", log: () => undefined },
   );
   agent.start();
-  await eventually(async () => gateway.agents.status()[0]?.state === "connected");
+  await until(async () => gateway.agents.status()[0]?.state === "connected");
 }, 60_000);
 
 afterAll(async () => {

@@ -14,7 +14,7 @@ import type { AuditRecord } from "../../../src/core/evidence/audit-event.js";
 import { generateStaticToken } from "../../../src/core/identity/static-tokens.js";
 import { parseConfig } from "../../../src/core/policy/loader.js";
 import { Gateway } from "../../../src/server/gateway.js";
-import { eventually } from "../../conformance/eventually.js";
+import { until } from "./until.js";
 import { gatewayYaml, pgConnectionYaml, testPgTarget } from "../../support/gateway-config.js";
 import { services } from "../../support/services.js";
 
@@ -51,9 +51,7 @@ async function startAgent(o: Parameters<typeof agentConfig>[0] = {}): Promise<Ga
   agent.start();
   await connected;
   // the agent acknowledges welcome before the gateway puts it in service
-  await eventually(async () =>
-    gateway.agents.status().some((a) => a.instances.some((i) => i.instance === agent.instance)),
-  );
+  await until(async () => gateway.agents.status().some((a) => a.instances.some((i) => i.instance === agent.instance)));
   return agent;
 }
 
@@ -134,7 +132,7 @@ describe("agent tunnel", () => {
     });
     agents.push(pinned);
     pinned.start();
-    await eventually(async () => logs.some((l) => /pinned: .*does not match the pin/.test(l)));
+    await until(async () => logs.some((l) => /pinned: .*does not match the pin/.test(l)));
     await pinned.stop();
     expect(await audit("agent.connected")).toEqual([]);
   });
@@ -174,9 +172,9 @@ describe("agent tunnel", () => {
     for (const a of agents.splice(0)) await a.stop();
     const err = await ended;
     expect(err.message).toMatch(/^gatehouse: agent office disconnected: /);
-    await eventually(async () => (await audit("agent.disconnected")).length > 0);
+    await until(async () => (await audit("agent.disconnected")).length > 0);
     expect((await audit("agent.disconnected")).at(-1)).toMatchObject({ data: { agent: "office" } });
-    await eventually(async () =>
+    await until(async () =>
       (await audit("session.end")).some((e) =>
         /^target lost: agent office disconnected/.test(String(e.data?.reason ?? "")),
       ),
