@@ -73,6 +73,7 @@ export async function startAgentEndpoint(deps: AgentEndpointDeps): Promise<Agent
   const pin = publicKeyPin(new X509Certificate(material.cert).publicKey.export({ type: "spki", format: "der" }));
   const tokens = config.agents.tokens.map((t) => ({ name: t.name, hash: Buffer.from(t.sha256, "hex") }));
   const tunnels = new Set<Tunnel>();
+  let closing = false;
   let startAdmitting = () => undefined as void;
   const admitting = new Promise<void>((resolve) => (startAdmitting = resolve));
   const pending = new Set<Promise<unknown>>();
@@ -84,6 +85,10 @@ export async function startAgentEndpoint(deps: AgentEndpointDeps): Promise<Agent
   const server = createServer(
     { cert: material.cert, key: material.key, ALPNProtocols: [TUNNEL_ALPN], minVersion: "TLSv1.2" },
     (socket) => {
+      if (closing) {
+        socket.destroy();
+        return;
+      }
       socket.setNoDelay(true);
       socket.setKeepAlive(true, 30_000);
       const address = `${socket.remoteAddress ?? "?"}:${socket.remotePort ?? "?"}`;
@@ -133,9 +138,14 @@ export async function startAgentEndpoint(deps: AgentEndpointDeps): Promise<Agent
     pin,
     admit: () => startAdmitting(),
     async close() {
+      // server.close() calls back only once every connection has ended, and a connected agent's tunnel never ends
+      // on its own (heartbeats keep it alive): stop accepting, refuse what still completes its TLS handshake, end
+      // the tunnels, then wait for the listener
+      closing = true;
       startAdmitting();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       await Promise.allSettled([...tunnels].map((t) => t.destroy("gateway stopped")));
+      await closed;
       await Promise.allSettled([...pending]);
     },
   };
