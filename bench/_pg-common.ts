@@ -51,19 +51,34 @@ export const BENCH_CONNECTION_POLICY = [
   "  detectors: [credit_card, email, jwt, private_key, iban, aws_key]",
 ].join("\n");
 
-export async function startBenchGateway(env: ServicesEnv, extra = ""): Promise<BenchGateway> {
+export interface BenchGatewayOptions {
+  /** More connection blocks (pgConnectionYaml...) next to the benchmarked app-db, e.g. one reached via an agent. */
+  connections?: string[];
+  /** Opens the agent listener on 127.0.0.1 at a free port (the config still needs listen.agents and agents.tokens). */
+  agentsListen?: boolean;
+}
+
+export async function startBenchGateway(
+  env: ServicesEnv,
+  extra = "",
+  options: BenchGatewayOptions = {},
+): Promise<BenchGateway> {
   const dir = mkdtempSync(join(tmpdir(), "gatehouse-bench-"));
   const bot = generateStaticToken();
   const yaml = gatewayYaml({
     data: dir,
     tokens: [{ name: "bench", sha256: bot.sha256, groups: ["bench"] }],
-    connections: [pgConnectionYaml(testPgTarget(env), { group: "bench", extra: BENCH_CONNECTION_POLICY })],
+    connections: [
+      pgConnectionYaml(testPgTarget(env), { group: "bench", extra: BENCH_CONNECTION_POLICY }),
+      ...(options.connections ?? []),
+    ],
     top: extra,
   });
   const config = parseConfig(yaml, { source: "bench.yaml", baseDir: dir });
   const gateway = await Gateway.start(config, {
     apiListen: { host: "127.0.0.1", port: 0 },
     listen: { postgres: { host: "127.0.0.1", port: 0 } },
+    ...(options.agentsListen ? { agentsListen: { host: "127.0.0.1", port: 0 } } : {}),
   });
   const address = gateway.address("postgres") ?? "";
   const port = Number(address.slice(address.lastIndexOf(":") + 1));

@@ -9,10 +9,11 @@
  * the gateway code it imports from src/ runs as compiled to dist/, as in production): print one JSON line
  * per result on stdout, {"name", "direct", "gateway", "unit", "ratio"} and optionally "of_ceiling" (the gateway's
  * number as a fraction of a bare pass-through proxy's), "of_pgbouncer" (as a fraction of PgBouncer's in the same run)
- * and "cpu_us_per_tx" (the measured proxy's own process CPU per transaction or request, in microseconds), each shown
- * in its own column when some result has it; anything else on stdout is ignored and
- * stderr is shown only if it fails. A benchmark that fails or times out (BENCH_TIMEOUT_S, default 900) is
- * skipped with a line saying why; the others still run. Results go to bench/results.json.
+ * and "cpu_us_per_tx" (the measured proxy's own process CPU per transaction or request, in microseconds), plus, for a
+ * gateway that reaches its target through an agent process, "agent_cpu_us_per_tx" (that process's CPU) and
+ * "total_cpu_us_per_tx" (gateway + agent), each shown in its own column when some result has it; anything else on
+ * stdout is ignored and stderr is shown only if it fails. A benchmark that fails or times out (BENCH_TIMEOUT_S,
+ * default 900) is skipped with a line saying why; the others still run. Results go to bench/results.json.
  */
 import { spawnSync } from "node:child_process";
 import { readdirSync, writeFileSync } from "node:fs";
@@ -26,7 +27,7 @@ const self = basename(fileURLToPath(import.meta.url));
 const filters = process.argv.slice(2);
 const timeoutMs = Number(process.env.BENCH_TIMEOUT_S ?? 900) * 1000;
 /** Numeric fields a result may add, each shown in its own column (see the contract above). */
-const OPTIONAL = ["of_ceiling", "of_pgbouncer", "cpu_us_per_tx"];
+const OPTIONAL = ["of_ceiling", "of_pgbouncer", "cpu_us_per_tx", "agent_cpu_us_per_tx", "total_cpu_us_per_tx"];
 
 const files = readdirSync(benchDir)
   .filter((f) => /\.(js|ts)$/.test(f) && !f.endsWith(".d.ts") && f !== self && !f.startsWith("_"))
@@ -105,11 +106,14 @@ function fmt(v, digits = 3) {
 
 // Optional columns, only when some benchmark reports them (other rows leave them empty): "of ceiling", the gateway
 // as a fraction of a bare pass-through proxy measured in the same run; "of pgbouncer", as a fraction of PgBouncer's;
-// "us CPU/tx", the measured proxy's own process CPU per transaction.
+// "us CPU/tx", the measured proxy's own process CPU per transaction; "agent us CPU/tx" and "total us CPU/tx", an agent
+// process's CPU per transaction when the gateway reaches the target through one, and gateway + agent.
 const columns = [
   { key: "of_ceiling", title: "of ceiling", show: (v) => `${fmt(v)}x` },
   { key: "of_pgbouncer", title: "of pgbouncer", show: (v) => `${fmt(v)}x` },
   { key: "cpu_us_per_tx", title: "us CPU/tx", show: (v) => fmt(v) },
+  { key: "agent_cpu_us_per_tx", title: "agent us CPU/tx", show: (v) => fmt(v) },
+  { key: "total_cpu_us_per_tx", title: "total us CPU/tx", show: (v) => fmt(v) },
 ].filter((c) => results.some((r) => r[c.key] !== undefined));
 const header = ["benchmark", "direct", "through gateway", "unit", "ratio", ...columns.map((c) => c.title)];
 const rows = results.map((r) => [
