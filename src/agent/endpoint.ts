@@ -122,8 +122,12 @@ export async function startAgentEndpoint(deps: AgentEndpointDeps): Promise<Agent
     address,
     pin,
     async close() {
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      // stop accepting now, but await the close only once the tunnels are gone: server.close() calls back when
+      // every connection has ended, and a connected agent never ends its tunnel by itself, so awaiting it before
+      // destroying them left gateway.stop() waiting for as long as any agent stayed connected
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       await Promise.allSettled([...tunnels].map((t) => t.destroy("gateway stopped")));
+      await closed;
       await Promise.allSettled([...pending]);
     },
   };
