@@ -38,6 +38,17 @@ export interface ConformanceDriver {
    */
   start?(): Promise<void>;
   stop?(): Promise<void>;
+  /**
+   * The client's answer when the gateway cannot reach the connection's target (its agent is offline): the adapter's
+   * own wording for that as this client reports it. Not one of the `refusals`: the core does not refuse, the target
+   * is out of reach.
+   */
+  unreachable: unknown;
+  /**
+   * The adapter opens its target stream when it forwards a request (HTTP's per-session pool), not as the session
+   * starts (PostgreSQL, SSH): a route through an agent is then recorded after the request's audit record, not before.
+   */
+  dialsPerRequest?: boolean;
   /** A request the target visibly carries out (the marker shows up in `targetSaw`). */
   allowed(marker: string): string;
   /** A request the connection's guardrail denies. */

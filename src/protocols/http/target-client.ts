@@ -100,6 +100,24 @@ export function returnedHeaders(incoming: IncomingHttpHeaders): OutgoingHttpHead
 }
 
 /**
+ * A target stream as Node's keep-alive pool can hold it. The pool treats every connection as a net.Socket: when a
+ * response ends it calls setKeepAlive and unref, and ref when it reuses the connection. A stream through a network
+ * agent is an HTTP/2 stream, which has none of them: every keep-alive response of a plain-HTTP target reached
+ * through an agent threw from the pool's 'free' handler (an uncaught TypeError, "socket.setKeepAlive is not a
+ * function", which ends a gateway process), and the stream never went back to the pool, so each request opened
+ * another. TCP keep-alive and holding
+ * the event loop are the tunnel socket's business (it has heartbeats), so for such a stream they do nothing. A TLS
+ * socket made over the stream (https targets) is a net.Socket already.
+ */
+function poolable(stream: Duplex): Duplex {
+  const s = stream as Duplex & Partial<Record<"setKeepAlive" | "ref" | "unref", () => unknown>>;
+  s.setKeepAlive ??= () => s;
+  s.ref ??= () => s;
+  s.unref ??= () => s;
+  return s;
+}
+
+/**
  * One connection's way to its target: byte streams from the target connector (never a direct dial), with TLS to an
  * https target made over that stream, pooled per session (see `pool`).
  */
@@ -122,7 +140,7 @@ export class TargetClient {
     const servername = /^[\d.]+$|:/.test(this.#host) ? undefined : this.#host;
     this.#open = async (session) => {
       const raw = await connector.open(connection, endpoint, "session", session ? { session } : {});
-      if (!secure) return raw;
+      if (!secure) return poolable(raw);
       return tlsConnect({
         socket: raw,
         ...(servername ? { servername } : {}),

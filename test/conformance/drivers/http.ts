@@ -93,6 +93,9 @@ export const httpDriver: ConformanceDriver = {
       `    access: [group:ci]`,
     ].join("\n");
   },
+  // the request is allowed and recorded, then the target stream cannot be opened: Bad Gateway
+  unreachable: 502,
+  dialsPerRequest: true,
   allowed: (m) => `GET /echo?marker=${m}`,
   denied: (m) => `DELETE /echo?marker=${m}`,
   // recorded as it arrives, before the target answers (and before the gateway relays that answer)

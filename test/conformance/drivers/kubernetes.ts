@@ -107,6 +107,9 @@ export const kubernetesDriver: ConformanceDriver = {
       `    access: [group:ci]`,
     ].join("\n");
   },
+  // the adapter's 502 is a Status with reason InternalError, which kubectl prints (REASON_STATUS: 500)
+  unreachable: 500,
+  dialsPerRequest: true,
   // the configmaps of a namespace named by the marker (an empty list): a read the API server serves
   allowed: (m) => `GET /api/v1/namespaces/${m}/configmaps`,
   denied: (m) => `DELETE /api/v1/namespaces/default/configmaps/${m}`,

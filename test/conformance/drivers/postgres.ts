@@ -2,6 +2,7 @@
 import { randomUUID } from "node:crypto";
 import pg from "pg";
 import { postgresAdapter } from "../../../src/protocols/postgres/adapter.js";
+import { SQLSTATE } from "../../../src/protocols/postgres/wire.js";
 import { pgConnectionYaml, testPgTarget } from "../../support/gateway-config.js";
 import { services } from "../../support/services.js";
 import { statementLog } from "../../e2e/postgres/harness.js";
@@ -52,6 +53,8 @@ export const postgresDriver: ConformanceDriver = {
       pgConnectionYaml({ ...target, password: BAD_PASSWORD }, { name: "conf-db-badcred", group: "ci" }),
     ].join("\n");
   },
+  // a FATAL at login: the target could not be connected to
+  unreachable: SQLSTATE.connectionFailure,
   allowed: (m) => `SELECT '${m}' AS m`,
   denied: (m) => `DROP TABLE ${m}`,
   targetSaw: (m) => eventually(async () => (await statementLog(m)).length > 0),

@@ -47,6 +47,8 @@ export const sshDriver: ConformanceDriver = {
       ),
     ].join("\n");
   },
+  // the login succeeds (the token is valid); the channel is refused with the reason on stderr and exit status 1
+  unreachable: 1,
   // the target shares this machine's /tmp: what a command made there is what the target did
   allowed: (m) => `mkdir /tmp/${m}`,
   denied: (m) => `touch /tmp/${m}`,
