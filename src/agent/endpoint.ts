@@ -67,6 +67,7 @@ export async function startAgentEndpoint(deps: AgentEndpointDeps): Promise<Agent
   const pin = publicKeyPin(new X509Certificate(material.cert).publicKey.export({ type: "spki", format: "der" }));
   const tokens = config.agents.tokens.map((t) => ({ name: t.name, hash: Buffer.from(t.sha256, "hex") }));
   const tunnels = new Set<Tunnel>();
+  let closing = false;
   const pending = new Set<Promise<unknown>>();
   const track = (p: Promise<unknown>) => {
     pending.add(p);
@@ -76,6 +77,11 @@ export async function startAgentEndpoint(deps: AgentEndpointDeps): Promise<Agent
   const server = createServer(
     { cert: material.cert, key: material.key, ALPNProtocols: [TUNNEL_ALPN], minVersion: "TLSv1.2" },
     (socket) => {
+      // a connection that finished its TLS handshake while the endpoint closes would hold close() open
+      if (closing) {
+        socket.destroy();
+        return;
+      }
       socket.setNoDelay(true);
       socket.setKeepAlive(true, 30_000);
       const address = `${socket.remoteAddress ?? "?"}:${socket.remotePort ?? "?"}`;
@@ -122,8 +128,14 @@ export async function startAgentEndpoint(deps: AgentEndpointDeps): Promise<Agent
     address,
     pin,
     async close() {
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      // server.close() calls back only once every connection has ended, and a connected agent's tunnel never ends
+      // on its own (the agent keeps it alive with heartbeats): awaiting it before destroying the tunnels hung the
+      // gateway's stop (SIGTERM to `gatehouse serve`) for as long as an agent was connected. So: stop accepting,
+      // refuse what still completes its TLS handshake, end the tunnels, then wait for the listener.
+      closing = true;
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       await Promise.allSettled([...tunnels].map((t) => t.destroy("gateway stopped")));
+      await closed;
       await Promise.allSettled([...pending]);
     },
   };

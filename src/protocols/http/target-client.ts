@@ -100,6 +100,21 @@ export function returnedHeaders(incoming: IncomingHttpHeaders): OutgoingHttpHead
 }
 
 /**
+ * The connector hands over a Duplex (a TCP socket when dialled directly, an HTTP/2 stream through an agent), but
+ * node:http's keep-alive Agent treats its sockets as net.Sockets: when a response is done it calls setKeepAlive()
+ * and unref() on it, and ref() when it reuses it. An agent's stream has none of these, and the TypeError, thrown
+ * from the Agent's "free" event, ended the whole gateway process after the first plain-HTTP response through an
+ * agent. They mean nothing for such a stream (the tunnel keeps itself alive), so they are added as no-ops; a real
+ * socket (direct, or TLS made over the stream) keeps its own.
+ */
+function socketLike(stream: Duplex): Duplex {
+  const s = stream as Duplex & Partial<Record<"setKeepAlive" | "ref" | "unref", () => Duplex>>;
+  for (const method of ["setKeepAlive", "ref", "unref"] as const)
+    if (typeof s[method] !== "function") s[method] = () => stream;
+  return stream;
+}
+
+/**
  * One connection's way to its target: byte streams from the target connector (never a direct dial), with TLS to an
  * https target made over that stream, pooled per session (see `pool`).
  */
@@ -122,7 +137,7 @@ export class TargetClient {
     const servername = /^[\d.]+$|:/.test(this.#host) ? undefined : this.#host;
     this.#open = async (session) => {
       const raw = await connector.open(connection, endpoint, "session", session ? { session } : {});
-      if (!secure) return raw;
+      if (!secure) return socketLike(raw);
       return tlsConnect({
         socket: raw,
         ...(servername ? { servername } : {}),
