@@ -105,8 +105,7 @@ export function returnedHeaders(incoming: IncomingHttpHeaders): OutgoingHttpHead
  * agent is an HTTP/2 stream, which has none of them: every keep-alive response of a plain-HTTP target reached
  * through an agent threw from the pool's 'free' handler (an uncaught TypeError, "socket.setKeepAlive is not a
  * function", which ends a gateway process), and the stream never went back to the pool, so each request opened
- * another. TCP keep-alive and holding
- * the event loop are the tunnel socket's business (it has heartbeats), so for such a stream they do nothing. A TLS
+ * another. TCP keep-alive and holding the event loop are the tunnel socket's business (it has heartbeats), so for such a stream they do nothing. A TLS
  * socket made over the stream (https targets) is a net.Socket already.
  */
 function poolable(stream: Duplex): Duplex {
