@@ -132,8 +132,11 @@ export async function startAgentEndpoint(deps: AgentEndpointDeps): Promise<Agent
     address,
     pin,
     async close() {
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      // server.close() stops accepting and calls back once every connection has ended, and a tunnel ends only when
+      // destroyed: awaiting it first would wait forever while an agent is connected
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       await Promise.allSettled([...tunnels].map((t) => t.destroy("gateway stopped")));
+      await closed;
       await Promise.allSettled([...pending]);
     },
   };
@@ -446,7 +449,7 @@ class Tunnel implements AgentInstance {
  * the tunnel lacks the capability for its protocol, or the agent holds no credential of the kind its login needs.
  * Undefined when it can (and for every connection whose credentials the gateway holds).
  */
-function credentialsMissing(
+export function credentialsMissing(
   connection: ConnectionConfig,
   hello: Hello,
   capabilities: readonly string[],
@@ -460,7 +463,7 @@ function credentialsMissing(
   const held = hello.credentials?.[connection.name];
   if (held === undefined) return `${why}, and agent ${hello.name} holds no credentials for it`;
   if (held !== needs.kind)
-    return `${why}, and agent ${hello.name} holds a ${held} for it; a ${connection.type} login through an agent needs a ${needs.kind}`;
+    return `${why}, and agent ${hello.name} holds a ${held} for it, but ${connection.type} logins through an agent need a ${needs.kind}`;
   return undefined;
 }
 
