@@ -2,13 +2,15 @@ import ssh2 from "ssh2";
 import { describe, expect, it } from "vitest";
 import { CredentialRefusedError } from "../core/adapter/index.js";
 import { ConfigError } from "../core/policy/errors.js";
+import { parseConfig } from "../core/policy/loader.js";
 import { agentPassword, md5Response } from "../protocols/postgres/password.js";
 import { ScramClient } from "../protocols/postgres/scram.js";
 import { generateEd25519KeyPair } from "../protocols/ssh/host-key.js";
 import { parseAgentConfig } from "./config.js";
 import { AgentCredentials, userauthRequestFor } from "./credentials.js";
+import { credentialsMissing } from "./endpoint.js";
 import { tunnelOracle } from "./oracle.js";
-import { MAX_SCRAM_ITERATIONS, type CredentialAnswer, type CredentialRequest } from "./wire.js";
+import { MAX_SCRAM_ITERATIONS, type CredentialAnswer, type CredentialRequest, type Hello } from "./wire.js";
 
 const ed25519 = generateEd25519KeyPair();
 const rsa = ssh2.utils.generateKeyPairSync("rsa", { bits: 2048 });
@@ -244,5 +246,53 @@ describe("agent credentials: answers", () => {
     );
     expect(userauthRequestFor(Buffer.concat([userauthData(key, "ssh-ed25519"), Buffer.from([0])]), key)).toBe(false);
     expect(userauthRequestFor(userauthData(key, "ssh-ed25519").subarray(0, 40), key)).toBe(false);
+  });
+});
+
+describe("gateway: which agent may carry a secrets: agent connection", () => {
+  const gw = parseConfig(
+    [
+      'listen: { agents: "127.0.0.1:18443" }',
+      `agents: { tokens: [{ name: office, sha256: ${"a".repeat(64)} }] }`,
+      "connections:",
+      "  - { name: db, type: postgres, target: { host: h, user: u }, access: [group:ci], via: agent/office, secrets: agent }",
+      `  - { name: host, type: ssh, target: { host: h, user: u, host_key: "SHA256:${"A".repeat(43)}" }, access: [group:ci], via: agent/office, secrets: agent }`,
+      "  - { name: held, type: postgres, target: { host: h, user: u, password: p }, access: [group:ci], via: agent/office }",
+    ].join("\n"),
+  );
+  const [db, host, heldByGateway] = gw.connections as [
+    (typeof gw.connections)[number],
+    (typeof gw.connections)[number],
+    (typeof gw.connections)[number],
+  ];
+  const hello = (credentials?: Hello["credentials"]): Hello => ({
+    tunnel: 1,
+    name: "office",
+    instance: "i",
+    version: "0.9",
+    token: "t",
+    connections: ["db", "host", "held"],
+    capabilities: ["tcp", "credential:postgres", "credential:ssh"],
+    ...(credentials ? { credentials } : {}),
+  });
+  const all = ["tcp", "credential:postgres", "credential:ssh"];
+
+  it("accepts an agent holding the right kind, with the capability", () => {
+    const h = hello({ db: "password", host: "private_key" });
+    expect(credentialsMissing(db, h, all)).toBeUndefined();
+    expect(credentialsMissing(host, h, all)).toBeUndefined();
+    expect(credentialsMissing(heldByGateway, hello(), ["tcp"])).toBeUndefined();
+  });
+
+  it("refuses, with the reason, an agent without the capability, without credentials, or with the wrong kind", () => {
+    expect(credentialsMissing(db, hello({ db: "password" }), ["tcp"])).toBe(
+      'connection "db" keeps its credentials on the agent (secrets: agent), and agent office (version 0.9) does not offer credential:postgres',
+    );
+    expect(credentialsMissing(db, hello(), all)).toBe(
+      'connection "db" keeps its credentials on the agent (secrets: agent), and agent office holds no credentials for it',
+    );
+    expect(credentialsMissing(host, hello({ host: "password" }), all)).toBe(
+      'connection "host" keeps its credentials on the agent (secrets: agent), and agent office holds a password for it, but ssh logins through an agent need a private_key',
+    );
   });
 });
