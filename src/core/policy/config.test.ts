@@ -2,6 +2,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { describeConfig, renderDescription } from "./describe.js";
 import { ConfigError } from "./errors.js";
 import { configMeta, loadConfig, parseConfig } from "./loader.js";
 
@@ -54,6 +55,11 @@ describe("parseConfig: agents", () => {
     const viaAgent = "    via: agent/office\n    secrets: agent\n";
     const pg = parseConfig(agents + conn(viaAgent));
     expect(pg.connections[0]).toMatchObject({ type: "postgres", secrets: "agent", target: { user: "u" } });
+    const described = describeConfig(pg);
+    expect(described.connections[0]).toMatchObject({ via: "agent/office", secrets: "agent" });
+    expect(renderDescription(described)).toMatch(
+      /secrets +agent \(the target's credentials are held only by the agent\)/,
+    );
     const sshTarget = '{ host: h, user: deploy, host_key: "SHA256:' + "A".repeat(43) + '" }';
     expect(parseConfig(agents + conn(viaAgent, "ssh", sshTarget)).connections[0]).toMatchObject({
       type: "ssh",
