@@ -136,7 +136,8 @@ export class AgentCredentials {
 }
 
 function refuse(error: string): CredentialAnswer {
-  return { ok: false, error };
+  // the answer's schema bounds the reason: a longer one would make the whole answer unreadable
+  return { ok: false, error: error.length > 1000 ? `${error.slice(0, 997)}...` : error };
 }
 
 const SSH_MSG_USERAUTH_REQUEST = 50;

@@ -132,7 +132,6 @@ export const credentialRequestSchema = z.discriminatedUnion("op", [
   }),
 ]);
 export type CredentialRequest = z.infer<typeof credentialRequestSchema>;
-export type CredentialOp = CredentialRequest["op"];
 
 /** The agent's answer: the step's result, or why it refused (safe to show: it names no secret). */
 export const credentialAnswerSchema = z.discriminatedUnion("ok", [

@@ -102,14 +102,14 @@ export function connectTarget(
         fail(
           new TargetError(
             "auth_failed",
-            `target ${target.host}:${target.port}: the agent holding the credentials for ${user} did not sign: ${err.message}`,
+            `target ${target.host}:${target.port}: no login as ${user} with the agent's key: ${err.message}`,
           ),
         );
       } else if (err.level === "client-authentication") {
         fail(
           new TargetError(
             "auth_failed",
-            `target ${target.host}:${target.port} refused the gateway's credentials for ${user}`,
+            `target ${target.host}:${target.port} refused the ${oracle ? "agent's" : "gateway's"} credentials for ${user}`,
           ),
         );
       } else {
