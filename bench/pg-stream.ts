@@ -31,7 +31,12 @@ const SQL = `select repeat('x', 1024) from generate_series(1, ${rows})`;
 
 /** Seconds and bytes to receive the whole result of SQL. */
 async function stream(target: PostgresTarget, database: string): Promise<{ seconds: number; bytes: number }> {
-  const conn = await connectTarget({ target, database, open: () => dialTcp(target), purpose: "session" });
+  const conn = await connectTarget({
+    target,
+    database,
+    open: async () => ({ socket: await dialTcp(target) }),
+    purpose: "session",
+  });
   const socket = conn.socket;
   const started = performance.now();
   let bytes = 0;

@@ -9,10 +9,12 @@ import http2, { type IncomingHttpHeaders, type ServerHttp2Session, type ServerHt
 import { connect as tlsConnect, type TLSSocket } from "node:tls";
 import { dialTcp, errorText } from "../core/adapter/index.js";
 import type { AgentConfig } from "./config.js";
+import { AgentCredentials } from "./credentials.js";
 import { parseJson, readBody } from "./h2-body.js";
 import {
-  CAPABILITIES,
+  CREDENTIAL_PATH,
   HELLO_PATH,
+  MAX_CREDENTIAL_BYTES,
   MAX_HANDSHAKE_BYTES,
   publicKeyPin,
   STREAM_HEADERS,
@@ -43,6 +45,7 @@ const SESSION_WINDOW = 2 ** 31 - 1;
 export class GatehouseAgent extends EventEmitter {
   readonly instance = `${process.pid}-${randomBytes(4).toString("hex")}`;
   readonly #targets: Map<string, { host: string; port: number }>;
+  readonly #credentials: AgentCredentials;
   readonly #log: (msg: string, fields?: Record<string, unknown>) => void;
   #stopped = false;
   #session: ServerHttp2Session | undefined;
@@ -57,6 +60,7 @@ export class GatehouseAgent extends EventEmitter {
   ) {
     super();
     this.#targets = new Map(config.connections.map((c) => [c.name, c.target]));
+    this.#credentials = new AgentCredentials(config);
     this.#log = options.log ?? ((msg, fields) => console.error(`gatehouse agent: ${msg}`, fields ?? ""));
   }
 
@@ -198,6 +202,7 @@ export class GatehouseAgent extends EventEmitter {
             return;
           }
           if (method === "CONNECT") return this.#relay(stream, headers, welcome);
+          if (method === "POST" && path === CREDENTIAL_PATH) return this.#credential(stream, welcome);
           stream.respond({ ":status": 404 });
           stream.end();
         });
@@ -215,9 +220,44 @@ export class GatehouseAgent extends EventEmitter {
         version: this.options.version,
         token: this.config.token,
         connections: this.config.connections.map((c) => c.name),
-        capabilities: [...CAPABILITIES],
+        // a credential capability only for the kinds held: a gateway does not route a login here it cannot do
+        capabilities: ["tcp", ...this.#credentials.capabilities()],
+        credentials: this.#credentials.kinds(),
       }),
     );
+  }
+
+  /**
+   * One credential step for a connection with `secrets: agent` (credentials.ts). The answer is always JSON (a
+   * refusal says why); the log names the connection, the step and a refusal's reason, never a value.
+   */
+  #credential(stream: ServerHttp2Stream, welcome: Accepted | undefined): void {
+    const reply = (status: number, answer: object) => {
+      try {
+        if (stream.destroyed || stream.headersSent) return;
+        stream.respond({ ":status": status, "content-type": "application/json" });
+        stream.end(JSON.stringify(answer));
+      } catch {
+        // the gateway gave up on the request meanwhile (the tunnel or the stream closed): nobody to answer
+      }
+    };
+    readBody(stream, MAX_CREDENTIAL_BYTES, 10_000)
+      .then(async (body) => {
+        const request = parseJson(body, "credential request");
+        const answer = await this.#credentials.answer(request, welcome?.connections ?? []);
+        if (!answer.ok) {
+          const { connection, op } = (request ?? {}) as { connection?: unknown; op?: unknown };
+          this.#log(`refused a credential request: ${answer.error}`, {
+            connection: String(connection).slice(0, 128),
+            op: String(op).slice(0, 64),
+          });
+        }
+        reply(200, answer);
+      })
+      .catch((err: unknown) => {
+        this.#log(`a credential request failed: ${errorText(err)}`);
+        reply(400, { ok: false, error: errorText(err) });
+      });
   }
 
   /** One target stream: checked against this agent's own config, dialled, then relayed both ways. */

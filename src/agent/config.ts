@@ -1,5 +1,6 @@
 import { readFile } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
+import ssh2 from "ssh2";
 import { z } from "zod";
 import { ConfigError, PathError, zodToConfigError } from "../core/policy/errors.js";
 import { parseYaml } from "../core/policy/loader.js";
@@ -9,8 +10,41 @@ import { configFields } from "../core/policy/schema.js";
 const { duration, nonEmpty, hostname, port, pem, hostPort, resourceName } = configFields;
 
 /**
+ * A connection's credentials held only by the agent (`secrets: agent` on the gateway's connection): a password for a
+ * PostgreSQL login (md5 or SCRAM-SHA-256) or a private key for an SSH login. The agent computes the login steps that
+ * need them (credentials.ts); they never cross the tunnel.
+ */
+const credentials = z
+  .object({
+    password: z.string().min(1).optional(),
+    private_key: pem.optional(),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    if ((c.password === undefined) === (c.private_key === undefined))
+      ctx.addIssue({
+        code: "custom",
+        message:
+          "give password (for a PostgreSQL login) or private_key (for an SSH login; SSH password logins cannot be held by an agent)",
+      });
+    if (c.private_key !== undefined) {
+      const key = ssh2.utils.parseKey(c.private_key);
+      // the parser's message names the problem (encrypted, unsupported type), never the key's content
+      if (key instanceof Error)
+        ctx.addIssue({
+          code: "custom",
+          path: ["private_key"],
+          message: `not a usable SSH private key: ${key.message}`,
+        });
+      else if (!key.isPrivateKey())
+        ctx.addIssue({ code: "custom", path: ["private_key"], message: "expected a private key, got a public one" });
+    }
+  });
+
+/**
  * agent.yaml: which gateway to dial and how to trust it, the agent's token, and the targets it reaches for each
- * connection it serves. The agent dials only these targets: a gateway cannot use it to reach anything else.
+ * connection it serves (with the credentials of those whose login it performs). The agent dials only these targets:
+ * a gateway cannot use it to reach anything else.
  */
 export const agentConfigSchema = z
   .object({
@@ -37,7 +71,15 @@ export const agentConfigSchema = z
           });
       }),
     connections: z
-      .array(z.object({ name: resourceName, target: z.object({ host: hostname, port }).strict() }).strict())
+      .array(
+        z
+          .object({
+            name: resourceName,
+            target: z.object({ host: hostname, port }).strict(),
+            credentials: credentials.optional(),
+          })
+          .strict(),
+      )
       .min(1, "an agent serves at least one connection"),
     /** How often the agent proves it is alive before the gateway tells it the gateway's own interval. */
     heartbeat: duration({ ms: 5 * 60_000, text: "5m" }).default(10_000),

@@ -10,23 +10,31 @@ import {
   errorText,
   loadTlsMaterial,
   TargetUnreachableError,
+  type CredentialOracle,
   type StreamPurpose,
   type TargetEndpoint,
 } from "../core/adapter/index.js";
 import type { AuditEventInput } from "../core/evidence/audit-event.js";
-import type { GatehouseConfig, HostPort } from "../core/policy/schema.js";
+import type { ConnectionConfig, GatehouseConfig, HostPort } from "../core/policy/schema.js";
 import { parseJson, readBody } from "./h2-body.js";
+import { tunnelOracle } from "./oracle.js";
 import type { AgentInstance, AgentRegistry } from "./registry.js";
 import {
+  AGENT_CREDENTIALS,
   CAPABILITIES,
+  credentialAnswerSchema,
+  CREDENTIAL_PATH,
   HELLO_PATH,
   helloSchema,
+  MAX_CREDENTIAL_BYTES,
   MAX_HANDSHAKE_BYTES,
   publicKeyPin,
   STREAM_HEADERS,
   TUNNEL_ALPN,
   TUNNEL_VERSION,
   WELCOME_PATH,
+  type CredentialAnswer,
+  type CredentialRequest,
   type Hello,
 } from "./wire.js";
 
@@ -34,6 +42,8 @@ import {
 const HANDSHAKE_TIMEOUT_MS = 10_000;
 /** How long a target stream may take to open (the agent's own dial has a shorter timeout). */
 const STREAM_OPEN_TIMEOUT_MS = 15_000;
+/** How long an agent may take for one credential step (a SCRAM step at the agent's iteration cap takes ~1 s). */
+const CREDENTIAL_TIMEOUT_MS = 15_000;
 /**
  * HTTP/2 flow-control windows. A stream's window bounds what one stalled stream makes the gateway hold (1 MiB, far
  * above what a round trip needs for full speed; flow-control.test shows 40 stalled streams do not stall a 41st);
@@ -157,6 +167,7 @@ class Tunnel implements AgentInstance {
   readonly #streams = new Set<ClientHttp2Stream>();
   #hello: Hello | undefined;
   #connections: ReadonlySet<string> = new Set();
+  #refusals: ReadonlyMap<string, string> = new Map();
   #capabilities: readonly string[] = [];
   #tunnelVersion = 1;
   /** In the registry: streams may be opened through it. */
@@ -206,6 +217,9 @@ class Tunnel implements AgentInstance {
   get connections(): ReadonlySet<string> {
     return this.#connections;
   }
+  get refusals(): ReadonlyMap<string, string> {
+    return this.#refusals;
+  }
   get openStreams(): number {
     return this.#streams.size;
   }
@@ -236,17 +250,23 @@ class Tunnel implements AgentInstance {
     this.#hello = hello;
     this.#tunnelVersion = Math.min(hello.tunnel, TUNNEL_VERSION);
     this.#capabilities = CAPABILITIES.filter((c) => hello.capabilities.includes(c));
-    const assigned = new Set(deps.config.connections.filter((c) => c.via === `agent/${hello.name}`).map((c) => c.name));
-    const accepted = hello.connections.filter((c) => assigned.has(c));
-    const refused = hello.connections
-      .filter((c) => !assigned.has(c))
-      .map((connection) => ({
-        connection,
-        reason: deps.config.connections.some((c) => c.name === connection)
+    const assigned = new Map(
+      deps.config.connections.filter((c) => c.via === `agent/${hello.name}`).map((c) => [c.name, c]),
+    );
+    const accepted: string[] = [];
+    const refused: { connection: string; reason: string }[] = [];
+    for (const connection of hello.connections) {
+      const config = assigned.get(connection);
+      const reason = !config
+        ? deps.config.connections.some((c) => c.name === connection)
           ? `connection "${connection}" is not assigned to agent ${hello.name}`
-          : `no connection named "${connection}"`,
-      }));
+          : `no connection named "${connection}"`
+        : credentialsMissing(config, hello, this.#capabilities);
+      if (reason === undefined) accepted.push(connection);
+      else refused.push({ connection, reason });
+    }
     this.#connections = new Set(accepted);
+    this.#refusals = new Map(refused.map((r) => [r.connection, r.reason]));
     // evidence before effect: the agent serves nothing until its arrival is on record; from here on its departure
     // is recorded too, whenever the tunnel ends (appends keep call order, so it lands after the arrival)
     this.#announced = true;
@@ -383,6 +403,29 @@ class Tunnel implements AgentInstance {
     });
   }
 
+  oracle(connection: string): CredentialOracle {
+    return tunnelOracle(this.name, connection, (request) => this.#credential(request));
+  }
+
+  /** One `/v1/credential` exchange: the agent's answer (a refusal included), or an error if none arrived. */
+  async #credential(request: CredentialRequest): Promise<CredentialAnswer> {
+    if (this.#ended || !this.#admitted) throw new Error(`agent ${this.name} is not connected`);
+    const stream = this.#session.request({
+      ":method": "POST",
+      ":path": CREDENTIAL_PATH,
+      "content-type": "application/json",
+    });
+    // counted like a target stream: a tunnel that ends fails it with the reason, and it weighs in the spread
+    this.#streams.add(stream);
+    stream.once("close", () => this.#streams.delete(stream));
+    stream.end(JSON.stringify(request));
+    const body = await readBody(stream, MAX_CREDENTIAL_BYTES, CREDENTIAL_TIMEOUT_MS);
+    const parsed = credentialAnswerSchema.safeParse(parseJson(body, "the credential answer"));
+    if (!parsed.success) throw new Error("malformed credential answer");
+    this.lastSeen = new Date();
+    return parsed.data;
+  }
+
   /** `destroy` for event handlers: the departure record's promise never rejects, and close() awaits it. */
   end(reason: string): void {
     this.destroy(reason).catch(() => undefined);
@@ -423,6 +466,29 @@ class Tunnel implements AgentInstance {
         (err: unknown) => this.deps.log("agent.disconnected could not be recorded", { error: errorText(err) }),
       );
   }
+}
+
+/**
+ * Why an agent cannot serve a connection assigned to it whose credentials only the agent holds (`secrets: agent`):
+ * the tunnel lacks the capability for its protocol, or the agent holds no credential of the kind its login needs.
+ * Undefined when it can (and for every connection whose credentials the gateway holds).
+ */
+export function credentialsMissing(
+  connection: ConnectionConfig,
+  hello: Hello,
+  capabilities: readonly string[],
+): string | undefined {
+  if (connection.secrets !== "agent") return undefined;
+  const why = `connection "${connection.name}" keeps its credentials on the agent (secrets: agent)`;
+  const needs = AGENT_CREDENTIALS[connection.type];
+  if (!needs) return `${why}, which ${connection.type} connections cannot do`;
+  if (!capabilities.includes(needs.capability))
+    return `${why}, and agent ${hello.name} (version ${hello.version}) does not offer ${needs.capability}`;
+  const held = hello.credentials?.[connection.name];
+  if (held === undefined) return `${why}, and agent ${hello.name} holds no credentials for it`;
+  if (held !== needs.kind)
+    return `${why}, and agent ${hello.name} holds a ${held} for it, but ${connection.type} logins through an agent need a ${needs.kind}`;
+  return undefined;
 }
 
 /** `agent.refused`: a peer that did not get in, with whatever it claimed to be. Never fails the caller. */

@@ -1,5 +1,5 @@
 import type { Duplex } from "node:stream";
-import type { StreamPurpose, TargetEndpoint } from "../core/adapter/index.js";
+import type { CredentialOracle, StreamPurpose, TargetEndpoint } from "../core/adapter/index.js";
 import type { GatehouseConfig } from "../core/policy/schema.js";
 
 /** One running agent process, connected to this gateway over one tunnel. */
@@ -14,11 +14,18 @@ export interface AgentInstance {
   readonly capabilities: readonly string[];
   /** Connections the gateway accepted from what the agent announced. */
   readonly connections: ReadonlySet<string>;
+  /** Connections it announced that the gateway refused, with the reason (as in welcome's `refused`). */
+  readonly refusals: ReadonlyMap<string, string>;
   readonly connectedAt: Date;
   lastSeen: Date;
   /** Target streams open now. */
   readonly openStreams: number;
   openStream(connection: string, endpoint: TargetEndpoint, purpose: StreamPurpose, sessionId?: string): Promise<Duplex>;
+  /**
+   * The credential oracle of this instance for `connection` (`secrets: agent`): the login steps that need a secret
+   * only the agent holds. Only for connections the gateway accepted from this instance with their credentials.
+   */
+  oracle(connection: string): CredentialOracle;
 }
 
 /** What `gatehouse agents ls` shows for one configured agent. */
@@ -72,6 +79,11 @@ export class AgentRegistry {
 
   lastSeen(agent: string): Date | undefined {
     return this.#lastSeen.get(agent);
+  }
+
+  /** Connected instances of `agent`, whatever they serve. */
+  instances(agent: string): AgentInstance[] {
+    return [...(this.#instances.get(agent) ?? [])];
   }
 
   /** Instances of `agent` that serve `connection`, fewest open streams first (ties rotate). */

@@ -2,6 +2,7 @@ import type { Duplex } from "node:stream";
 import {
   errorText,
   TargetUnreachableError,
+  type CredentialOracle,
   type OpenOptions,
   type StreamPurpose,
   type TargetConnector,
@@ -9,17 +10,26 @@ import {
 } from "../core/adapter/index.js";
 import type { ConnectionConfig } from "../core/policy/schema.js";
 import type { AgentRegistry } from "./registry.js";
+import { AGENT_CREDENTIALS } from "./wire.js";
 
 /**
  * The gateway's one connector: a connection without `via` is dialled directly; one with `via: agent/NAME` goes
  * through a connected instance of that agent, or is refused at once when none is connected (fail closed, never
- * queued). A stream that cannot be opened through one instance is tried through the next.
+ * queued). A stream that cannot be opened through one instance is tried through the next. For a connection with
+ * `secrets: agent`, only instances that hold its credentials are used, and the stream comes with the oracle of the
+ * instance that carries it (`oracleFor`), so the login's secret steps go to the same agent process.
  */
 export class RoutingConnector implements TargetConnector {
+  readonly #oracles = new WeakMap<Duplex, CredentialOracle>();
+
   constructor(
     private readonly direct: TargetConnector,
     private readonly agents: AgentRegistry,
   ) {}
+
+  oracleFor(stream: Duplex): CredentialOracle | undefined {
+    return this.#oracles.get(stream);
+  }
 
   async open(
     connection: ConnectionConfig,
@@ -29,13 +39,27 @@ export class RoutingConnector implements TargetConnector {
   ): Promise<Duplex> {
     if (connection.via === undefined) return this.direct.open(connection, endpoint, purpose, options);
     const agent = connection.via.slice("agent/".length);
-    const candidates = this.agents.serving(agent, connection.name);
+    const agentLogin = connection.secrets === "agent";
+    const capability = AGENT_CREDENTIALS[connection.type]?.capability;
+    // the endpoint accepts a secrets: agent connection only from an instance that can log in to it; the capability
+    // is checked again here so that nothing else could hand such a connection to an instance that cannot
+    const candidates = this.agents
+      .serving(agent, connection.name)
+      .filter((i) => !agentLogin || (capability !== undefined && i.capabilities.includes(capability)));
     if (candidates.length === 0) {
       const seen = this.agents.lastSeen(agent);
+      const connected = this.agents.instances(agent);
+      if (connected.length === 0)
+        throw new TargetUnreachableError(
+          `connection "${connection.name}" is reached via agent ${agent}, which is not connected${
+            seen ? ` (last seen ${seen.toISOString()})` : " (never seen since the gateway started)"
+          }`,
+        );
+      // connected, but not for this connection: say why the gateway refused it (welcome's reason), if it was offered
+      const reason = connected.map((i) => i.refusals.get(connection.name)).find((r) => r !== undefined);
       throw new TargetUnreachableError(
-        `connection "${connection.name}" is reached via agent ${agent}, which is not connected${
-          seen ? ` (last seen ${seen.toISOString()})` : " (never seen since the gateway started)"
-        }`,
+        reason ??
+          `connection "${connection.name}" is reached via agent ${agent}, whose connected instances do not serve it`,
       );
     }
     const failures: string[] = [];
@@ -59,6 +83,7 @@ export class RoutingConnector implements TargetConnector {
               agent_version: instance.version,
               agent_address: instance.address,
               purpose,
+              ...(agentLogin ? { credentials: "agent" } : {}),
             },
           });
         } catch (err) {
@@ -66,6 +91,7 @@ export class RoutingConnector implements TargetConnector {
           throw new TargetUnreachableError(`the route through agent ${agent} could not be recorded: ${errorText(err)}`);
         }
       }
+      if (agentLogin) this.#oracles.set(stream, instance.oracle(connection.name));
       return stream;
     }
     throw new TargetUnreachableError(failures.length === 1 ? (failures[0] as string) : failures.join("; "));

@@ -10,10 +10,14 @@
  * 2. the gateway checks the token against the SHA-256 in its config and answers `POST /v1/welcome` with what it
  *    accepted, or with the reason it refused (then it closes);
  * 3. each target stream is a `CONNECT` to the target's host:port naming the connection; the agent dials only the
- *    target it was configured with for that connection, answers 200, and relays bytes both ways.
+ *    target it was configured with for that connection, answers 200, and relays bytes both ways;
+ * 4. for a connection with `secrets: agent`, the gateway asks `POST /v1/credential` for each login step that needs
+ *    the secret (a credential oracle): the gateway keeps driving the protocol, the agent computes an md5 response,
+ *    a SCRAM proof or an SSH signature, and the secret never crosses the tunnel.
  */
 import { createHash } from "node:crypto";
 import { z } from "zod";
+import type { ConnectionType } from "../core/policy/vocabulary.js";
 
 /** TLS ALPN protocol of the agent listener; a client that does not offer it is not an agent. */
 export const TUNNEL_ALPN = "gatehouse-agent/1";
@@ -23,6 +27,7 @@ export const TUNNEL_VERSION = 1;
 
 export const HELLO_PATH = "/v1/hello";
 export const WELCOME_PATH = "/v1/welcome";
+export const CREDENTIAL_PATH = "/v1/credential";
 
 /** Headers of a CONNECT stream. */
 export const STREAM_HEADERS = {
@@ -35,10 +40,27 @@ export const STREAM_HEADERS = {
 
 /**
  * What an agent can do. A gateway uses only capabilities both ends name, so a newer gateway keeps working with an
- * older agent (and the other way round): `tcp` is a byte stream to a target (every version has it).
+ * older agent (and the other way round): `tcp` is a byte stream to a target (every version has it);
+ * `credential:postgres` and `credential:ssh` answer `/v1/credential` for logins with credentials only the agent
+ * holds (an agent offers each only when it holds such credentials).
  */
-export const CAPABILITIES = ["tcp"] as const;
+export const CAPABILITIES = ["tcp", "credential:postgres", "credential:ssh"] as const;
 export type Capability = (typeof CAPABILITIES)[number];
+
+/** The kind of secret an agent holds for a connection (announced in hello; the secret itself never is). */
+export type CredentialKind = "password" | "private_key";
+
+/**
+ * What a `secrets: agent` connection of each type needs from its agent: the capability, and the kind of secret.
+ * SSH takes only a private key: a password login would send the password itself to the gateway.
+ */
+export const AGENT_CREDENTIALS: Partial<Record<ConnectionType, { capability: Capability; kind: CredentialKind }>> = {
+  postgres: { capability: "credential:postgres", kind: "password" },
+  ssh: { capability: "credential:ssh", kind: "private_key" },
+};
+
+/** Most PBKDF2 rounds an agent computes for one SCRAM login, so a hostile target cannot make it burn its CPU. */
+export const MAX_SCRAM_ITERATIONS = 1_000_000;
 
 const name = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, "invalid name");
 
@@ -53,6 +75,8 @@ export const helloSchema = z
     token: z.string().min(1).max(4096),
     connections: z.array(z.string().max(128)).max(10_000),
     capabilities: z.array(z.string().max(64)).max(100),
+    /** Which connections the agent holds credentials for, and of what kind (absent before `credential:*`). */
+    credentials: z.record(z.string().max(128), z.enum(["password", "private_key"])).optional(),
   })
   .strip();
 export type Hello = z.infer<typeof helloSchema>;
@@ -73,6 +97,64 @@ export const welcomeSchema = z.discriminatedUnion("ok", [
   z.object({ ok: z.literal(false), error: z.string() }),
 ]);
 export type Welcome = z.infer<typeof welcomeSchema>;
+
+const base64 = (max: number) =>
+  z
+    .string()
+    .max(Math.ceil(max / 3) * 4)
+    .regex(/^[A-Za-z0-9+/]*={0,2}$/, "expected base64");
+
+/**
+ * One `POST /v1/credential` request: the connection whose credentials answer, and the step. Binary values are
+ * base64. Parsed strictly by the agent: it answers only for connections the gateway admitted that have credentials.
+ */
+export const credentialRequestSchema = z.discriminatedUnion("op", [
+  z.object({
+    op: z.literal("pg.md5"),
+    connection: z.string().max(128),
+    user: z.string().min(1).max(1024),
+    salt: base64(4),
+  }),
+  z.object({
+    op: z.literal("pg.scram-sha-256"),
+    connection: z.string().max(128),
+    salt: base64(1024),
+    iterations: z.number().int().min(1),
+    auth_message: z.string().max(16 * 1024),
+  }),
+  z.object({ op: z.literal("ssh.identities"), connection: z.string().max(128) }),
+  z.object({
+    op: z.literal("ssh.sign"),
+    connection: z.string().max(128),
+    public_key: base64(16 * 1024),
+    data: base64(64 * 1024),
+    hash: z.enum(["sha1", "sha256", "sha512"]).optional(),
+  }),
+]);
+export type CredentialRequest = z.infer<typeof credentialRequestSchema>;
+
+/** The agent's answer: the step's result, or why it refused (safe to show: it names no secret). */
+export const credentialAnswerSchema = z.discriminatedUnion("ok", [
+  z.object({
+    ok: z.literal(true),
+    /** pg.md5 */
+    response: z.string().max(64).optional(),
+    /** pg.scram-sha-256 */
+    scram: z.object({ proof: base64(64), server_signature: base64(64) }).optional(),
+    /** ssh.identities */
+    keys: z
+      .array(base64(16 * 1024))
+      .max(100)
+      .optional(),
+    /** ssh.sign */
+    signature: base64(16 * 1024).optional(),
+  }),
+  z.object({ ok: z.literal(false), error: z.string().max(1024) }),
+]);
+export type CredentialAnswer = z.infer<typeof credentialAnswerSchema>;
+
+/** Largest credential request or answer either end reads. */
+export const MAX_CREDENTIAL_BYTES = 128 * 1024;
 
 /** Largest hello or welcome body either end reads. */
 export const MAX_HANDSHAKE_BYTES = 256 * 1024;

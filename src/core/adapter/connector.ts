@@ -27,6 +27,79 @@ export interface TargetConnector {
     purpose: StreamPurpose,
     options?: OpenOptions,
   ): Promise<Duplex>;
+  /**
+   * For a connection with `secrets: agent`: the credential oracle of the agent instance that carries `stream` (a
+   * stream this connector opened), so the login over that stream uses credentials only that agent holds. Undefined
+   * for any other stream; a connector that never goes through agents need not implement it.
+   */
+  oracleFor?(stream: Duplex): CredentialOracle | undefined;
+}
+
+/**
+ * What a target login needs from credentials the gateway does not hold (`secrets: agent`). The adapter keeps
+ * driving its protocol; the holder computes only the steps that need the secret, and the secret itself never
+ * leaves it. Only what the PostgreSQL and SSH logins need. Every method rejects with CredentialRefusedError when
+ * the holder refuses or cannot answer.
+ */
+export interface CredentialOracle {
+  /** PostgreSQL md5: the password message's text, "md5" + md5(md5(password + user) + salt). */
+  pgMd5(user: string, salt: Buffer): Promise<string>;
+  /**
+   * PostgreSQL SCRAM-SHA-256 (RFC 5802): the ClientProof for `authMessage` (client-first-bare, server-first,
+   * client-final-without-proof, as the adapter built them), and the ServerSignature the server must answer with.
+   */
+  pgScram(salt: Buffer, iterations: number, authMessage: string): Promise<ScramSignatures>;
+  /** SSH: the public keys it can sign with, in the SSH wire format (RFC 4253 section 6.6). */
+  sshIdentities(): Promise<Buffer[]>;
+  /** SSH: the signature blob over `data` (a publickey userauth request) with the key `publicKey` names. */
+  sshSign(publicKey: Buffer, data: Buffer, hash?: SshSignHash): Promise<Buffer>;
+}
+
+export interface ScramSignatures {
+  proof: Buffer;
+  serverSignature: Buffer;
+}
+
+/** The hash an RSA signature uses (rsa-sha2-256 / rsa-sha2-512, or ssh-rsa's sha1); other key types have their own. */
+export type SshSignHash = "sha1" | "sha256" | "sha512";
+
+/** A credential oracle refused or could not answer; `message` says why and is safe to show the client. */
+export class CredentialRefusedError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "CredentialRefusedError";
+  }
+}
+
+/** A stream to a target, and the oracle its login uses when the connection's credentials are held by an agent. */
+export interface TargetStream {
+  socket: Duplex;
+  /** Set exactly when the connection has `secrets: agent`. */
+  oracle?: CredentialOracle;
+}
+
+/**
+ * Opens a stream to the connection's target with `connector` and, for `secrets: agent`, takes the oracle bound to
+ * it. A connection whose credentials only an agent holds never gets a stream without one: the login could only
+ * fail, so the stream is closed and the error says why.
+ */
+export async function openTarget(
+  connector: TargetConnector,
+  connection: ConnectionConfig,
+  endpoint: TargetEndpoint,
+  purpose: StreamPurpose,
+  options?: OpenOptions,
+): Promise<TargetStream> {
+  const socket = await connector.open(connection, endpoint, purpose, options);
+  if (connection.secrets !== "agent") return { socket };
+  const oracle = connector.oracleFor?.(socket);
+  if (oracle === undefined) {
+    socket.destroy();
+    throw new TargetUnreachableError(
+      `connection "${connection.name}" keeps its credentials on ${connection.via ?? "an agent"} (secrets: agent), and the stream to it has no way to use them`,
+    );
+  }
+  return { socket, oracle };
 }
 
 /** What a connector may need besides the address. */

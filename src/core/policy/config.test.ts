@@ -2,6 +2,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { describeConfig, renderDescription } from "./describe.js";
 import { ConfigError } from "./errors.js";
 import { configMeta, loadConfig, parseConfig } from "./loader.js";
 
@@ -48,6 +49,45 @@ describe("parseConfig: agents", () => {
     expect(errorOf(twice)).toMatch(/^gatehouse.yaml: agents.tokens\[1\].name: duplicate agent "office"/);
     expect(errorOf(conn("    secrets: agent\n"))).toMatch(
       /connections\[0\].secrets: secrets: agent needs via: agent\/NAME/,
+    );
+  });
+  it("secrets: agent: postgres and ssh logins through the agent; the gateway then holds no password or key", () => {
+    const viaAgent = "    via: agent/office\n    secrets: agent\n";
+    const pg = parseConfig(agents + conn(viaAgent));
+    expect(pg.connections[0]).toMatchObject({ type: "postgres", secrets: "agent", target: { user: "u" } });
+    const described = describeConfig(pg);
+    expect(described.connections[0]).toMatchObject({ via: "agent/office", secrets: "agent" });
+    expect(renderDescription(described)).toMatch(
+      /secrets +agent \(the target's credentials are held only by the agent\)/,
+    );
+    const sshTarget = '{ host: h, user: deploy, host_key: "SHA256:' + "A".repeat(43) + '" }';
+    expect(parseConfig(agents + conn(viaAgent, "ssh", sshTarget)).connections[0]).toMatchObject({
+      type: "ssh",
+      secrets: "agent",
+    });
+    expect(errorOf(agents + conn(viaAgent, "postgres", '{ host: h, user: u, password: "pw" }'))).toBe(
+      "gatehouse.yaml: connections[0].target.password: with secrets: agent only the agent holds the credentials: remove target.password here and give it to the agent (credentials.password in agent.yaml)",
+    );
+    const keyed = sshTarget.replace("{ ", '{ private_key: "-----BEGIN OPENSSH PRIVATE KEY-----", ');
+    expect(errorOf(agents + conn(viaAgent, "ssh", keyed))).toBe(
+      "gatehouse.yaml: connections[0].target.private_key: with secrets: agent only the agent holds the credentials: remove target.private_key here and give it to the agent (credentials.private_key in agent.yaml)",
+    );
+    // without secrets: agent, an ssh target still needs a credential of the gateway's
+    expect(errorOf(agents + conn("    via: agent/office\n", "ssh", sshTarget))).toMatch(
+      /connections\[0\].target: an ssh target needs private_key or password/,
+    );
+  });
+
+  it("secrets: agent is refused for http and kubernetes (a header the agent would inject) and for mysql (not yet)", () => {
+    const viaAgent = "    via: agent/office\n    secrets: agent\n";
+    expect(errorOf(agents + conn(viaAgent, "http", "{ url: https://api.example }"))).toBe(
+      "gatehouse.yaml: connections[0].secrets: secrets: agent is not supported for http connections (their credential is a header on every request, which the agent does not handle): the gateway would have no credential to log in with, so the setting is refused (hold the credentials in the gateway's config)",
+    );
+    expect(errorOf(agents + conn(viaAgent, "kubernetes", "{ server: https://k8s.example }"))).toMatch(
+      /^gatehouse.yaml: connections\[0\].secrets: secrets: agent is not supported for kubernetes connections \(their credential is a header/,
+    );
+    expect(errorOf(agents + conn(viaAgent, "mysql"))).toMatch(
+      /^gatehouse.yaml: connections\[0\].secrets: secrets: agent is not supported for mysql connections yet/,
     );
   });
 });
@@ -162,8 +202,8 @@ describe("parseConfig: errors name file and path on one line", () => {
 
   it("settings this build does not enforce are refused, naming their path, instead of being ignored", () => {
     const agentOffice = `listen: { agents: "127.0.0.1:18443" }\nagents: { tokens: [{ name: office, sha256: ${"a".repeat(64)} }] }\n`;
-    expect(errorOf(agentOffice + conn("    via: agent/office\n    secrets: agent\n"))).toMatch(
-      /^gatehouse.yaml: connections\[0\].secrets: secrets: agent is not supported for postgres connections yet/,
+    expect(errorOf(agentOffice + conn("    via: agent/office\n    secrets: agent\n", "mysql"))).toMatch(
+      /^gatehouse.yaml: connections\[0\].secrets: secrets: agent is not supported for mysql connections yet/,
     );
     const retention = /retention is not enforced yet: nothing would be purged, so the setting is refused/;
     expect(errorOf("audit: { retention: 400d }\n")).toMatch(

@@ -24,6 +24,8 @@ export interface ConnectionDescription {
   type: ConnectionConfig["type"];
   target: Record<string, string | number | boolean>;
   via?: string;
+  /** "agent" when only the agent holds the target's credentials (absent: the gateway holds them). */
+  secrets?: "agent";
   access: string[];
   guardrails: RuleDescription[];
   approvals: (RuleDescription & {
@@ -121,6 +123,7 @@ export function describeConfig(config: GatehouseConfig): ConfigDescription {
       on_unparseable: c.on_unparseable,
     };
     if (c.via) d.via = c.via;
+    if (c.secrets === "agent") d.secrets = "agent";
     if (c.masking) d.masking = { columns: c.masking.columns ?? [], detectors: c.masking.detectors ?? [] };
     return d;
   });
@@ -191,6 +194,7 @@ export function renderDescription(d: ConfigDescription): string {
         .join(" "),
     );
     if (c.via) field("via", c.via);
+    if (c.secrets) field("secrets", "agent (the target's credentials are held only by the agent)");
     field("access", c.access.join(", "));
     list(
       "guardrails",

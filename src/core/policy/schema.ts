@@ -430,6 +430,18 @@ function checkConnection(type: ConnectionType) {
         message: "secrets: agent needs via: agent/NAME (the agent that holds them)",
       });
     }
+    if (c.secrets === "agent") {
+      // the point of secrets: agent is that the gateway never holds them: a held one would be used after all
+      const t = (c.target ?? {}) as { password?: unknown; private_key?: unknown };
+      for (const key of ["password", "private_key"] as const) {
+        if (t[key] === undefined) continue;
+        ctx.addIssue({
+          code: "custom",
+          path: ["target", key],
+          message: `with secrets: agent only the agent holds the credentials: remove target.${key} here and give it to the agent (credentials.${key} in agent.yaml)`,
+        });
+      }
+    }
     if (type === "ssh" && c.secrets !== "agent") {
       const t = c.target as { private_key?: string; password?: string };
       if (t.private_key === undefined && t.password === undefined) {
@@ -748,8 +760,14 @@ export const configSchema = z
     refuseUnenforced(c, ctx);
   });
 
-/** Protocols whose target login an agent can perform with credentials only it holds (`secrets: agent`). */
-const AGENT_LOGIN_PROTOCOLS: ReadonlySet<ConnectionType> = new Set<ConnectionType>([]);
+/**
+ * Protocols whose target login can use credentials only an agent holds (`secrets: agent`): the adapter drives the
+ * login and asks the agent's credential oracle for the steps that need the secret (an md5 response, a SCRAM proof,
+ * an SSH signature). Not http and kubernetes: their credential is a header sent with every request, which the
+ * agent would have to inject into requests it does not parse (and whose responses would echo it unscrubbed). Not
+ * mysql yet: its logins (mysql_native_password, caching_sha2_password) could use the same oracle, but none is built.
+ */
+const AGENT_LOGIN_PROTOCOLS: ReadonlySet<ConnectionType> = new Set<ConnectionType>(["postgres", "ssh"]);
 
 /** Every `via: agent/NAME` names an agent allowed to dial in, on a listener that runs. */
 function checkAgentRoutes(
@@ -797,7 +815,11 @@ function refuseUnenforced(
     ctx.addIssue({
       code: "custom",
       path: ["connections", i, "secrets"],
-      message: `secrets: agent is not supported for ${conn.type} connections yet: the gateway would have no credential to log in with, so the setting is refused (hold the credentials in the gateway's config)`,
+      message: `secrets: agent is not supported for ${conn.type} connections${
+        conn.type === "http" || conn.type === "kubernetes"
+          ? " (their credential is a header on every request, which the agent does not handle)"
+          : " yet"
+      }: the gateway would have no credential to log in with, so the setting is refused (hold the credentials in the gateway's config)`,
     });
   });
   for (const path of [

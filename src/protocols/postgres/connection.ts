@@ -1,6 +1,6 @@
 import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
-import type { TargetConnector } from "../../core/adapter/index.js";
+import { openTarget, type TargetConnector } from "../../core/adapter/index.js";
 import { AuthError } from "../../core/identity/errors.js";
 import type { IdentityVerifier } from "../../core/identity/verifier.js";
 import type { PostgresConnectionConfig } from "../../core/policy/schema.js";
@@ -139,7 +139,7 @@ export async function serveConnection(raw: Socket, deps: ConnectionDeps): Promis
 }
 
 /**
- * The session is open: the gateway logs in to the target with the connection's held credentials, then relays. The
+ * The session is open: the gateway logs in to the target with the connection's credentials, then relays. The
  * client may already be gone (it closed while its token was verified or the session opened, when the startup
  * reader consumed the close) or may go while the target is dialled: the session must still end.
  */
@@ -153,7 +153,8 @@ async function runSession(
   deps: ConnectionDeps,
 ): Promise<void> {
   const database = otherDb ?? config.target.database ?? config.target.user;
-  const open: OpenTargetStream = (purpose) => deps.connector.open(config, config.target, purpose, { session });
+  // every stream of the session (its own, catalog lookups, cancels) goes the same way, with the same credentials
+  const open: OpenTargetStream = (purpose) => openTarget(deps.connector, config, config.target, purpose, { session });
   const connection = await loginToTarget(client, session, config, open, database, forwardedParams(startupParams), deps);
   if (connection === undefined) return;
   new RelayedSession(client, session, { config, connection, open, database }, deps).start(pending);

@@ -1,36 +1,12 @@
-import { createHash, createHmac, pbkdf2, randomBytes, timingSafeEqual } from "node:crypto";
+import { randomBytes, timingSafeEqual } from "node:crypto";
+import { heldPassword, type PasswordSecret } from "./password.js";
 
 /**
  * SCRAM-SHA-256 client (RFC 5802/7677) as PostgreSQL speaks it: no channel binding ("n,,"), the user name is
- * taken from the startup message so the SCRAM one is empty. The salted password is cached by
- * (password, salt, iterations) because PBKDF2 with 4096 rounds costs milliseconds per new target connection.
+ * taken from the startup message so the SCRAM one is empty. The messages are built here whoever holds the
+ * password; only the proof and the expected server signature come from the `PasswordSecret` (password.ts), so an
+ * agent holding the password (`secrets: agent`) computes those and nothing else.
  */
-
-const saltedCache = new Map<string, Promise<Buffer>>();
-const SALTED_CACHE_MAX = 64;
-
-function hmac(key: Buffer, data: string): Buffer {
-  return createHmac("sha256", key).update(data).digest();
-}
-
-function saltedPassword(password: string, salt: Buffer, iterations: number): Promise<Buffer> {
-  const key = createHash("sha256")
-    .update(`${password}\0${salt.toString("base64")}\0${iterations}`)
-    .digest("hex");
-  let cached = saltedCache.get(key);
-  if (!cached) {
-    cached = new Promise<Buffer>((resolve, reject) =>
-      // SASLprep approximated by NFKC (identical for ASCII passwords, which is what gateway-held secrets are)
-      pbkdf2(password.normalize("NFKC"), salt, iterations, 32, "sha256", (err, out) =>
-        err ? reject(err) : resolve(out),
-      ),
-    );
-    if (saltedCache.size >= SALTED_CACHE_MAX) saltedCache.delete(saltedCache.keys().next().value as string);
-    saltedCache.set(key, cached);
-    cached.catch(() => saltedCache.delete(key));
-  }
-  return cached;
-}
 
 export class ScramError extends Error {
   constructor(message: string) {
@@ -43,12 +19,14 @@ export class ScramClient {
   readonly #nonce: string;
   readonly #clientFirstBare: string;
   #serverSignature: Buffer | undefined;
+  readonly #secret: Pick<PasswordSecret, "scram">;
 
-  /** `options` exist for the RFC 7677 test vector; PostgreSQL gets a random nonce and an empty SCRAM user. */
-  constructor(
-    private readonly password: string,
-    options: { nonce?: string; user?: string } = {},
-  ) {
+  /**
+   * `secret` is the password (held by the gateway) or what computes its step. `options` exist for the RFC 7677
+   * test vector; PostgreSQL gets a random nonce and an empty SCRAM user.
+   */
+  constructor(secret: string | Pick<PasswordSecret, "scram">, options: { nonce?: string; user?: string } = {}) {
+    this.#secret = typeof secret === "string" ? heldPassword(secret) : secret;
     this.#nonce = options.nonce ?? randomBytes(18).toString("base64");
     this.#clientFirstBare = `n=${options.user ?? "*"},r=${this.#nonce}`;
   }
@@ -69,15 +47,10 @@ export class ScramClient {
     }
     if (!salt || !Number.isInteger(iterations) || iterations < 1)
       throw new ScramError("malformed server-first-message");
-    const salted = await saltedPassword(this.password, Buffer.from(salt, "base64"), iterations);
-    const clientKey = hmac(salted, "Client Key");
-    const storedKey = createHash("sha256").update(clientKey).digest();
     const withoutProof = `c=biws,r=${nonce}`;
     const authMessage = `${this.#clientFirstBare},${serverFirst},${withoutProof}`;
-    const signature = hmac(storedKey, authMessage);
-    const proof = Buffer.alloc(clientKey.length);
-    for (let i = 0; i < proof.length; i++) proof[i] = (clientKey[i] as number) ^ (signature[i] as number);
-    this.#serverSignature = hmac(hmac(salted, "Server Key"), authMessage);
+    const { proof, serverSignature } = await this.#secret.scram(Buffer.from(salt, "base64"), iterations, authMessage);
+    this.#serverSignature = serverSignature;
     return Buffer.from(`${withoutProof},p=${proof.toString("base64")}`);
   }
 

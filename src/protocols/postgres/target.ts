@@ -1,9 +1,9 @@
-import { createHash } from "node:crypto";
 import type { Duplex } from "node:stream";
 import { connect as tlsConnect } from "node:tls";
-import type { StreamPurpose } from "../../core/adapter/index.js";
+import type { StreamPurpose, TargetStream } from "../../core/adapter/index.js";
 import type { PostgresConnectionConfig } from "../../core/policy/schema.js";
 import { bodyOf, MessageReader, ProtocolError } from "./framing.js";
+import { agentPassword, heldPassword, type PasswordSecret } from "./password.js";
 import { ScramClient } from "./scram.js";
 import {
   AUTH_CLEARTEXT,
@@ -38,8 +38,11 @@ export class TargetError extends Error {
   }
 }
 
-/** Opens a stream to the connection's target (the core's TargetConnector, bound to this connection). */
-export type OpenTargetStream = (purpose: StreamPurpose) => Promise<Duplex>;
+/**
+ * Opens a stream to the connection's target (the core's `openTarget`, bound to this connection), with the agent's
+ * credential oracle when only the agent holds the password (`secrets: agent`).
+ */
+export type OpenTargetStream = (purpose: StreamPurpose) => Promise<TargetStream>;
 
 export interface TargetConnection {
   socket: Duplex;
@@ -61,9 +64,25 @@ export interface TargetLogin {
   params?: Record<string, string>;
 }
 
-/** Opens a byte stream to the target: the connector's stream, then TLS over it as `target.tls.mode` asks. */
-async function dial(target: PostgresTarget, open: OpenTargetStream, purpose: StreamPurpose): Promise<Duplex> {
-  const socket = await open(purpose);
+/**
+ * Opens a byte stream to the target: the connector's stream, then TLS over it as `target.tls.mode` asks; and how the
+ * login answers password requests on it.
+ */
+async function dial(
+  target: PostgresTarget,
+  open: OpenTargetStream,
+  purpose: StreamPurpose,
+): Promise<{ socket: Duplex; secret: PasswordSecret | undefined }> {
+  const { socket: raw, oracle } = await open(purpose);
+  const secret = oracle
+    ? agentPassword(oracle)
+    : target.password !== undefined
+      ? heldPassword(target.password)
+      : undefined;
+  return { socket: await startTls(target, raw), secret };
+}
+
+async function startTls(target: PostgresTarget, socket: Duplex): Promise<Duplex> {
   const mode = target.tls?.mode ?? "disable";
   if (mode === "disable") return socket;
   socket.write(sslRequest());
@@ -103,16 +122,16 @@ async function dial(target: PostgresTarget, open: OpenTargetStream, purpose: Str
 }
 
 /**
- * Logs in to the target with the connection's held credentials (trust, cleartext, md5, SCRAM-SHA-256) and reads
- * up to its first ReadyForQuery. The password goes only to the target, never anywhere else.
+ * Logs in to the target with the connection's credentials (trust, cleartext, md5, SCRAM-SHA-256) and reads up to
+ * its first ReadyForQuery. A password the gateway holds goes only to the target, never anywhere else; one only an
+ * agent holds never reaches the gateway (the agent answers md5 and SCRAM steps; cleartext is refused).
  */
 export async function connectTarget(login: TargetLogin): Promise<TargetConnection> {
   const { target } = login;
-  const socket = await dial(target, login.open, login.purpose);
+  const { socket, secret } = await dial(target, login.open, login.purpose);
   const reader = new MessageReader(socket);
   try {
     socket.write(startupMessage({ ...login.params, user: target.user, database: login.database }));
-    const password = target.password;
     let scram: ScramClient | undefined;
     const parameterStatus: Buffer[] = [];
     let key = { pid: 0, secret: 0 };
@@ -123,16 +142,21 @@ export async function connectTarget(login: TargetLogin): Promise<TargetConnectio
         case "R": {
           const code = body.readInt32BE(0);
           if (code === AUTH_OK) break;
-          if (password === undefined) throw new TargetError("the target asks for a password but none is configured");
-          if (code === AUTH_CLEARTEXT) socket.write(passwordMessage(password));
-          else if (code === AUTH_MD5)
-            socket.write(passwordMessage(md5Password(target.user, password, body.subarray(4, 8))));
+          if (secret === undefined) throw new TargetError("the target asks for a password but none is configured");
+          if (code === AUTH_CLEARTEXT) {
+            if (secret.cleartext === undefined)
+              throw new TargetError(
+                "the target asks for a cleartext password; with secrets: agent only md5 and SCRAM-SHA-256 can be used",
+              );
+            socket.write(passwordMessage(secret.cleartext));
+          } else if (code === AUTH_MD5)
+            socket.write(passwordMessage(await secret.md5(target.user, body.subarray(4, 8))));
           else if (code === AUTH_SASL) {
             const mechanisms = saslMechanisms(body.subarray(4));
             if (!mechanisms.includes("SCRAM-SHA-256")) {
               throw new TargetError(`target offers no supported SASL mechanism (${mechanisms.join(", ")})`);
             }
-            scram = new ScramClient(password);
+            scram = new ScramClient(secret);
             socket.write(saslInitialResponse("SCRAM-SHA-256", scram.first()));
           } else if (code === AUTH_SASL_CONTINUE && scram) {
             socket.write(saslResponse(await scram.final(body.toString("utf8", 4))));
@@ -167,13 +191,6 @@ export async function connectTarget(login: TargetLogin): Promise<TargetConnectio
   }
 }
 
-function md5Password(user: string, password: string, salt: Buffer): string {
-  const inner = createHash("md5")
-    .update(password + user)
-    .digest("hex");
-  return "md5" + createHash("md5").update(inner).update(salt).digest("hex");
-}
-
 function saslMechanisms(body: Buffer): string[] {
   const out: string[] = [];
   let off = 0;
@@ -192,7 +209,8 @@ export async function cancelOnTarget(
   open: OpenTargetStream,
   key: { pid: number; secret: number },
 ): Promise<void> {
-  const socket = await dial(target, open, "cancel");
+  // a cancel request carries the target's key, not the password: the secret is not used
+  const { socket } = await dial(target, open, "cancel");
   await new Promise<void>((resolve) => {
     socket.end(cancelRequest(key.pid, key.secret));
     socket.once("close", () => resolve());

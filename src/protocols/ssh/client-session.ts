@@ -1,5 +1,5 @@
 import type ssh2 from "ssh2";
-import { TargetUnreachableError, type Log, type TargetConnector } from "../../core/adapter/index.js";
+import { openTarget, TargetUnreachableError, type Log, type TargetConnector } from "../../core/adapter/index.js";
 import type { SshConnectionConfig } from "../../core/policy/schema.js";
 import { SessionRefusedError, type Gate, type GatedSession } from "../../core/session/gate.js";
 import { parseLoginUser } from "./auth.js";
@@ -109,8 +109,8 @@ export class ClientSession {
     const config = sshConfig(session);
     const targetUser = user.targetUser ?? config.target.user;
     try {
-      const sock = await deps.connector.open(config, config.target, "session", { session });
-      const target = (this.#target = await connectTarget(config.target, targetUser, sock));
+      const { socket, oracle } = await openTarget(deps.connector, config, config.target, "session", { session });
+      const target = (this.#target = await connectTarget(config.target, targetUser, socket, oracle));
       // finished while dialling: finish() ran target?.end() before there was a target
       if (this.#closing) {
         target.end();

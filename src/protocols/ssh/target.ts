@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import type { Duplex } from "node:stream";
 import ssh2 from "ssh2";
+import { errorText, type CredentialOracle, type SshSignHash } from "../../core/adapter/index.js";
 import type { SshConnectionConfig } from "../../core/policy/schema.js";
 
 /** The target refused or could not be reached; `message` is safe to show the client (no secrets). */
@@ -26,13 +27,52 @@ function hostKeyMatches(pinned: string, presented: Buffer): boolean {
 }
 
 /**
- * Logs in to the target over `sock` (a stream from the target connector) with the gateway's credentials. The host
- * key is checked against the pin before any credential is sent; there is no trust on first use.
+ * ssh2's agent interface over a credential oracle (`secrets: agent`): the key pair stays with the agent that holds
+ * it, which lists its public keys and signs the login's userauth request; ssh2 drives the rest of the login exactly
+ * as with a key the gateway holds.
+ */
+export class OracleSshAgent extends ssh2.BaseAgent {
+  constructor(private readonly oracle: CredentialOracle) {
+    super();
+  }
+
+  getIdentities(cb: (err?: Error | null, keys?: Buffer[]) => void): void {
+    this.oracle.sshIdentities().then(
+      (keys) => cb(null, keys),
+      (err: unknown) => cb(new Error(errorText(err))),
+    );
+  }
+
+  sign(
+    pubKey: string | Buffer | ssh2.ParsedKey,
+    data: Buffer,
+    options: ssh2.SigningRequestOptions | ((err?: Error | null, signature?: Buffer) => void),
+    cb?: (err?: Error | null, signature?: Buffer) => void,
+  ): void {
+    const done = typeof options === "function" ? options : cb;
+    const hash: SshSignHash | undefined = typeof options === "function" ? undefined : options.hash;
+    const parsed = typeof pubKey === "object" && !Buffer.isBuffer(pubKey) ? pubKey : ssh2.utils.parseKey(pubKey);
+    if (parsed instanceof Error) {
+      done?.(parsed);
+      return;
+    }
+    this.oracle.sshSign(parsed.getPublicSSH(), data, hash).then(
+      (signature) => done?.(null, signature),
+      (err: unknown) => done?.(new Error(errorText(err))),
+    );
+  }
+}
+
+/**
+ * Logs in to the target over `sock` (a stream from the target connector) with the connection's credentials: the
+ * key or password the gateway holds, or with `oracle` (`secrets: agent`) a key only the agent holds. The host key
+ * is checked against the pin before any credential is used; there is no trust on first use.
  */
 export function connectTarget(
   target: SshConnectionConfig["target"],
   user: string,
   sock: Duplex,
+  oracle?: CredentialOracle,
   timeoutMs = 10_000,
 ): Promise<ssh2.Client> {
   return new Promise((resolve, reject) => {
@@ -57,11 +97,19 @@ export function connectTarget(
             `target ${target.host}:${target.port} presented host key ${fingerprint(presented)}, which does not match the pinned host_key; refusing to connect`,
           ),
         );
+      } else if (err.level === "agent") {
+        // the oracle refused or could not answer: its reason names no secret
+        fail(
+          new TargetError(
+            "auth_failed",
+            `target ${target.host}:${target.port}: no login as ${user} with the agent's key: ${err.message}`,
+          ),
+        );
       } else if (err.level === "client-authentication") {
         fail(
           new TargetError(
             "auth_failed",
-            `target ${target.host}:${target.port} refused the gateway's credentials for ${user}`,
+            `target ${target.host}:${target.port} refused the ${oracle ? "agent's" : "gateway's"} credentials for ${user}`,
           ),
         );
       } else {
@@ -71,8 +119,12 @@ export function connectTarget(
     client.connect({
       sock,
       username: user,
-      ...(target.private_key !== undefined ? { privateKey: target.private_key } : {}),
-      ...(target.password !== undefined ? { password: target.password } : {}),
+      ...(oracle
+        ? { agent: new OracleSshAgent(oracle) }
+        : {
+            ...(target.private_key !== undefined ? { privateKey: target.private_key } : {}),
+            ...(target.password !== undefined ? { password: target.password } : {}),
+          }),
       readyTimeout: timeoutMs,
       keepaliveInterval: 15_000,
       hostVerifier: (key: Buffer) => {

@@ -163,7 +163,7 @@ export async function rawSession(
   database = "app-db",
 ): Promise<RawSession> {
   const conn = await connectTarget({
-    open: () => dialTcp({ host: h.host, port: h.port }),
+    open: async () => ({ socket: await dialTcp({ host: h.host, port: h.port }) }),
     purpose: "session",
     target: { host: h.host, port: h.port, user: "ci-bot", password: h.token } as Parameters<
       typeof connectTarget
