@@ -191,40 +191,54 @@ export interface GatewayProcess {
  * e.g. because it refuses the config.
  */
 export async function startGatewayProcess(config: string): Promise<GatewayProcess> {
+  const { child, output, exited, stop } = spawnCli(["serve", "--config", config], ["ignore", "pipe", "pipe"]);
+  try {
+    await Promise.race([
+      new Promise<void>((resolve) => {
+        const check = () => (output.stdout.includes("admin API on") ? resolve() : undefined);
+        child.stdout?.on("data", check);
+        check();
+      }),
+      exited.then(([code, signal]) => {
+        const why = output.stderr.trim().split("\n").slice(-3).join(" / ") || "no output";
+        throw new Error(`gatehouse serve exited (${code ?? signal}) before it was up: ${why}`);
+      }),
+    ]);
+    // the banner is one write; give a split pipe read a moment to deliver the rest
+    await new Promise((r) => setTimeout(r, 50));
+    return { pid: child.pid!, banner: output.stdout.trim(), stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+/** A compiled-CLI child (`node [nodeArgs] bin/gatehouse.js ARGS`), killed with the bench, its output collected. */
+export function spawnCli(
+  args: string[],
+  stdio: ["ignore", "pipe" | "ignore", "pipe"],
+  nodeArgs: string[] = [],
+): {
+  child: ChildProcess;
+  output: { stdout: string; stderr: string };
+  exited: Promise<unknown[]>;
+  stop(): Promise<void>;
+} {
   killChildrenOnSignal();
   const root = join(import.meta.dirname, "..");
-  const child = spawn(process.execPath, [join(root, "bin", "gatehouse.js"), "serve", "--config", config], {
+  const child = spawn(process.execPath, [...nodeArgs, join(root, "bin", "gatehouse.js"), ...args], {
     cwd: root,
-    stdio: ["ignore", "pipe", "pipe"],
+    stdio,
   });
   proxyChildren.add(child);
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+  const output = { stdout: "", stderr: "" };
+  child.stdout?.on("data", (d: Buffer) => (output.stdout += d.toString()));
+  child.stderr?.on("data", (d: Buffer) => (output.stderr += d.toString()));
   const exited = once(child, "exit");
   const stop = async () => {
     proxyChildren.delete(child);
     if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
     await exited;
   };
-  try {
-    await Promise.race([
-      new Promise<void>((resolve) => {
-        const check = () => (stdout.includes("admin API on") ? resolve() : undefined);
-        child.stdout.on("data", check);
-        check();
-      }),
-      exited.then(([code, signal]) => {
-        const why = stderr.trim().split("\n").slice(-3).join(" / ") || "no output";
-        throw new Error(`gatehouse serve exited (${code ?? signal}) before it was up: ${why}`);
-      }),
-    ]);
-    // the banner is one write; give a split pipe read a moment to deliver the rest
-    await new Promise((r) => setTimeout(r, 50));
-    return { pid: child.pid!, banner: stdout.trim(), stop };
-  } catch (err) {
-    await stop();
-    throw err;
-  }
+  return { child, output, exited, stop };
 }

@@ -2,7 +2,8 @@
  * Shared by the PostgreSQL benchmarks: brings up the test PostgreSQL (test/services.sh, as the e2e tests do) and a
  * gateway in front of it with full evidence on (audit log with group commit, session recordings).
  */
-import { execFileSync, spawn } from "node:child_process";
+import { execFile, execFileSync, spawn } from "node:child_process";
+import { promisify } from "node:util";
 import { chownSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -211,4 +212,31 @@ export function pgBouncerVersion(): string {
   } catch {
     return "PgBouncer";
   }
+}
+
+const execFileAsync = promisify(execFile);
+
+/** Runs pgbench; async on purpose: a gateway running in the bench process would stall behind a synchronous child. */
+export async function pgbench(extraEnv: Record<string, string>, ...argv: string[]): Promise<string> {
+  const { stdout } = await execFileAsync("pgbench", argv, { encoding: "utf8", env: { ...process.env, ...extraEnv } });
+  return stdout;
+}
+
+/** TPS (without connection setup) and the transaction count from pgbench's report. */
+export function parsePgbench(out: string): { tps: number; transactions: number } {
+  const t = /tps = ([\d.]+) \((?:without initial connection time|excluding connections establishing)\)/.exec(out);
+  const n = /number of transactions actually processed: (\d+)/.exec(out);
+  if (!t || !n) throw new Error(`no tps or transaction count in pgbench output:\n${out}`);
+  return { tps: Number(t[1]), transactions: Number(n[1]) };
+}
+
+/** libpq's environment for pgbench straight to the test PostgreSQL (its SCRAM user). */
+export function directPgEnv(env: ServicesEnv) {
+  return {
+    PGHOST: env.GH_TEST_PG_HOST,
+    PGPORT: env.GH_TEST_PG_PORT,
+    PGUSER: env.GH_TEST_PG_SCRAM_USER,
+    PGPASSWORD: env.GH_TEST_PG_SCRAM_PASSWORD,
+    PGDATABASE: env.GH_TEST_PG_DATABASE,
+  };
 }

@@ -36,18 +36,23 @@
  *
  * GH_BENCH_AGENT_NODE_ARGS adds node options to the agent process (e.g. "--cpu-prof --cpu-prof-dir=DIR").
  */
-import { execFile, spawn } from "node:child_process";
-import { once } from "node:events";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { parseArgs, promisify } from "node:util";
+import { parseArgs } from "node:util";
 import { generateStaticToken } from "../src/core/identity/static-tokens.js";
 import { pgConnectionYaml, testPgTarget } from "../test/support/gateway-config.js";
 import { clockTicksPerSecond, cpuMeter } from "./_cpu.js";
-import { killChildrenOnSignal, proxyChildren, servicesUp } from "./_common.js";
-import { BENCH_CONNECTION_POLICY, startBenchGateway, type BenchGateway } from "./_pg-common.js";
+import { servicesUp, spawnCli } from "./_common.js";
+import {
+  BENCH_CONNECTION_POLICY,
+  directPgEnv,
+  parsePgbench,
+  pgbench,
+  startBenchGateway,
+  type BenchGateway,
+} from "./_pg-common.js";
 
 const { values: args } = parseArgs({
   options: {
@@ -59,31 +64,9 @@ const { values: args } = parseArgs({
   },
 });
 const { env, down } = servicesUp();
-const direct = {
-  PGHOST: env.GH_TEST_PG_HOST,
-  PGPORT: env.GH_TEST_PG_PORT,
-  PGUSER: env.GH_TEST_PG_SCRAM_USER,
-  PGPASSWORD: env.GH_TEST_PG_SCRAM_PASSWORD,
-  PGDATABASE: env.GH_TEST_PG_DATABASE,
-};
-const root = join(import.meta.dirname, "..");
+const direct = directPgEnv(env);
 const AGENT = "bench";
 const VIA_AGENT = "app-db-agent";
-
-const execFileAsync = promisify(execFile);
-
-/** Async on purpose: the gateway runs in this process, so a synchronous child would stall it. */
-async function pgbench(extraEnv: Record<string, string>, ...argv: string[]): Promise<string> {
-  const { stdout } = await execFileAsync("pgbench", argv, { encoding: "utf8", env: { ...process.env, ...extraEnv } });
-  return stdout;
-}
-
-function parse(out: string): { tps: number; transactions: number } {
-  const t = /tps = ([\d.]+) \((?:without initial connection time|excluding connections establishing)\)/.exec(out);
-  const n = /number of transactions actually processed: (\d+)/.exec(out);
-  if (!t || !n) throw new Error(`no tps or transaction count in pgbench output:\n${out}`);
-  return { tps: Number(t[1]), transactions: Number(n[1]) };
-}
 
 interface AgentProcess {
   pid: number;
@@ -95,7 +78,6 @@ interface AgentProcess {
  * (its instance serves app-db-agent).
  */
 async function startAgentProcess(gw: BenchGateway, token: string, dir: string): Promise<AgentProcess> {
-  killChildrenOnSignal();
   const endpoint = gw.gateway.agentEndpoint;
   if (!endpoint) throw new Error("the bench gateway has no agent listener");
   const t = testPgTarget(env);
@@ -112,19 +94,7 @@ async function startAgentProcess(gw: BenchGateway, token: string, dir: string): 
     ].join("\n"),
   );
   const nodeArgs = (process.env.GH_BENCH_AGENT_NODE_ARGS ?? "").split(" ").filter(Boolean);
-  const child = spawn(process.execPath, [...nodeArgs, join(root, "bin", "gatehouse.js"), "agent", "--config", config], {
-    cwd: root,
-    stdio: ["ignore", "ignore", "pipe"],
-  });
-  proxyChildren.add(child);
-  let stderr = "";
-  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-  const exited = once(child, "exit");
-  const stop = async () => {
-    proxyChildren.delete(child);
-    if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
-    await exited;
-  };
+  const { child, output, stop } = spawnCli(["agent", "--config", config], ["ignore", "ignore", "pipe"], nodeArgs);
   const admitted = () =>
     gw.gateway.agents
       .status()
@@ -132,7 +102,7 @@ async function startAgentProcess(gw: BenchGateway, token: string, dir: string): 
   for (let waited = 0; !admitted(); waited += 50) {
     if (child.exitCode !== null || child.signalCode !== null || waited > 15_000) {
       await stop();
-      throw new Error(`the agent process was not admitted: ${stderr.trim().split("\n").slice(-3).join(" / ")}`);
+      throw new Error(`the agent process was not admitted: ${output.stderr.trim().split("\n").slice(-3).join(" / ")}`);
     }
     await sleep(50);
   }
@@ -269,7 +239,7 @@ try {
           const gatewayCpu = cpuMeter("self");
           const agentCpu = cpuMeter(s.agent.pid);
           const load = loadSnapshot();
-          const result = parse(await pgbench(paths[path], ...argv(args.seconds)));
+          const result = parsePgbench(await pgbench(paths[path], ...argv(args.seconds)));
           await sleep(100); // the disconnects (session.end, recording seals) belong to this run
           runs[path].push({ ...result, gatewayUs: gatewayCpu(), agentUs: agentCpu(), load: loadSince(load) });
         }

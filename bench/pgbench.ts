@@ -23,13 +23,14 @@
  *
  *   node --import tsx bench/pgbench.ts [--seconds 8] [--warmup 2] [--clients 4,32] [--tpcb-clients 4]
  */
-import { execFile } from "node:child_process";
 import { setTimeout as sleep } from "node:timers/promises";
-import { promisify } from "node:util";
 import { parseArgs } from "node:util";
 import { cpuMeter } from "./_cpu.js";
 import { servicesUp, startProxyChild, type ProxyChild } from "./_common.js";
 import {
+  directPgEnv,
+  parsePgbench,
+  pgbench,
   pgBouncerVersion,
   startBenchGateway,
   startNativeProxy,
@@ -46,28 +47,7 @@ const { values: args } = parseArgs({
   },
 });
 const { env, down } = servicesUp();
-const direct = {
-  PGHOST: env.GH_TEST_PG_HOST,
-  PGPORT: env.GH_TEST_PG_PORT,
-  PGUSER: env.GH_TEST_PG_SCRAM_USER,
-  PGPASSWORD: env.GH_TEST_PG_SCRAM_PASSWORD,
-  PGDATABASE: env.GH_TEST_PG_DATABASE,
-};
-
-const execFileAsync = promisify(execFile);
-
-/** Async on purpose: the gateway runs in this process, so a synchronous child would stall it. */
-async function pgbench(extraEnv: Record<string, string>, ...argv: string[]): Promise<string> {
-  const { stdout } = await execFileAsync("pgbench", argv, { encoding: "utf8", env: { ...process.env, ...extraEnv } });
-  return stdout;
-}
-
-function parse(out: string): { tps: number; transactions: number } {
-  const t = /tps = ([\d.]+) \((?:without initial connection time|excluding connections establishing)\)/.exec(out);
-  const n = /number of transactions actually processed: (\d+)/.exec(out);
-  if (!t || !n) throw new Error(`no tps or transaction count in pgbench output:\n${out}`);
-  return { tps: Number(t[1]), transactions: Number(n[1]) };
-}
+const direct = directPgEnv(env);
 
 /** One way to the database: where pgbench points, and whose CPU is the proxy's (none for direct). */
 interface Path {
@@ -125,7 +105,7 @@ try {
     for (const p of paths) {
       await sleep(200); // let the previous run's session ends settle outside any measurement
       const cpu = p.cpu === undefined ? undefined : cpuMeter(p.cpu);
-      const r = parse(await pgbench(p.env, ...argv(args.seconds)));
+      const r = parsePgbench(await pgbench(p.env, ...argv(args.seconds)));
       // the proxies' side of the disconnects (session.end, recording seals) belongs to this run
       await sleep(100);
       const cpuUs = cpu?.();
