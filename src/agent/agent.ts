@@ -11,6 +11,7 @@ import { dialTcp, errorText } from "../core/adapter/index.js";
 import type { AgentConfig } from "./config.js";
 import { AgentCredentials } from "./credentials.js";
 import { parseJson, readBody } from "./h2-body.js";
+import { HttpOrigin } from "./http-origin.js";
 import {
   CREDENTIAL_PATH,
   HELLO_PATH,
@@ -46,6 +47,8 @@ export class GatehouseAgent extends EventEmitter {
   readonly instance = `${process.pid}-${randomBytes(4).toString("hex")}`;
   readonly #targets: Map<string, { host: string; port: number }>;
   readonly #credentials: AgentCredentials;
+  /** The HTTP origins of connections with http credentials (`gatehouse-origin: http` streams). */
+  readonly #origins = new Map<string, HttpOrigin>();
   readonly #log: (msg: string, fields?: Record<string, unknown>) => void;
   #stopped = false;
   #session: ServerHttp2Session | undefined;
@@ -61,6 +64,10 @@ export class GatehouseAgent extends EventEmitter {
     super();
     this.#targets = new Map(config.connections.map((c) => [c.name, c.target]));
     this.#credentials = new AgentCredentials(config);
+    for (const c of config.connections) {
+      const credential = this.#credentials.http(c.name);
+      if (credential && "url" in c.target) this.#origins.set(c.name, new HttpOrigin(c.name, c.target, credential));
+    }
     this.#log = options.log ?? ((msg, fields) => console.error(`gatehouse agent: ${msg}`, fields ?? ""));
   }
 
@@ -78,6 +85,7 @@ export class GatehouseAgent extends EventEmitter {
     this.#wake?.();
     this.#session?.destroy();
     this.#socket?.destroy();
+    for (const origin of this.#origins.values()) origin.close();
     await this.#loop;
   }
 
@@ -223,6 +231,7 @@ export class GatehouseAgent extends EventEmitter {
         // a credential capability only for the kinds held: a gateway does not route a login here it cannot do
         capabilities: ["tcp", ...this.#credentials.capabilities()],
         credentials: this.#credentials.kinds(),
+        http_credentials: this.#credentials.httpConnections(),
       }),
     );
   }
@@ -276,6 +285,18 @@ export class GatehouseAgent extends EventEmitter {
     const expected = `${target.host.includes(":") ? `[${target.host}]` : target.host}:${target.port}`;
     if (authority !== expected)
       return refuse(403, `agent ${this.config.name} reaches "${connection}" at ${expected}, not ${authority}`);
+    const origin = headers[STREAM_HEADERS.origin];
+    if (origin !== undefined) {
+      const server = this.#origins.get(connection);
+      if (origin !== "http") return refuse(400, `unknown origin kind ${JSON.stringify(String(origin).slice(0, 32))}`);
+      if (!server) return refuse(403, `agent ${this.config.name} holds no http credentials for "${connection}"`);
+      this.#openStreams++;
+      stream.once("close", () => this.#openStreams--);
+      stream.respond({ ":status": 200 });
+      this.emit("stream", connection);
+      server.serve(stream);
+      return;
+    }
     this.#openStreams++;
     stream.once("close", () => this.#openStreams--);
     dialTcp(target, TARGET_DIAL_TIMEOUT_MS).then(

@@ -45,4 +45,53 @@ describe("agent.yaml", () => {
     );
     expect(errorOf(base(`{ address: "gw:1", pin: "${PIN}" }`, "listen: x\n"))).toMatch(/^agent.yaml: .*listen/);
   });
+
+  it("http credentials: a url target (normalized to host and port) and one Authorization at most", () => {
+    const gw = `{ address: "gw:1", pin: "${PIN}" }`;
+    const one = (conn: string) => `name: office\ntoken: t\ngateway: ${gw}\nconnections:\n  - ${conn}\n`;
+    const c = parseAgentConfig(
+      one(
+        '{ name: web, target: { url: "https://api.example:8443", insecure_skip_tls_verify: true }, credentials: { basic: { user: u, password: "pw-value" }, headers: { X-Tenant: acme } } }',
+      ),
+      { env: {} },
+    );
+    expect(c.connections[0]).toMatchObject({
+      target: { host: "api.example", port: 8443, url: "https://api.example:8443", insecure_skip_tls_verify: true },
+      credentials: { basic: { user: "u", password: "pw-value" }, headers: { "X-Tenant": "acme" } },
+    });
+    expect(
+      parseAgentConfig(one('{ name: k, target: { url: "http://10.0.0.5" }, credentials: { token: "t" } }'), { env: {} })
+        .connections[0]?.target,
+    ).toMatchObject({ host: "10.0.0.5", port: 80 });
+    expect(errorOf(one('{ name: web, target: { host: h, port: 443 }, credentials: { bearer: "t" } }'))).toBe(
+      "agent.yaml: connections[0].target: http credentials need target.url (http:// or https://): the agent makes the requests to it itself",
+    );
+    expect(errorOf(one('{ name: web, target: { url: "https://a" }, credentials: { bearer: "t", token: "u" } }'))).toBe(
+      "agent.yaml: connections[0].credentials: bearer and token all set the Authorization header: choose one",
+    );
+    expect(
+      errorOf(
+        one('{ name: web, target: { url: "https://a" }, credentials: { bearer: "t", headers: { Authorization: x } } }'),
+      ),
+    ).toBe(
+      "agent.yaml: connections[0].credentials.headers.Authorization: Authorization is already set by bearer: choose one",
+    );
+    expect(
+      errorOf(one('{ name: web, target: { url: "https://a" }, credentials: { bearer: "t", password: "p" } }')),
+    ).toMatch(/^agent.yaml: connections\[0\].credentials: give password/);
+    expect(
+      errorOf(
+        one('{ name: web, target: { url: "https://a" }, credentials: { client_cert: "-----BEGIN CERTIFICATE-----" } }'),
+      ),
+    ).toBe("agent.yaml: connections[0].credentials: client_cert and client_key go together");
+    expect(errorOf(one('{ name: web, target: { url: "http://a", ca: "-----BEGIN CERTIFICATE-----" } }'))).toBe(
+      "agent.yaml: connections[0].target.ca: ca is for an https url only",
+    );
+    expect(errorOf(one('{ name: web, target: { url: "https://a", host: a, port: 1 } }'))).toBe(
+      "agent.yaml: connections[0].target: give url, or host and port, not both",
+    );
+    expect(errorOf(one('{ name: web, target: { url: "ftp://a" } }'))).toMatch(
+      /^agent.yaml: connections\[0\].target.url: URL scheme must be http or https/,
+    );
+  });
 });

@@ -7,26 +7,60 @@ import { parseYaml } from "../core/policy/loader.js";
 import { resolveReferences } from "../core/policy/references.js";
 import { configFields } from "../core/policy/schema.js";
 
-const { duration, nonEmpty, hostname, port, pem, hostPort, resourceName } = configFields;
+const { duration, nonEmpty, hostname, port, pem, hostPort, resourceName, url } = configFields;
+
+/** The fields of an HTTP credential: what the agent adds to each request of an http or kubernetes connection. */
+const HTTP_FIELDS = ["bearer", "token", "basic", "headers", "client_cert", "client_key"] as const;
 
 /**
  * A connection's credentials held only by the agent (`secrets: agent` on the gateway's connection): a password for a
- * PostgreSQL login (md5 or SCRAM-SHA-256) or a private key for an SSH login. The agent computes the login steps that
- * need them (credentials.ts); they never cross the tunnel.
+ * PostgreSQL login (md5 or SCRAM-SHA-256), a private key for an SSH login, or for an http or kubernetes connection
+ * what the agent adds to each request (a bearer token, `token` being Kubernetes' name for one, a basic login,
+ * headers, a client certificate). The agent computes the login steps that need them (credentials.ts) or makes the
+ * requests itself (http-origin.ts); they never cross the tunnel.
  */
 const credentials = z
   .object({
     password: z.string().min(1).optional(),
     private_key: pem.optional(),
+    bearer: z.string().min(1).optional(),
+    token: z.string().min(1).optional(),
+    basic: z
+      .object({ user: nonEmpty, password: z.string().min(1) })
+      .strict()
+      .optional(),
+    headers: z.record(z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, "invalid header name"), z.string()).optional(),
+    client_cert: pem.optional(),
+    client_key: z
+      .string()
+      .regex(/-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----/, "expected a PEM private key (use ${file:PATH})")
+      .optional(),
   })
   .strict()
   .superRefine((c, ctx) => {
-    if ((c.password === undefined) === (c.private_key === undefined))
+    const http = HTTP_FIELDS.filter((f) => c[f] !== undefined);
+    const kinds = [c.password !== undefined, c.private_key !== undefined, http.length > 0].filter(Boolean).length;
+    if (kinds !== 1)
       ctx.addIssue({
         code: "custom",
         message:
-          "give password (for a PostgreSQL login) or private_key (for an SSH login; SSH password logins cannot be held by an agent)",
+          "give password (for a PostgreSQL login), private_key (for an SSH login; SSH password logins cannot be held by an agent), or for an http or kubernetes connection bearer, token, basic, headers or client_cert with client_key",
       });
+    const authorization = ["bearer", "token", "basic"].filter((f) => c[f as keyof typeof c] !== undefined);
+    if (authorization.length > 1)
+      ctx.addIssue({
+        code: "custom",
+        message: `${authorization.join(" and ")} all set the Authorization header: choose one`,
+      });
+    const named = Object.keys(c.headers ?? {}).find((h) => h.toLowerCase() === "authorization");
+    if (named && authorization.length > 0)
+      ctx.addIssue({
+        code: "custom",
+        path: ["headers", named],
+        message: `Authorization is already set by ${authorization[0]}: choose one`,
+      });
+    if ((c.client_cert === undefined) !== (c.client_key === undefined))
+      ctx.addIssue({ code: "custom", message: "client_cert and client_key go together" });
     if (c.private_key !== undefined) {
       const key = ssh2.utils.parseKey(c.private_key);
       // the parser's message names the problem (encrypted, unsupported type), never the key's content
@@ -39,6 +73,43 @@ const credentials = z
       else if (!key.isPrivateKey())
         ctx.addIssue({ code: "custom", path: ["private_key"], message: "expected a private key, got a public one" });
     }
+  });
+
+/**
+ * Where the agent reaches a connection's target: `host` and `port`, or a `url` (http or https) for a connection whose
+ * HTTP requests the agent makes itself (http credentials), with the trust settings of an https target. Normalized to
+ * host and port, which the gateway's streams must name.
+ */
+const target = z
+  .object({
+    host: hostname.optional(),
+    port: port.optional(),
+    url: url(["http", "https"]).optional(),
+    ca: pem.optional(),
+    insecure_skip_tls_verify: z.boolean().optional(),
+  })
+  .strict()
+  .superRefine((t, ctx) => {
+    if (t.url !== undefined && (t.host !== undefined || t.port !== undefined))
+      ctx.addIssue({ code: "custom", message: "give url, or host and port, not both" });
+    else if (t.url === undefined && (t.host === undefined || t.port === undefined))
+      ctx.addIssue({ code: "custom", message: "give host and port (or url for an http or kubernetes target)" });
+    if (!t.url?.startsWith("https:"))
+      for (const key of ["ca", "insecure_skip_tls_verify"] as const)
+        if (t[key] !== undefined)
+          ctx.addIssue({ code: "custom", path: [key], message: `${key} is for an https url only` });
+  })
+  .transform((t) => {
+    if (t.url === undefined) return { host: t.host as string, port: t.port as number };
+    const u = new URL(t.url);
+    const secure = u.protocol === "https:";
+    return {
+      host: u.hostname.replace(/^\[|\]$/g, ""),
+      port: u.port ? Number(u.port) : secure ? 443 : 80,
+      url: t.url,
+      ...(t.ca !== undefined ? { ca: t.ca } : {}),
+      insecure_skip_tls_verify: t.insecure_skip_tls_verify ?? false,
+    };
   });
 
 /**
@@ -75,10 +146,21 @@ export const agentConfigSchema = z
         z
           .object({
             name: resourceName,
-            target: z.object({ host: hostname, port }).strict(),
+            target,
             credentials: credentials.optional(),
           })
-          .strict(),
+          .strict()
+          .superRefine((conn, ctx) => {
+            const c = conn.credentials;
+            const http = c !== undefined && HTTP_FIELDS.some((f) => c[f] !== undefined);
+            if (http && !("url" in conn.target))
+              ctx.addIssue({
+                code: "custom",
+                path: ["target"],
+                message:
+                  "http credentials need target.url (http:// or https://): the agent makes the requests to it itself",
+              });
+          }),
       )
       .min(1, "an agent serves at least one connection"),
     /** How often the agent proves it is alive before the gateway tells it the gateway's own interval. */

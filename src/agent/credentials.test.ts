@@ -76,6 +76,28 @@ describe("agent credentials: what the agent announces", () => {
     );
     expect(pgOnly.capabilities()).toEqual(["credential:postgres"]);
     expect(new AgentCredentials(config("  - { name: a, target: { host: h, port: 1 } }")).capabilities()).toEqual([]);
+    const web = new AgentCredentials(
+      config('  - { name: web, target: { url: "https://api.example" }, credentials: { bearer: "t0ken-value" } }'),
+    );
+    // announced apart from the login kinds, which a gateway from before credential:http parses strictly
+    expect(web.kinds()).toEqual({});
+    expect(web.httpConnections()).toEqual(["web"]);
+    expect(web.capabilities()).toEqual(["credential:http"]);
+    expect(web.http("web")).toMatchObject({
+      headers: { authorization: "Bearer t0ken-value" },
+      secrets: expect.arrayContaining(["Bearer t0ken-value", "t0ken-value"]) as unknown,
+    });
+  });
+
+  it("an http credential answers no login step: the oracle refuses it", async () => {
+    const web = new AgentCredentials(
+      config('  - { name: web, target: { url: "https://api.example" }, credentials: { token: "t0ken-value" } }'),
+    );
+    const answer = await web.answer({ op: "ssh.identities", connection: "web" }, ["web"]);
+    expect(answer).toEqual({
+      ok: false,
+      error: 'agent office holds an http credential for connection "web", and ssh.identities needs a private_key',
+    });
   });
 
   it("agent.yaml: a password or a private key, not both; a key must be a usable private key", () => {
@@ -89,7 +111,7 @@ describe("agent credentials: what the agent announces", () => {
       throw new Error("expected a ConfigError");
     };
     expect(errorOf('{ password: "x", private_key: "${env:KEY}" }', { KEY: ed25519.private })).toBe(
-      "agent.yaml: connections[0].credentials: give password (for a PostgreSQL login) or private_key (for an SSH login; SSH password logins cannot be held by an agent)",
+      "agent.yaml: connections[0].credentials: give password (for a PostgreSQL login), private_key (for an SSH login; SSH password logins cannot be held by an agent), or for an http or kubernetes connection bearer, token, basic, headers or client_cert with client_key",
     );
     expect(errorOf("{}")).toMatch(/connections\[0\]\.credentials: give password/);
     expect(errorOf("{ user: x }")).toMatch(/connections\[0\]\.credentials: unknown key "user"/);
@@ -293,6 +315,28 @@ describe("gateway: which agent may carry a secrets: agent connection", () => {
     );
     expect(credentialsMissing(host, hello({ host: "password" }), all)).toBe(
       'connection "host" keeps its credentials on the agent (secrets: agent), and agent office holds a password for it, but ssh logins through an agent need a private_key',
+    );
+  });
+
+  it("an http connection needs credential:http and an http credential, announced in http_credentials", () => {
+    const web = parseConfig(
+      [
+        "listen: { agents: 127.0.0.1:1 }",
+        `agents: { tokens: [{ name: office, sha256: ${"a".repeat(64)} }] }`,
+        "connections:",
+        "  - { name: web, type: http, target: { url: https://api.example }, access: [group:ci], via: agent/office, secrets: agent }",
+      ].join("\n"),
+    ).connections[0] as (typeof gw.connections)[number];
+    const withHttp = { ...hello(), capabilities: ["tcp", "credential:http"], http_credentials: ["web"] };
+    expect(credentialsMissing(web, withHttp, ["tcp", "credential:http"])).toBeUndefined();
+    expect(credentialsMissing(web, withHttp, ["tcp"])).toBe(
+      'connection "web" keeps its credentials on the agent (secrets: agent), and agent office (version 0.9) does not offer credential:http',
+    );
+    expect(credentialsMissing(web, hello({ web: "password" }), ["tcp", "credential:http"])).toBe(
+      'connection "web" keeps its credentials on the agent (secrets: agent), and agent office holds a password for it, but http logins through an agent need an http credential',
+    );
+    expect(credentialsMissing(web, hello(), ["tcp", "credential:http"])).toBe(
+      'connection "web" keeps its credentials on the agent (secrets: agent), and agent office holds no credentials for it',
     );
   });
 });

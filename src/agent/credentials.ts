@@ -19,7 +19,21 @@ import {
 
 const OPS: readonly string[] = credentialRequestSchema.options.map((o) => o.shape.op.value);
 
-type Held = { kind: "password"; password: string } | { kind: "private_key"; key: ssh2.ParsedKey; publicKey: Buffer };
+/** An http or kubernetes connection's credential: what the agent adds to each request it makes (http-origin.ts). */
+export interface HttpCredential {
+  kind: "http";
+  /** Headers set on every request (lowercase names), the Authorization of bearer/token/basic among them. */
+  headers: Record<string, string>;
+  /** The values scrubbed from everything the target sends back (header values, the bare token and password, the key). */
+  secrets: string[];
+  clientCert?: string;
+  clientKey?: string;
+}
+
+type Held =
+  | { kind: "password"; password: string }
+  | { kind: "private_key"; key: ssh2.ParsedKey; publicKey: Buffer }
+  | HttpCredential;
 
 export class AgentCredentials {
   readonly #held = new Map<string, Held>();
@@ -33,13 +47,20 @@ export class AgentCredentials {
         // the config schema already refused a key that does not parse
         if (key instanceof Error) throw new Error(`connection "${c.name}": ${key.message}`);
         this.#held.set(c.name, { kind: "private_key", key, publicKey: key.getPublicSSH() });
-      }
+      } else if (creds !== undefined) this.#held.set(c.name, httpCredential(creds));
     }
   }
 
-  /** What hello announces: the kind of credential held per connection (never the credential). */
-  kinds(): Record<string, CredentialKind> {
-    return Object.fromEntries([...this.#held].map(([name, held]) => [name, held.kind]));
+  /** What hello announces: the kind of login credential held per connection (never the credential). */
+  kinds(): Record<string, Exclude<CredentialKind, "http">> {
+    const kinds: Record<string, Exclude<CredentialKind, "http">> = {};
+    for (const [name, held] of this.#held) if (held.kind !== "http") kinds[name] = held.kind;
+    return kinds;
+  }
+
+  /** What hello announces in `http_credentials`: the connections with an http credential (never the credential). */
+  httpConnections(): string[] {
+    return [...this.#held].filter(([, held]) => held.kind === "http").map(([name]) => name);
   }
 
   /** The credential capabilities this agent offers: only for kinds it holds. */
@@ -48,7 +69,14 @@ export class AgentCredentials {
     return [
       ...(kinds.has("password") ? (["credential:postgres"] as const) : []),
       ...(kinds.has("private_key") ? (["credential:ssh"] as const) : []),
+      ...(kinds.has("http") ? (["credential:http"] as const) : []),
     ];
+  }
+
+  /** The http credential held for a connection, if that is what is held for it. */
+  http(connection: string): HttpCredential | undefined {
+    const held = this.#held.get(connection);
+    return held?.kind === "http" ? held : undefined;
   }
 
   /**
@@ -82,7 +110,7 @@ export class AgentCredentials {
   async #compute(request: CredentialRequest, held: Held): Promise<CredentialAnswer> {
     const wrongKind = (needs: CredentialKind) =>
       refuse(
-        `agent ${this.config.name} holds a ${held.kind} for connection "${request.connection}", and ${request.op} needs a ${needs}`,
+        `agent ${this.config.name} holds ${held.kind === "http" ? "an http credential" : `a ${held.kind}`} for connection "${request.connection}", and ${request.op} needs a ${needs}`,
       );
     switch (request.op) {
       case "pg.md5": {
@@ -133,6 +161,25 @@ export class AgentCredentials {
       }
     }
   }
+}
+
+function httpCredential(c: NonNullable<AgentConfig["connections"][number]["credentials"]>): HttpCredential {
+  const headers: Record<string, string> = {};
+  for (const [k, v] of Object.entries(c.headers ?? {})) headers[k.toLowerCase()] = v;
+  const bearer = c.bearer ?? c.token;
+  if (bearer !== undefined) headers.authorization = `Bearer ${bearer}`;
+  if (c.basic !== undefined)
+    headers.authorization = `Basic ${Buffer.from(`${c.basic.user}:${c.basic.password}`).toString("base64")}`;
+  const secrets = Object.values(headers).flatMap((v) => [v, v.replace(/^(?:Bearer|Basic) +/i, "")]);
+  if (c.basic !== undefined) secrets.push(c.basic.password);
+  if (c.client_key !== undefined) secrets.push(c.client_key);
+  return {
+    kind: "http",
+    headers,
+    secrets,
+    ...(c.client_cert !== undefined ? { clientCert: c.client_cert } : {}),
+    ...(c.client_key !== undefined ? { clientKey: c.client_key } : {}),
+  };
 }
 
 function refuse(error: string): CredentialAnswer {

@@ -353,6 +353,7 @@ class Tunnel implements AgentInstance {
     endpoint: TargetEndpoint,
     purpose: StreamPurpose,
     sessionId?: string,
+    origin?: "http",
   ): Promise<Duplex> {
     if (this.#ended || !this.#admitted)
       return Promise.reject(new TargetUnreachableError(`agent ${this.name} is not connected`));
@@ -364,6 +365,7 @@ class Tunnel implements AgentInstance {
         [STREAM_HEADERS.connection]: connection,
         [STREAM_HEADERS.purpose]: purpose,
         ...(sessionId ? { [STREAM_HEADERS.session]: sessionId } : {}),
+        ...(origin ? { [STREAM_HEADERS.origin]: origin } : {}),
       },
       { endStream: false },
     );
@@ -484,11 +486,19 @@ export function credentialsMissing(
   if (!needs) return `${why}, which ${connection.type} connections cannot do`;
   if (!capabilities.includes(needs.capability))
     return `${why}, and agent ${hello.name} (version ${hello.version}) does not offer ${needs.capability}`;
-  const held = hello.credentials?.[connection.name];
+  const held =
+    needs.kind === "http" && hello.http_credentials?.includes(connection.name)
+      ? "http"
+      : hello.credentials?.[connection.name];
   if (held === undefined) return `${why}, and agent ${hello.name} holds no credentials for it`;
   if (held !== needs.kind)
-    return `${why}, and agent ${hello.name} holds a ${held} for it, but ${connection.type} logins through an agent need a ${needs.kind}`;
+    return `${why}, and agent ${hello.name} holds ${credentialNoun(held)} for it, but ${connection.type} logins through an agent need ${credentialNoun(needs.kind)}`;
   return undefined;
+}
+
+/** "a password", "a private_key", "an http credential": a kind of credential in a message. */
+export function credentialNoun(kind: string): string {
+  return kind === "http" ? "an http credential" : `a ${kind}`;
 }
 
 /** `agent.refused`: a peer that did not get in, with whatever it claimed to be. Never fails the caller. */

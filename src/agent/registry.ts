@@ -20,7 +20,18 @@ export interface AgentInstance {
   lastSeen: Date;
   /** Target streams open now. */
   readonly openStreams: number;
-  openStream(connection: string, endpoint: TargetEndpoint, purpose: StreamPurpose, sessionId?: string): Promise<Duplex>;
+  /**
+   * A target stream for `connection`. `origin: "http"` asks the agent to serve it as the HTTP origin of a
+   * `secrets: agent` http or kubernetes connection (the gateway speaks plain HTTP/1.1 on it; the agent adds the
+   * credential to each request), instead of a byte stream to the target.
+   */
+  openStream(
+    connection: string,
+    endpoint: TargetEndpoint,
+    purpose: StreamPurpose,
+    sessionId?: string,
+    origin?: "http",
+  ): Promise<Duplex>;
   /**
    * The credential oracle of this instance for `connection` (`secrets: agent`): the login steps that need a secret
    * only the agent holds. Only for connections the gateway accepted from this instance with their credentials.

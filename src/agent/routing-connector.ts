@@ -41,6 +41,8 @@ export class RoutingConnector implements TargetConnector {
     const agent = connection.via.slice("agent/".length);
     const agentLogin = connection.secrets === "agent";
     const capability = AGENT_CREDENTIALS[connection.type]?.capability;
+    // an http or kubernetes connection whose credential only the agent holds: the agent is its HTTP origin
+    const origin = agentLogin && (connection.type === "http" || connection.type === "kubernetes") ? "http" : undefined;
     // the endpoint accepts a secrets: agent connection only from an instance that can log in to it; the capability
     // is checked again here so that nothing else could hand such a connection to an instance that cannot
     const candidates = this.agents
@@ -66,7 +68,7 @@ export class RoutingConnector implements TargetConnector {
     for (const instance of candidates) {
       let stream: Duplex;
       try {
-        stream = await instance.openStream(connection.name, endpoint, purpose, options?.session?.id);
+        stream = await instance.openStream(connection.name, endpoint, purpose, options?.session?.id, origin);
       } catch (err) {
         failures.push(errorText(err));
         continue;
@@ -91,7 +93,7 @@ export class RoutingConnector implements TargetConnector {
           throw new TargetUnreachableError(`the route through agent ${agent} could not be recorded: ${errorText(err)}`);
         }
       }
-      if (agentLogin) this.#oracles.set(stream, instance.oracle(connection.name));
+      if (agentLogin && !origin) this.#oracles.set(stream, instance.oracle(connection.name));
       return stream;
     }
     throw new TargetUnreachableError(failures.length === 1 ? (failures[0] as string) : failures.join("; "));

@@ -34,6 +34,12 @@ export const STREAM_HEADERS = {
   connection: "gatehouse-connection",
   purpose: "gatehouse-purpose",
   session: "gatehouse-session",
+  /**
+   * `http` on the stream of a `secrets: agent` http or kubernetes connection: the agent serves the stream as an HTTP
+   * origin (http-origin.ts): the gateway speaks plain HTTP/1.1 on it, the agent makes each request to its target
+   * with the credential it holds added, and scrubs that credential from what comes back. Needs `credential:http`.
+   */
+  origin: "gatehouse-origin",
   /** On a refused stream: why, safe to show a client (no secrets). */
   error: "gatehouse-error",
 } as const;
@@ -42,21 +48,26 @@ export const STREAM_HEADERS = {
  * What an agent can do. A gateway uses only capabilities both ends name, so a newer gateway keeps working with an
  * older agent (and the other way round): `tcp` is a byte stream to a target (every version has it);
  * `credential:postgres` and `credential:ssh` answer `/v1/credential` for logins with credentials only the agent
- * holds (an agent offers each only when it holds such credentials).
+ * holds; `credential:http` serves a stream as an HTTP origin that adds the credential it holds to every request
+ * (`gatehouse-origin: http`). An agent offers each only when it holds such credentials.
  */
-export const CAPABILITIES = ["tcp", "credential:postgres", "credential:ssh"] as const;
+export const CAPABILITIES = ["tcp", "credential:postgres", "credential:ssh", "credential:http"] as const;
 export type Capability = (typeof CAPABILITIES)[number];
 
 /** The kind of secret an agent holds for a connection (announced in hello; the secret itself never is). */
-export type CredentialKind = "password" | "private_key";
+export type CredentialKind = "password" | "private_key" | "http";
 
 /**
  * What a `secrets: agent` connection of each type needs from its agent: the capability, and the kind of secret.
- * SSH takes only a private key: a password login would send the password itself to the gateway.
+ * SSH takes only a private key: a password login would send the password itself to the gateway. HTTP and Kubernetes
+ * take an `http` credential (a bearer token, basic login, headers or a client certificate) that the agent adds to
+ * each request itself.
  */
 export const AGENT_CREDENTIALS: Partial<Record<ConnectionType, { capability: Capability; kind: CredentialKind }>> = {
   postgres: { capability: "credential:postgres", kind: "password" },
   ssh: { capability: "credential:ssh", kind: "private_key" },
+  http: { capability: "credential:http", kind: "http" },
+  kubernetes: { capability: "credential:http", kind: "http" },
 };
 
 /** Most PBKDF2 rounds an agent computes for one SCRAM login, so a hostile target cannot make it burn its CPU. */
@@ -75,8 +86,18 @@ export const helloSchema = z
     token: z.string().min(1).max(4096),
     connections: z.array(z.string().max(128)).max(10_000),
     capabilities: z.array(z.string().max(64)).max(100),
-    /** Which connections the agent holds credentials for, and of what kind (absent before `credential:*`). */
-    credentials: z.record(z.string().max(128), z.enum(["password", "private_key"])).optional(),
+    /**
+     * Which connections the agent holds login credentials for, and of what kind (absent before `credential:*`). A
+     * kind this gateway does not know is kept as announced (a newer agent's): no connection needs it, so none is
+     * served by it.
+     */
+    credentials: z.record(z.string().max(128), z.string().max(32)).optional(),
+    /**
+     * Connections whose requests the agent makes with an http credential it holds (`credential:http`). A list of its
+     * own, not an `http` kind in `credentials`: a gateway from before credential:http knows only the kinds
+     * `password` and `private_key` there, and would refuse the whole hello for another.
+     */
+    http_credentials: z.array(z.string().max(128)).max(10_000).optional(),
   })
   .strip();
 export type Hello = z.infer<typeof helloSchema>;

@@ -78,14 +78,43 @@ describe("parseConfig: agents", () => {
     );
   });
 
-  it("secrets: agent is refused for http and kubernetes (a header the agent would inject) and for mysql (not yet)", () => {
+  it("secrets: agent for http and kubernetes: accepted, with every credential field refused in the target", () => {
     const viaAgent = "    via: agent/office\n    secrets: agent\n";
-    expect(errorOf(agents + conn(viaAgent, "http", "{ url: https://api.example }"))).toBe(
-      "gatehouse.yaml: connections[0].secrets: secrets: agent is not supported for http connections (their credential is a header on every request, which the agent does not handle): the gateway would have no credential to log in with, so the setting is refused (hold the credentials in the gateway's config)",
+    expect(parseConfig(agents + conn(viaAgent, "http", "{ url: https://api.example }")).connections[0]).toMatchObject({
+      type: "http",
+      secrets: "agent",
+    });
+    expect(
+      parseConfig(agents + conn(viaAgent, "kubernetes", "{ server: https://k8s.example }")).connections[0],
+    ).toMatchObject({ type: "kubernetes", secrets: "agent" });
+    const held = (field: string) =>
+      `with secrets: agent only the agent holds the credentials: remove target.${field} here and give it to the agent (credentials.${field} in agent.yaml)`;
+    expect(errorOf(agents + conn(viaAgent, "http", '{ url: https://api.example, bearer: "t0ken-value" }'))).toBe(
+      `gatehouse.yaml: connections[0].target.bearer: ${held("bearer")}`,
     );
-    expect(errorOf(agents + conn(viaAgent, "kubernetes", "{ server: https://k8s.example }"))).toMatch(
-      /^gatehouse.yaml: connections\[0\].secrets: secrets: agent is not supported for kubernetes connections \(their credential is a header/,
+    expect(
+      errorOf(agents + conn(viaAgent, "http", '{ url: https://api.example, basic: { user: u, password: "pw" } }')),
+    ).toBe(`gatehouse.yaml: connections[0].target.basic: ${held("basic")}`);
+    expect(
+      errorOf(agents + conn(viaAgent, "http", '{ url: https://api.example, headers: { X-Api-Key: "k3y-value" } }')),
+    ).toBe(`gatehouse.yaml: connections[0].target.headers: ${held("headers")}`);
+    expect(errorOf(agents + conn(viaAgent, "kubernetes", '{ server: https://k8s.example, token: "t0ken" }'))).toBe(
+      `gatehouse.yaml: connections[0].target.token: ${held("token")}`,
     );
+    const pair =
+      '{ server: https://k8s.example, client_cert: "-----BEGIN CERTIFICATE-----", client_key: "-----BEGIN PRIVATE KEY-----" }';
+    const pairError = errorOf(agents + conn(viaAgent, "kubernetes", pair));
+    expect(pairError).toContain(`connections[0].target.client_key: ${held("client_key")}`);
+    expect(pairError).toContain(`connections[0].target.client_cert: ${held("client_cert")}`);
+    expect(
+      errorOf(agents + conn(viaAgent, "http", "{ url: https://api.example, insecure_skip_tls_verify: true }")),
+    ).toBe(
+      "gatehouse.yaml: connections[0].target.insecure_skip_tls_verify: with secrets: agent the agent connects to the target itself: remove target.insecure_skip_tls_verify here and give it to the agent (target.insecure_skip_tls_verify in agent.yaml)",
+    );
+  });
+
+  it("secrets: agent is refused for mysql (not yet)", () => {
+    const viaAgent = "    via: agent/office\n    secrets: agent\n";
     expect(errorOf(agents + conn(viaAgent, "mysql"))).toMatch(
       /^gatehouse.yaml: connections\[0\].secrets: secrets: agent is not supported for mysql connections yet/,
     );

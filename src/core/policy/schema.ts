@@ -432,14 +432,25 @@ function checkConnection(type: ConnectionType) {
     }
     if (c.secrets === "agent") {
       // the point of secrets: agent is that the gateway never holds them: a held one would be used after all
-      const t = (c.target ?? {}) as { password?: unknown; private_key?: unknown };
-      for (const key of ["password", "private_key"] as const) {
+      const t = (c.target ?? {}) as Record<string, unknown>;
+      for (const key of AGENT_HELD_TARGET_FIELDS[type]) {
         if (t[key] === undefined) continue;
         ctx.addIssue({
           code: "custom",
           path: ["target", key],
           message: `with secrets: agent only the agent holds the credentials: remove target.${key} here and give it to the agent (credentials.${key} in agent.yaml)`,
         });
+      }
+      if (type === "http" || type === "kubernetes") {
+        // the agent makes the target's connection (and its TLS): a trust setting here would be accepted and unused
+        for (const key of ["ca", "insecure_skip_tls_verify"] as const) {
+          if (t[key] === undefined || t[key] === false) continue;
+          ctx.addIssue({
+            code: "custom",
+            path: ["target", key],
+            message: `with secrets: agent the agent connects to the target itself: remove target.${key} here and give it to the agent (target.${key} in agent.yaml)`,
+          });
+        }
       }
     }
     if (type === "ssh" && c.secrets !== "agent") {
@@ -454,6 +465,18 @@ function checkConnection(type: ConnectionType) {
     }
   };
 }
+
+/**
+ * Target fields that hold (or, for client_cert, go with) a credential: with `secrets: agent` they belong in agent.yaml
+ * (`credentials.FIELD`), never in the gateway's config.
+ */
+const AGENT_HELD_TARGET_FIELDS: Record<ConnectionType, readonly string[]> = {
+  postgres: ["password", "private_key"],
+  mysql: ["password", "private_key"],
+  ssh: ["password", "private_key"],
+  http: ["bearer", "basic", "headers", "client_cert", "client_key"],
+  kubernetes: ["token", "client_cert", "client_key"],
+};
 
 function connection<T extends ConnectionType, S extends z.ZodType>(type: T, target: S) {
   return z.object(connectionShape(type, target)).strict().superRefine(checkConnection(type));
@@ -763,11 +786,15 @@ export const configSchema = z
 /**
  * Protocols whose target login can use credentials only an agent holds (`secrets: agent`): the adapter drives the
  * login and asks the agent's credential oracle for the steps that need the secret (an md5 response, a SCRAM proof,
- * an SSH signature). Not http and kubernetes: their credential is a header sent with every request, which the
- * agent would have to inject into requests it does not parse (and whose responses would echo it unscrubbed). Not
- * mysql yet: its logins (mysql_native_password, caching_sha2_password) could use the same oracle, but none is built.
+ * an SSH signature). For http and kubernetes the agent is the HTTP origin instead: the gateway speaks plain HTTP to it
+ * over the tunnel, and the agent adds the credential to each request and scrubs it from each response. Not mysql yet: its logins (mysql_native_password, caching_sha2_password) could use the same oracle, but none is built.
  */
-const AGENT_LOGIN_PROTOCOLS: ReadonlySet<ConnectionType> = new Set<ConnectionType>(["postgres", "ssh"]);
+const AGENT_LOGIN_PROTOCOLS: ReadonlySet<ConnectionType> = new Set<ConnectionType>([
+  "postgres",
+  "ssh",
+  "http",
+  "kubernetes",
+]);
 
 /** Every `via: agent/NAME` names an agent allowed to dial in, on a listener that runs. */
 function checkAgentRoutes(
@@ -815,11 +842,7 @@ function refuseUnenforced(
     ctx.addIssue({
       code: "custom",
       path: ["connections", i, "secrets"],
-      message: `secrets: agent is not supported for ${conn.type} connections${
-        conn.type === "http" || conn.type === "kubernetes"
-          ? " (their credential is a header on every request, which the agent does not handle)"
-          : " yet"
-      }: the gateway would have no credential to log in with, so the setting is refused (hold the credentials in the gateway's config)`,
+      message: `secrets: agent is not supported for ${conn.type} connections yet: the gateway would have no credential to log in with, so the setting is refused (hold the credentials in the gateway's config)`,
     });
   });
   for (const path of [
@@ -896,4 +919,4 @@ export type OnUnparseable = ConnectionConfig["on_unparseable"];
 export { CONNECTION_TYPES };
 
 /** Building blocks other config files reuse (the agent's), so the same values are spelled and checked the same way. */
-export const configFields = { duration, nonEmpty, hostname, port, pem, hostPort, resourceName } as const;
+export const configFields = { duration, nonEmpty, hostname, port, pem, hostPort, resourceName, url } as const;

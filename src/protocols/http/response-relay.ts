@@ -4,7 +4,7 @@ import { JsonLinesMasker } from "../../core/masking/json-lines.js";
 import { maskDocumentText } from "../../core/masking/json-mask.js";
 import { OutputMasker } from "../../core/terminal/index.js";
 import { BodyEvidence } from "./body-evidence.js";
-import type { HeldSecrets } from "./held-secrets.js";
+import type { HeldSecrets } from "../../core/masking/index.js";
 import { isJsonContentType, isJsonStream, masksAnything, type BodyMasking } from "./response-masking.js";
 import { returnedHeaders } from "./target-client.js";
 

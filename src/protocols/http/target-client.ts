@@ -8,7 +8,7 @@ import {
 import { connect as tlsConnect } from "node:tls";
 import type { Duplex } from "node:stream";
 import type { RouteEvidence, TargetConnector } from "../../core/adapter/index.js";
-import { HeldSecrets } from "./held-secrets.js";
+import { HeldSecrets } from "../../core/masking/index.js";
 import type { HttpFamilyConnection } from "./router.js";
 
 /** Where a connection's requests go, and what the gateway adds to each (the held credential). */
@@ -19,6 +19,11 @@ export interface TargetSpec {
   /** Headers the gateway sets on every request (the held credential among them). */
   headers: Record<string, string>;
   tls: { ca?: string | undefined; cert?: string | undefined; key?: string | undefined; rejectUnauthorized: boolean };
+  /**
+   * The connection's credentials are held by its agent (`secrets: agent`): the agent is the HTTP origin, so the
+   * gateway speaks plain HTTP on the stream whatever the URL's scheme.
+   */
+  viaOrigin?: boolean;
 }
 
 export function targetSpec(c: HttpFamilyConnection): TargetSpec {
@@ -37,6 +42,10 @@ export function targetSpec(c: HttpFamilyConnection): TargetSpec {
       headers.authorization = `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}`;
     }
   }
+  // secrets: agent: the agent adds the credential and makes the target's TLS; the gateway holds neither (the config
+  // refuses them in the target), and speaks plain HTTP to the agent over the tunnel
+  if (c.secrets === "agent")
+    return { url: new URL(base), secrets: [], headers: {}, tls: { rejectUnauthorized: true }, viaOrigin: true };
   const secrets = Object.values(headers).flatMap((v) => [v, v.replace(/^(?:Bearer|Basic) +/i, "")]);
   if (c.type === "http" && c.target.basic) secrets.push(c.target.basic.password);
   if (t.client_key) secrets.push(t.client_key);
@@ -132,6 +141,7 @@ export class TargetClient {
     this.held = new HeldSecrets(this.spec.secrets);
     const url = this.spec.url;
     const secure = url.protocol === "https:";
+    const tlsHere = secure && !this.spec.viaOrigin;
     this.#host = url.hostname.replace(/^\[|\]$/g, "");
     this.#port = url.port ? Number(url.port) : secure ? 443 : 80;
     const endpoint = { host: this.#host, port: this.#port };
@@ -139,7 +149,7 @@ export class TargetClient {
     const servername = /^[\d.]+$|:/.test(this.#host) ? undefined : this.#host;
     this.#open = async (session) => {
       const raw = await connector.open(connection, endpoint, "session", session ? { session } : {});
-      if (!secure) return poolable(raw);
+      if (!tlsHere) return poolable(raw);
       return tlsConnect({
         socket: raw,
         ...(servername ? { servername } : {}),

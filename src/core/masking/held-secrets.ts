@@ -1,7 +1,9 @@
 /**
  * The target credentials a connection holds (its token, password, header values), scrubbed from everything the
  * target sends back: a target that echoes a request's headers (a debug endpoint, an error page quoting the request)
- * must not hand the client, or the recording, the credential the gateway keeps from both.
+ * must not hand the client, or the recording, the credential kept from both. One implementation for both holders:
+ * the gateway's HTTP adapter (`secrets: gateway`) and the network agent that adds the credential itself
+ * (`secrets: agent`, which scrubs before anything crosses the tunnel).
  */
 export const HELD_SECRET_MASK = "********";
 
