@@ -10,6 +10,7 @@ import { connect as tlsConnect, type TLSSocket } from "node:tls";
 import { dialTcp, errorText } from "../core/adapter/index.js";
 import type { AgentConfig } from "./config.js";
 import { AgentCredentials } from "./credentials.js";
+import { buffersOnly } from "./buffer-writes.js";
 import { parseJson, readBody } from "./h2-body.js";
 import { HttpOrigin } from "./http-origin.js";
 import {
@@ -294,7 +295,7 @@ export class GatehouseAgent extends EventEmitter {
       stream.once("close", () => this.#openStreams--);
       stream.respond({ ":status": 200 });
       this.emit("stream", connection);
-      server.serve(stream);
+      server.serve(buffersOnly(stream));
       return;
     }
     this.#openStreams++;

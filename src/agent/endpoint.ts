@@ -16,6 +16,7 @@ import {
 } from "../core/adapter/index.js";
 import type { AuditEventInput } from "../core/evidence/audit-event.js";
 import type { ConnectionConfig, GatehouseConfig, HostPort } from "../core/policy/schema.js";
+import { buffersOnly } from "./buffer-writes.js";
 import { parseJson, readBody } from "./h2-body.js";
 import { tunnelOracle } from "./oracle.js";
 import type { AgentInstance, AgentRegistry } from "./registry.js";
@@ -400,7 +401,8 @@ class Tunnel implements AgentInstance {
         clearTimeout(timer);
         stream.off("error", fail);
         this.lastSeen = new Date();
-        resolve(stream);
+        // adapters (node:http among them) may write strings: see buffersOnly
+        resolve(buffersOnly(stream));
       });
     });
   }

@@ -26,6 +26,11 @@ const agentToken = generateStaticToken();
 /** The target's bearer token: only the agent's config has it. */
 const HELD = `held-by-the-agent-${randomBytes(12).toString("hex")}`;
 const MASK = "********";
+/** Credentials of the other two http kinds, also only in the agent's config. */
+const BASIC = { user: "svc", password: `pw-${randomBytes(12).toString("hex")}` };
+const API_KEY = `key-${randomBytes(12).toString("hex")}`;
+let basicTarget: HttpTarget;
+let headerTarget: HttpTarget;
 let gateway: Gateway;
 let dataDir: string;
 let target: HttpTarget;
@@ -53,6 +58,16 @@ ${viaAgent}
     target: { server: "${api.url}" }
     access: [group:ci]
 ${viaAgent}`,
+      `  - name: basic-web
+    type: http
+    target: { url: "${basicTarget.url}" }
+    access: [group:ci]
+${viaAgent}`,
+      `  - name: header-web
+    type: http
+    target: { url: "${headerTarget.url}" }
+    access: [group:ci]
+${viaAgent}`,
       // announced by the agent without credentials: refused at welcome, and its requests are refused
       `  - name: bare
     type: http
@@ -76,6 +91,12 @@ function agentYaml(caFile: string): string {
     `  - name: cluster`,
     `    target: { url: "${api.url}", ca: "\${file:${caFile}}" }`,
     `    credentials: { token: "\${env:KUBE_TOKEN}" }`,
+    `  - name: basic-web`,
+    `    target: { url: "${basicTarget.url}" }`,
+    `    credentials: { basic: { user: ${BASIC.user}, password: "\${env:BASIC_PASSWORD}" } }`,
+    `  - name: header-web`,
+    `    target: { url: "${headerTarget.url}" }`,
+    `    credentials: { headers: { X-Api-Key: "\${env:API_KEY}" } }`,
     `  - { name: bare, target: { url: "${target.url}" } }`,
   ].join("\n");
 }
@@ -103,6 +124,8 @@ beforeAll(async () => {
   await kubectlPath();
   dataDir = mkdtempSync(join(tmpdir(), "gatehouse-agent-http-secrets-"));
   target = await startHttpTarget({ requireBearer: HELD });
+  basicTarget = await startHttpTarget({ requireBasic: BASIC });
+  headerTarget = await startHttpTarget({ requireHeader: { name: "x-api-key", value: API_KEY } });
   api = await startKubeApiServer();
   gateway = await Gateway.start(parseConfig(gatewayConfig(), { source: "gatehouse.yaml", baseDir: dataDir }), {
     apiListen: { host: "127.0.0.1", port: 0 },
@@ -135,7 +158,9 @@ beforeAll(async () => {
       "current-context": "gw",
     }),
   );
-  const config = parseAgentConfig(agentYaml(caFile), { env: { WEB_TOKEN: HELD, KUBE_TOKEN: api.token } });
+  const config = parseAgentConfig(agentYaml(caFile), {
+    env: { WEB_TOKEN: HELD, KUBE_TOKEN: api.token, BASIC_PASSWORD: BASIC.password, API_KEY },
+  });
   agent = new GatehouseAgent(config, {
     version: "test",
     log: (msg, fields) => logs.push(`agent: ${msg} ${JSON.stringify(fields ?? {})}`),
@@ -153,6 +178,8 @@ afterAll(async () => {
   await agent?.stop();
   await gateway?.stop("test");
   await target?.close();
+  await basicTarget?.close();
+  await headerTarget?.close();
   await api?.close();
   if (dataDir) rmSync(dataDir, { recursive: true, force: true });
 });
@@ -162,7 +189,7 @@ describe("secrets: agent for http and kubernetes", () => {
     const [connected] = await audit("agent.connected");
     expect(connected?.data).toMatchObject({
       capabilities: ["tcp", "credential:http"],
-      connections: ["web", "cluster"],
+      connections: ["web", "cluster", "basic-web", "header-web"],
       refused: [
         {
           connection: "bare",
@@ -199,6 +226,23 @@ describe("secrets: agent for http and kubernetes", () => {
       expect(route.data).toMatchObject({ via: "agent/office", agent: "office", credentials: "agent" });
   });
 
+  it("basic and header credentials held by the agent: added to each request, a body passes, echoes are scrubbed", async () => {
+    const basic = await get("/basic-web/echo", { method: "POST", body: "payload-1" });
+    expect(basic.status, basic.body).toBe(200);
+    const sawBasic = basicTarget.requests.find((q) => q.method === "POST");
+    expect(sawBasic?.authorized).toBe(true);
+    expect(sawBasic?.body.toString()).toBe("payload-1");
+    expect(`${basic.headers}\n${basic.body}`).not.toContain(BASIC.password);
+    expect(`${basic.headers}\n${basic.body}`).not.toContain(
+      Buffer.from(`${BASIC.user}:${BASIC.password}`).toString("base64"),
+    );
+    const header = await get("/header-web/echo");
+    expect(header.status).toBe(200);
+    expect(headerTarget.requests.at(-1)?.headers["x-api-key"]).toBe(API_KEY);
+    expect(headerTarget.requests.every((q) => q.authorized)).toBe(true);
+    expect(`${header.headers}\n${header.body}`).not.toContain(API_KEY);
+  });
+
   it("a guardrail still denies (403), and the target never sees the request", async () => {
     const r = await get("/web/echo?deny=1", { method: "DELETE" });
     expect(r.status).toBe(403);
@@ -228,9 +272,13 @@ describe("secrets: agent for http and kubernetes", () => {
       const bytes = readFileSync(file);
       expect(bytes.includes(HELD), file).toBe(false);
       expect(bytes.includes(api.token), file).toBe(false);
+      expect(bytes.includes(BASIC.password), file).toBe(false);
+      expect(bytes.includes(API_KEY), file).toBe(false);
     }
     const text = logs.join("\n");
     expect(text).not.toContain(HELD);
     expect(text).not.toContain(api.token);
+    expect(text).not.toContain(BASIC.password);
+    expect(text).not.toContain(API_KEY);
   });
 });
