@@ -11,7 +11,7 @@ import http, { type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttp
 import https from "node:https";
 import { pipeline, Transform, type Duplex } from "node:stream";
 import { connect as tlsConnect, type TLSSocket } from "node:tls";
-import { dialTcp, errorText } from "../core/adapter/index.js";
+import { connectionNamed, dialTcp, endToEndHeaders, errorText, HOP_BY_HOP } from "../core/adapter/index.js";
 import { HeldSecrets } from "../core/masking/index.js";
 import type { HttpCredential } from "./credentials.js";
 
@@ -26,19 +26,6 @@ export interface OriginTarget {
 
 /** How long the agent waits for its own dial to the target of an upgrade. */
 const DIAL_TIMEOUT_MS = 10_000;
-
-/** Hop-by-hop headers (RFC 9110 7.6.1): never forwarded either way (an upgrade keeps Connection and Upgrade). */
-const HOP_BY_HOP = new Set([
-  "connection",
-  "keep-alive",
-  "proxy-authenticate",
-  "proxy-authorization",
-  "proxy-connection",
-  "te",
-  "trailer",
-  "transfer-encoding",
-  "upgrade",
-]);
 
 export class HttpOrigin {
   readonly #held: HeldSecrets;
@@ -126,7 +113,7 @@ export class HttpOrigin {
       if (!res.writableFinished) out.destroy();
     });
     out.once("response", (upstream) => {
-      const headers = returned(upstream.headers);
+      const headers = endToEndHeaders(upstream.headers);
       // scrubbing can change the body's length: the gateway reads it to its end instead
       if (!this.#held.empty && bodyMayFollow(req.method, upstream.statusCode)) delete headers["content-length"];
       res.writeHead(upstream.statusCode ?? 502, upstream.statusMessage, this.#held.scrubHeaders(headers));
@@ -191,26 +178,6 @@ export class HttpOrigin {
     const scrubber = this.#held.stream((bytes) => transform.push(bytes));
     return transform;
   }
-}
-
-function connectionNamed(headers: IncomingHttpHeaders): Set<string> {
-  return new Set(
-    String(headers.connection ?? "")
-      .split(",")
-      .map((h) => h.trim().toLowerCase())
-      .filter(Boolean),
-  );
-}
-
-/** The target's response headers, minus hop-by-hop ones and those its Connection header names. */
-function returned(incoming: IncomingHttpHeaders): OutgoingHttpHeaders {
-  const named = connectionNamed(incoming);
-  const out: OutgoingHttpHeaders = {};
-  for (const [name, value] of Object.entries(incoming)) {
-    if (value === undefined || HOP_BY_HOP.has(name) || named.has(name)) continue;
-    out[name] = value;
-  }
-  return out;
 }
 
 function bodyMayFollow(method: string | undefined, status: number | undefined): boolean {

@@ -18,3 +18,4 @@ export {
 export { bindServer, LiveSockets, PendingWork, stopAccepting } from "./listener.js";
 export { clientMustUseTls, loadTlsMaterial, secureContextFor, type TlsMaterial } from "./tls.js";
 export { errorText } from "./errors.js";
+export { connectionNamed, endToEndHeaders, HOP_BY_HOP } from "./hop-by-hop.js";

@@ -7,7 +7,7 @@ import {
 } from "node:http";
 import { connect as tlsConnect } from "node:tls";
 import type { Duplex } from "node:stream";
-import type { RouteEvidence, TargetConnector } from "../../core/adapter/index.js";
+import { endToEndHeaders, type RouteEvidence, type TargetConnector } from "../../core/adapter/index.js";
 import { HeldSecrets } from "../../core/masking/index.js";
 import type { HttpFamilyConnection } from "./router.js";
 
@@ -57,56 +57,21 @@ export function targetSpec(c: HttpFamilyConnection): TargetSpec {
   };
 }
 
-/** Hop-by-hop headers (RFC 9110 7.6.1) and the client's own credential: never forwarded either way. */
-const HOP_BY_HOP = new Set([
-  "connection",
-  "keep-alive",
-  "proxy-authenticate",
-  "proxy-authorization",
-  "proxy-connection",
-  "te",
-  "trailer",
-  "transfer-encoding",
-  "upgrade",
-]);
-
-/** The headers a message's `Connection` header names: hop-by-hop for this message alone. */
-function connectionNamed(headers: IncomingHttpHeaders): Set<string> {
-  return new Set(
-    String(headers.connection ?? "")
-      .split(",")
-      .map((h) => h.trim().toLowerCase())
-      .filter(Boolean),
-  );
-}
-
 /**
  * The headers the target gets: the client's, minus hop-by-hop ones, the headers `Connection` names, the client's
  * bearer token (Authorization) and Host; plus the held credential and headers the connection configures.
  */
 export function forwardedHeaders(incoming: IncomingHttpHeaders, spec: TargetSpec, host: string): OutgoingHttpHeaders {
-  const named = connectionNamed(incoming);
-  const out: OutgoingHttpHeaders = {};
-  for (const [name, value] of Object.entries(incoming)) {
-    if (value === undefined || HOP_BY_HOP.has(name) || named.has(name)) continue;
-    if (name === "authorization" || name === "host") continue;
-    out[name] = value;
-  }
+  const out = endToEndHeaders(incoming);
+  delete out.authorization;
+  delete out.host;
   out.host = host;
   for (const [name, value] of Object.entries(spec.headers)) out[name] = value;
   return out;
 }
 
 /** Response headers for the client: the target's, minus hop-by-hop ones. */
-export function returnedHeaders(incoming: IncomingHttpHeaders): OutgoingHttpHeaders {
-  const named = connectionNamed(incoming);
-  const out: OutgoingHttpHeaders = {};
-  for (const [name, value] of Object.entries(incoming)) {
-    if (value === undefined || HOP_BY_HOP.has(name) || named.has(name)) continue;
-    out[name] = value;
-  }
-  return out;
-}
+export const returnedHeaders = endToEndHeaders;
 
 /**
  * A target stream as Node's keep-alive pool can hold it. The pool treats every connection as a net.Socket: when a
@@ -114,8 +79,8 @@ export function returnedHeaders(incoming: IncomingHttpHeaders): OutgoingHttpHead
  * agent is an HTTP/2 stream, which has none of them: every keep-alive response of a plain-HTTP target reached
  * through an agent threw from the pool's 'free' handler (an uncaught TypeError, "socket.setKeepAlive is not a
  * function", which ends a gateway process), and the stream never went back to the pool, so each request opened
- * another. TCP keep-alive and holding the event loop are the tunnel socket's business (it has heartbeats), so for such a stream they do nothing. A TLS
- * socket made over the stream (https targets) is a net.Socket already.
+ * another. TCP keep-alive and holding the event loop are the tunnel socket's business (it has heartbeats), so for
+ * such a stream they do nothing. A TLS socket made over the stream (https targets) is a net.Socket already.
  */
 function poolable(stream: Duplex): Duplex {
   const s = stream as Duplex & Partial<Record<"setKeepAlive" | "ref" | "unref", () => unknown>>;
