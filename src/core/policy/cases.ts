@@ -50,6 +50,7 @@ const request = z
     apiCalls: z.array(apiCall).optional(),
     httpCalls: z.array(httpCall).optional(),
     within: z.array(apiCall).optional(),
+    opaque: z.array(z.object({ kind: z.string().min(1), detail: z.string().min(1) }).strict()).optional(),
     unparseable: z.object({ reason: z.string() }).strict().optional(),
   })
   .strict();

@@ -252,6 +252,63 @@ describe("unparseable requests", () => {
   });
 });
 
+describe("opaque code (code the analysis cannot see into)", () => {
+  const hidden = factsFrom({
+    commands: [{ name: "python3", argv: ["python3", "-c", "..."] }],
+    opaque: [{ kind: "inline-code", detail: "python3 -c" }],
+  });
+  const policyWith = (extra: string) =>
+    new CompiledPolicy(
+      parseConfig(`
+connections:
+  - name: box
+    type: ssh
+    target: { host: h, user: u, password: p, host_key: "${HOST_KEY}" }
+    access: ["*"]
+${extra}`),
+    );
+
+  it("is refused by default on a connection with guardrails, saying why and how to allow it", () => {
+    const d = run("host", hidden);
+    expect(d).toMatchObject({
+      outcome: "deny",
+      rule: {
+        path: "connections[3].on_opaque",
+        summary: "on_opaque deny, the default on a connection with guardrails",
+      },
+    });
+    expect(d.outcome === "deny" && d.reason).toContain("python3 -c: runs code the gateway cannot see into");
+    expect(d.outcome === "deny" && d.reason).toContain('set on_opaque: approve or allow on connection "host"');
+    // the same request without hidden code is allowed
+    expect(run("host", factsFrom({ commands: hidden.commands })).outcome).toBe("allow");
+  });
+
+  it("is allowed by default where there are no guardrails, and the decision names on_opaque", () => {
+    const d = policyWith("").decide(ci, "box", hidden);
+    expect(d).toMatchObject({ outcome: "allow", rule: { path: "connections[0].on_opaque" } });
+  });
+
+  it("on_opaque: allow lets it through, and guardrails still apply to what was seen", () => {
+    const p = policyWith(`    guardrails: [{ deny: { commands: [rm] } }]\n    on_opaque: allow`);
+    expect(p.decide(ci, "box", hidden).outcome).toBe("allow");
+    const both = factsFrom({ ...hidden, commands: [...hidden.commands, { name: "rm", argv: ["rm", "x"] }] });
+    expect(p.decide(ci, "box", both)).toMatchObject({
+      outcome: "deny",
+      rule: { path: "connections[0].guardrails[0]" },
+    });
+  });
+
+  it("on_opaque: approve holds it under the first approval rule, and needs one", () => {
+    const p = policyWith(
+      `    on_opaque: approve\n    approvals: [{ require: { commands: [sudo] }, approvers: [group:sre] }]`,
+    );
+    const d = p.decide(ci, "box", hidden);
+    expect(d).toMatchObject({ outcome: "approve", rule: { path: "connections[0].on_opaque" } });
+    expect(d.outcome === "approve" && d.approval.approvers).toEqual(["group:sre"]);
+    expect(() => policyWith("    on_opaque: approve")).toThrow(/on_opaque: approve needs an approvals rule/);
+  });
+});
+
 describe("ssh", () => {
   const cmd = (name: string, ...argv: string[]) => ({ name, argv: [name, ...argv] });
   it("matches command names anywhere in the line and by basename", () => {

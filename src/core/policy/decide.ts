@@ -1,8 +1,8 @@
 import type { Identity } from "../identity/identity.js";
 import { formatDuration } from "./duration.js";
-import type { RequestFacts } from "./facts.js";
+import type { OpaqueFact, RequestFacts } from "./facts.js";
 import { compileMatcher, type CompiledMatcher } from "./matcher.js";
-import type { ApprovalRuleConfig, ConnectionConfig, GatehouseConfig, OnUnparseable } from "./schema.js";
+import type { ApprovalRuleConfig, ConnectionConfig, GatehouseConfig, OnOpaque, OnUnparseable } from "./schema.js";
 import { SubjectSet } from "./subjects.js";
 
 /** Which rule made a decision: its config path (for evidence and `policy test`) and a readable summary. */
@@ -39,6 +39,9 @@ export interface CompiledConnection {
   readonly guardrails: readonly CompiledRule[];
   readonly approvals: readonly CompiledApproval[];
   readonly onUnparseable: OnUnparseable;
+  /** `on_opaque`, or its default: deny where the connection has guardrails (they could not see the code), else allow. */
+  readonly onOpaque: OnOpaque;
+  readonly onOpaqueRef: RuleRef;
 }
 
 export function approvalSummary(rule: ApprovalRuleConfig, matcherSummary: string): string {
@@ -68,7 +71,35 @@ export function compileConnection(config: ConnectionConfig, index: number): Comp
       };
     }),
     onUnparseable: config.on_unparseable,
+    ...opaquePolicy(config, base),
   };
+}
+
+function opaquePolicy(config: ConnectionConfig, base: string): { onOpaque: OnOpaque; onOpaqueRef: RuleRef } {
+  const onOpaque = config.on_opaque ?? (config.guardrails.length > 0 ? "deny" : "allow");
+  const defaulted =
+    config.on_opaque === undefined
+      ? `, the default on a connection with${onOpaque === "deny" ? "" : "out"} guardrails`
+      : "";
+  return { onOpaque, onOpaqueRef: { path: `${base}.on_opaque`, summary: `on_opaque ${onOpaque}${defaulted}` } };
+}
+
+/** Why hidden code is refused or held, and how to permit it. */
+function opaqueReason(connection: CompiledConnection, opaque: readonly OpaqueFact[]): string {
+  const what = opaque.map((o) => o.detail).join("; ");
+  const permit =
+    connection.onOpaque === "deny"
+      ? `; to permit it set on_opaque: approve or allow on connection ${JSON.stringify(connection.name)}`
+      : "";
+  return `${what}: runs code the gateway cannot see into, so no deny rule could stop what it does (${connection.onOpaqueRef.path}: ${connection.onOpaqueRef.summary}${permit})`;
+}
+
+/** Holds a request under the connection's first approval rule (on_unparseable/on_opaque: approve). */
+function holdUnderFirstApproval(connection: CompiledConnection, rule: RuleRef, reason: string): Decision {
+  const first = connection.approvals[0];
+  // the schema forbids approve without an approvals rule; fail closed if that ever changes
+  if (!first) return { outcome: "deny", rule, reason };
+  return { outcome: "approve", rule, approval: first.config, reason };
 }
 
 function describeIdentity(identity: Identity): string {
@@ -90,9 +121,10 @@ export function checkAccess(identity: Identity, connection: CompiledConnection):
 }
 
 /**
- * One request. Order: access, then an unparseable request's fate, then guardrails (first match denies), then
- * approvals (first match holds), else allow. Guardrails run before approvals so that no approver can let through
- * what a deny rule forbids; with on_unparseable approve/allow they still run on whatever facts were extracted.
+ * One request. Order: access, then an unparseable request's fate, then guardrails (first match denies), then hidden
+ * code's (on_opaque deny), then holds (on_unparseable/on_opaque approve, then approval rules, first match holds),
+ * else allow. Guardrails run before approvals so that no approver can let through what a deny rule forbids; with
+ * on_unparseable approve/allow they still run on whatever facts were extracted.
  */
 export function decide(
   identity: Identity,
@@ -120,18 +152,16 @@ export function decide(
     }
   }
 
+  const opaque = facts.opaque && facts.opaque.length > 0 ? facts.opaque : undefined;
+  if (opaque && connection.onOpaque === "deny") {
+    return { outcome: "deny", rule: connection.onOpaqueRef, reason: opaqueReason(connection, opaque) };
+  }
+
   if (unparseable && unparseableRef && connection.onUnparseable === "approve") {
-    const first = connection.approvals[0];
-    if (first) {
-      return {
-        outcome: "approve",
-        rule: unparseableRef,
-        approval: first.config,
-        reason: `request could not be analyzed (${unparseable.reason})`,
-      };
-    }
-    // the schema forbids approve without an approvals rule; fail closed if that ever changes
-    return { outcome: "deny", rule: unparseableRef, reason: `request could not be analyzed (${unparseable.reason})` };
+    return holdUnderFirstApproval(connection, unparseableRef, `request could not be analyzed (${unparseable.reason})`);
+  }
+  if (opaque && connection.onOpaque === "approve") {
+    return holdUnderFirstApproval(connection, connection.onOpaqueRef, opaqueReason(connection, opaque));
   }
 
   for (const a of connection.approvals) {
@@ -141,7 +171,8 @@ export function decide(
     }
   }
 
-  return unparseableRef ? { outcome: "allow", rule: unparseableRef } : access;
+  if (unparseableRef) return { outcome: "allow", rule: unparseableRef };
+  return opaque ? { outcome: "allow", rule: connection.onOpaqueRef } : access;
 }
 
 const compiled = new WeakMap<GatehouseConfig, CompiledPolicy>();

@@ -36,6 +36,8 @@ export interface ConnectionDescription {
   })[];
   masking?: { columns: string[]; detectors: string[] };
   on_unparseable: string;
+  /** With the reason when defaulted: `deny, the default on a connection with guardrails`. */
+  on_opaque: string;
 }
 
 export interface ConfigDescription {
@@ -121,6 +123,7 @@ export function describeConfig(config: GatehouseConfig): ConfigDescription {
         reason_required: a.config.reason_required,
       })),
       on_unparseable: c.on_unparseable,
+      on_opaque: cc.onOpaqueRef.summary.replace(/^on_opaque /, ""),
     };
     if (c.via) d.via = c.via;
     if (c.secrets === "agent") d.secrets = "agent";
@@ -211,6 +214,7 @@ export function renderDescription(d: ConfigDescription): string {
       field("masking", parts.join("; "));
     }
     field("unparseable", c.on_unparseable);
+    field("opaque code", c.on_opaque);
   }
 
   lines.push("", "identity");

@@ -48,6 +48,18 @@ export interface HttpCallFact {
   path: string;
 }
 
+/**
+ * Code the analysis cannot see into, though the request runs it: an interpreter given code inline (`python3 -c`,
+ * `perl -e`, a pipe into `sh`), SQL built at run time and handed to `EXECUTE`. What it does is unknown, so a deny
+ * rule could not stop it; the connection's `on_opaque` decides (by default refused where there are guardrails).
+ */
+export interface OpaqueFact {
+  /** What kind of hidden code: `inline-code`, `dynamic-sql`... */
+  kind: string;
+  /** Where it is, for the refusal message and evidence: `python3 -c`, `EXECUTE of a string built at run time`. */
+  detail: string;
+}
+
 export interface RequestFacts {
   statements: StatementFact[];
   commands: CommandFact[];
@@ -61,6 +73,8 @@ export interface RequestFacts {
    * API calls alone (verbs: [exec]) judge the exec once and not every line typed in it.
    */
   within?: ApiCallFact[];
+  /** Code the request runs that the analysis cannot see into; `on_opaque` decides. Absent when there is none. */
+  opaque?: OpaqueFact[];
   /** Set when the analyzer could not understand the request; `on_unparseable` decides what happens. */
   unparseable?: { reason: string };
 }
@@ -79,6 +93,7 @@ export function factsFrom(partial: Partial<RequestFacts>): RequestFacts {
     httpCalls: partial.httpCalls ?? [],
   };
   if (partial.within) facts.within = partial.within;
+  if (partial.opaque) facts.opaque = partial.opaque;
   if (partial.unparseable) facts.unparseable = partial.unparseable;
   return facts;
 }

@@ -408,20 +408,31 @@ function connectionShape<T extends ConnectionType, S extends z.ZodType>(type: T,
     access_requests: accessRequests.optional(),
     masking: masking(type).optional(),
     on_unparseable: z.enum(["deny", "approve", "allow"]).default("deny"),
+    /** Code the gateway cannot see into (`python3 -c`, dynamic SQL): by default refused where there are guardrails. */
+    on_opaque: z.enum(["deny", "approve", "allow"]).optional(),
   };
 }
 
 function checkConnection(type: ConnectionType) {
   return (
-    c: { on_unparseable: string; approvals: unknown[]; via?: string | undefined; secrets: string; target?: unknown },
+    c: {
+      on_unparseable: string;
+      on_opaque?: string | undefined;
+      approvals: unknown[];
+      via?: string | undefined;
+      secrets: string;
+      target?: unknown;
+    },
     ctx: z.RefinementCtx,
   ): void => {
-    if (c.on_unparseable === "approve" && c.approvals.length === 0) {
-      ctx.addIssue({
-        code: "custom",
-        path: ["on_unparseable"],
-        message: "on_unparseable: approve needs an approvals rule (the first one's approvers decide)",
-      });
+    for (const key of ["on_unparseable", "on_opaque"] as const) {
+      if (c[key] === "approve" && c.approvals.length === 0) {
+        ctx.addIssue({
+          code: "custom",
+          path: [key],
+          message: `${key}: approve needs an approvals rule (the first one's approvers decide)`,
+        });
+      }
     }
     if (c.secrets === "agent" && !c.via) {
       ctx.addIssue({
@@ -916,6 +927,7 @@ export type HttpListenerConfig = GatehouseConfig["http"];
 export type AgentsConfig = GatehouseConfig["agents"];
 export type ListenerTlsConfig = PostgresListenerConfig["tls"];
 export type OnUnparseable = ConnectionConfig["on_unparseable"];
+export type OnOpaque = NonNullable<ConnectionConfig["on_opaque"]>;
 export { CONNECTION_TYPES };
 
 /** Building blocks other config files reuse (the agent's), so the same values are spelled and checked the same way. */
